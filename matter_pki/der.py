@@ -1,0 +1,144 @@
+"""Minimal strict DER reader and writer for the few raw views cryptography does not give.
+
+Used to see extension bytes exactly as encoded (criticality, duplicates, 9-bit KeyUsage), the
+TBS signature algorithm, the raw subjectPublicKeyInfo point, and to assemble certificates from
+pre-encoded parts on the batch path.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+SEQUENCE = 0x30
+SET = 0x31
+INTEGER = 0x02
+BIT_STRING = 0x03
+OCTET_STRING = 0x04
+NULL = 0x05
+OID = 0x06
+UTF8_STRING = 0x0C
+PRINTABLE_STRING = 0x13
+UTC_TIME = 0x17
+GENERALIZED_TIME = 0x18
+BOOLEAN = 0x01
+
+
+class DerError(ValueError):
+    """Bytes that are not strict DER."""
+
+
+@dataclass(frozen=True, slots=True)
+class Tlv:
+    """One DER element inside a buffer: tag octet, header and content offsets."""
+
+    tag: int
+    start: int
+    header_len: int
+    length: int
+
+    @property
+    def value_start(self) -> int:
+        """Offset of the first content octet."""
+        return self.start + self.header_len
+
+    @property
+    def end(self) -> int:
+        """Offset just past the element."""
+        return self.start + self.header_len + self.length
+
+    def value(self, buf: bytes) -> bytes:
+        """The content octets."""
+        return buf[self.value_start : self.end]
+
+    def encoded(self, buf: bytes) -> bytes:
+        """The whole element, header included."""
+        return buf[self.start : self.end]
+
+
+def read_tlv(buf: bytes, offset: int = 0, limit: int | None = None) -> Tlv:
+    """Read one element at ``offset``; definite minimal lengths only, low tag numbers only."""
+    end_limit = len(buf) if limit is None else limit
+    if offset + 2 > end_limit:
+        raise DerError("truncated element header")
+    tag = buf[offset]
+    if tag & 0x1F == 0x1F:
+        raise DerError("high tag numbers are not used in certificates")
+    first = buf[offset + 1]
+    if first < 0x80:
+        length, header = first, 2
+    else:
+        count = first & 0x7F
+        if count == 0:
+            raise DerError("indefinite length is not DER")
+        if count > 4 or offset + 2 + count > end_limit:
+            raise DerError("length field too long or truncated")
+        length = int.from_bytes(buf[offset + 2 : offset + 2 + count], "big")
+        if buf[offset + 2] == 0 or length < 0x80:
+            raise DerError("length is not minimally encoded")
+        header = 2 + count
+    if offset + header + length > end_limit:
+        raise DerError("element runs past the end of its container")
+    return Tlv(tag, offset, header, length)
+
+
+def children(buf: bytes, parent: Tlv) -> list[Tlv]:
+    """The elements directly inside a constructed element."""
+    items: list[Tlv] = []
+    pos = parent.value_start
+    while pos < parent.end:
+        item = read_tlv(buf, pos, parent.end)
+        items.append(item)
+        pos = item.end
+    return items
+
+
+def expect(tlv: Tlv, tag: int, what: str) -> Tlv:
+    """Check an element's tag, naming the field on failure."""
+    if tlv.tag != tag:
+        raise DerError(f"{what}: expected tag 0x{tag:02x}, found 0x{tlv.tag:02x}")
+    return tlv
+
+
+def decode_oid(content: bytes) -> str:
+    """Dotted form of OBJECT IDENTIFIER content octets."""
+    if not content or content[-1] & 0x80:
+        raise DerError("malformed OBJECT IDENTIFIER")
+    arcs: list[int] = []
+    value = 0
+    for i, octet in enumerate(content):
+        if value == 0 and octet == 0x80 and (i == 0 or not content[i - 1] & 0x80):
+            raise DerError("OBJECT IDENTIFIER arc not minimally encoded")
+        value = (value << 7) | (octet & 0x7F)
+        if not octet & 0x80:
+            arcs.append(value)
+            value = 0
+    first = min(arcs[0] // 40, 2)
+    return ".".join(str(a) for a in [first, arcs[0] - 40 * first, *arcs[1:]])
+
+
+def encode_length(length: int) -> bytes:
+    """DER length octets."""
+    if length < 0x80:
+        return bytes([length])
+    body = length.to_bytes((length.bit_length() + 7) // 8, "big")
+    return bytes([0x80 | len(body)]) + body
+
+
+def encode_tlv(tag: int, content: bytes) -> bytes:
+    """A whole DER element."""
+    return bytes([tag]) + encode_length(len(content)) + content
+
+
+def encode_integer(value: int) -> bytes:
+    """DER INTEGER for a non-negative value (leading 00 added when the top bit is set)."""
+    if value < 0:
+        raise ValueError("negative INTEGER not supported")
+    body = value.to_bytes(value.bit_length() // 8 + 1, "big")
+    if len(body) > 1 and body[0] == 0 and not body[1] & 0x80:
+        body = body[1:]
+    return encode_tlv(INTEGER, body)
+
+
+def outer_length(buf: bytes) -> int:
+    """Length of the first element in ``buf`` (to detect trailing bytes after a certificate)."""
+    return read_tlv(buf, 0).end
