@@ -1,0 +1,110 @@
+"""The CSR inbox key layout shared by the S3 bucket and the local inbox folder.
+
+``<CA id>/<PID>/<name>.csr`` → ``<CA id>/<PID>/<name>.pem`` (the DAC) or ``<name>.err`` (JSON:
+code, message, request id). The CA id is a PAI ARN in the cloud and a PAI id locally. Names are
+checked so that no key can climb out of its folder or collide with a result file.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass
+from typing import Any, TypedDict
+
+from matter_pki.errors import InputError, MatterPkiError
+
+MAX_KEY_LENGTH = 1024
+_NAME_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,127}")
+_PID_RE = re.compile(r"[0-9A-Fa-f]{4}")
+_ARN_RE = re.compile(r"arn:aws[a-z-]*:acm-pca:[a-z0-9-]+:\d{12}:certificate-authority/[0-9a-f-]{36}")
+_LOCAL_ID_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{0,63}")
+
+
+class ErrRecord(TypedDict, total=False):
+    """Content of a ``<name>.err`` file."""
+
+    code: str
+    message: str
+    request_id: str
+    csr_key: str
+    csr_sha256: str
+    time: str
+
+
+@dataclass(frozen=True, slots=True)
+class CsrKey:
+    """A validated inbox key: CA id (PAI ARN or local id), PID and the CSR's base name."""
+
+    ca: str
+    pid: int
+    name: str
+    prefix: str
+
+    @property
+    def csr(self) -> str:
+        """The CSR key."""
+        return f"{self.prefix}{self.name}.csr"
+
+    @property
+    def pem(self) -> str:
+        """Where the DAC goes."""
+        return f"{self.prefix}{self.name}.pem"
+
+    @property
+    def err(self) -> str:
+        """Where a refusal goes."""
+        return f"{self.prefix}{self.name}.err"
+
+
+def parse_csr_key(key: str, *, cloud: bool) -> CsrKey:
+    """Check ``<CA>/<PID>/<name>.csr``; the CA part is a Private CA ARN (``cloud``) or a local PAI id.
+
+    The ARN contains ``/`` itself (``certificate-authority/<uuid>``), so cloud keys have four
+    segments. Raises InputError (``key.*``) for anything else, including ``..``, empty or hidden
+    segments, non-hex PIDs and over-long keys.
+    """
+    if not key or len(key) > MAX_KEY_LENGTH:
+        raise InputError("key.length", f"object key must be 1..{MAX_KEY_LENGTH} characters")
+    if "\\" in key or "\x00" in key or any(ord(c) < 0x20 for c in key):
+        raise InputError("key.characters", "object key contains control characters or backslashes")
+    parts = key.split("/")
+    if any(p in ("", ".", "..") for p in parts):
+        raise InputError("key.segment", f"object key {key!r} has an empty, '.' or '..' segment")
+    expected = 4 if cloud else 3
+    if len(parts) != expected:
+        shape = "<PAI ARN>/<PID>/<name>.csr" if cloud else "<PAI id>/<PID>/<name>.csr"
+        raise InputError("key.shape", f"object key {key!r} must be {shape}")
+    ca = "/".join(parts[: expected - 2])
+    if cloud and not _ARN_RE.fullmatch(ca):
+        raise InputError("key.ca", f"{ca!r} is not a Private CA certificate-authority ARN")
+    if not cloud and not _LOCAL_ID_RE.fullmatch(ca):
+        raise InputError("key.ca", f"{ca!r} is not a PAI id")
+    pid_text, filename = parts[-2], parts[-1]
+    if not _PID_RE.fullmatch(pid_text):
+        raise InputError("key.pid", f"PID segment {pid_text!r} must be 4 hex digits")
+    if not filename.endswith(".csr"):
+        raise InputError("key.suffix", f"{filename!r} is not a .csr file")
+    name = filename[: -len(".csr")]
+    if not _NAME_RE.fullmatch(name):
+        raise InputError("key.name", f"CSR name {name!r} must be 1-128 of [A-Za-z0-9._-], starting alphanumeric")
+    return CsrKey(ca=ca, pid=int(pid_text, 16), name=name, prefix="/".join(parts[:-1]) + "/")
+
+
+def err_record(error: MatterPkiError, *, csr_key: str, request_id: str, time: str, csr_sha256: str | None = None) -> ErrRecord:
+    """The ``.err`` content for a refused CSR."""
+    record: ErrRecord = {
+        "code": error.code,
+        "message": error.message,
+        "request_id": request_id,
+        "csr_key": csr_key,
+        "time": time,
+    }
+    if csr_sha256:
+        record["csr_sha256"] = csr_sha256
+    return record
+
+
+def dumps_err(record: ErrRecord | dict[str, Any]) -> bytes:
+    """Serialised ``.err`` bytes (stable key order, trailing newline)."""
+    return (json.dumps(record, sort_keys=True) + "\n").encode()
