@@ -244,10 +244,13 @@ class _Profile:
             (self.key_usage(), True),
             (skid, False),
         ]
-        akid = issuer_skid if issuer_skid is not None else (skid.digest if self.role is Role.PAA else None)
-        if akid is None:
+        if self.role is Role.PAA:
+            if getattr(self, "authority_key_id", True):
+                exts.append((x509.AuthorityKeyIdentifier(skid.digest, None, None), False))
+            return exts
+        if issuer_skid is None:
             raise ProfileError("profile.issuer_skid_required", f"a {self.role.upper()} needs its issuer's SKID")
-        exts.append((x509.AuthorityKeyIdentifier(akid, None, None), False))
+        exts.append((x509.AuthorityKeyIdentifier(issuer_skid, None, None), False))
         return exts
 
     # -- rendering (a): cryptography builder -------------------------------------------------
@@ -348,6 +351,7 @@ class PaaProfile(_Profile):
     common_name: str | None = "Matter PAA"
     path_length: int | None = 1
     digital_signature: bool = False
+    authority_key_id: bool = True
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "role", Role.PAA)
@@ -360,8 +364,8 @@ class PaaProfile(_Profile):
 
     @classmethod
     def for_private_ca(cls, **kwargs: object) -> PaaProfile:
-        """The PAA that Private CA's root template produces: no pathLen, KU adds digitalSignature."""
-        return cls(path_length=None, digital_signature=True, **kwargs)  # type: ignore[arg-type]
+        """The PAA Private CA's root template produces: no pathLen, KU adds digitalSignature, no AKID."""
+        return cls(path_length=None, digital_signature=True, authority_key_id=False, **kwargs)  # type: ignore[arg-type]
 
     def basic_constraints(self) -> x509.BasicConstraints:
         """CA:TRUE, pathLen 1 (or absent)."""
@@ -378,10 +382,10 @@ class PaaProfile(_Profile):
 
     def pca_custom_extensions(self) -> list[PcaCustomExtension]:
         """The root template sets KU itself; nothing to pass through."""
-        if self.path_length is not None or not self.digital_signature:
+        if self.path_length is not None or not self.digital_signature or self.authority_key_id:
             raise ProfileError(
                 "profile.pca_paa_shape",
-                "the Private CA root template emits CA:TRUE without pathLen and KU with digitalSignature; "
+                "the Private CA root template emits CA:TRUE without pathLen, KU with digitalSignature and no AKID; "
                 "use PaaProfile.for_private_ca()",
             )
         return []
