@@ -142,3 +142,19 @@ def encode_integer(value: int) -> bytes:
 def outer_length(buf: bytes) -> int:
     """Length of the first element in ``buf`` (to detect trailing bytes after a certificate)."""
     return read_tlv(buf, 0).end
+
+
+def encode_oid(dotted: str) -> bytes:
+    """DER OBJECT IDENTIFIER from dotted form."""
+    arcs = [int(a) for a in dotted.split(".")]
+    if len(arcs) < 2:
+        raise ValueError("an OID has at least two arcs")
+    body = bytearray()
+    for arc in [40 * arcs[0] + arcs[1], *arcs[2:]]:
+        chunk = [arc & 0x7F]
+        arc >>= 7
+        while arc:
+            chunk.append(0x80 | (arc & 0x7F))
+            arc >>= 7
+        body.extend(reversed(chunk))
+    return encode_tlv(OID, bytes(body))
