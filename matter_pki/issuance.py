@@ -8,8 +8,7 @@ the DAC is checked by the chip-parity validator (PAA → PAI → DAC) before it 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import TYPE_CHECKING
 
 from cryptography.hazmat.primitives.serialization import Encoding

@@ -22,7 +22,13 @@ from matter_pki import der
 from matter_pki.certparse import RawCertificate, RawExtension, parse_certificate
 from matter_pki.der import DerError
 from matter_pki.findings import Finding, catalogue, finding
-from matter_pki.oid import EC_PUBLIC_KEY, PRIME256V1, ExtensionOID, OpenSSLKnownExtensions, SignatureAlgorithmOID
+from matter_pki.oid import (
+    EC_PUBLIC_KEY,
+    PRIME256V1,
+    ExtensionOID,
+    OpenSSLKnownExtensions,
+    SignatureAlgorithmOID,
+)
 from matter_pki.profiles import Role
 from matter_pki.vidpid import VidPid, VidPidError, extract_vid_pid
 
@@ -329,7 +335,7 @@ def _own_decoders_fail(v: CertView) -> bool:
     for oid, decode in ((_BC, decode_basic_constraints), (_KU, decode_key_usage), (_SKID, decode_skid), (_AKID, decode_akid)):
         for ext in v.raw.extensions_for(oid):
             try:
-                decode(ext.value)  # type: ignore[operator]
+                decode(ext.value)
             except DerError:
                 return True
     return False

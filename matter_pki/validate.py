@@ -20,12 +20,12 @@ from typing import Literal
 
 from matter_pki.attestation import FORMAT_CODE_BY_ROLE, AttestationResult
 from matter_pki.der import DerError
-from matter_pki.findings import Finding, catalogue, finding
+from matter_pki.findings import Finding, catalogue
 from matter_pki.lint import (
-    KU_KEY_CERT_SIGN,
-    CertView,
     _BC,
     _KU,
+    KU_KEY_CERT_SIGN,
+    CertView,
     decode_basic_constraints,
     decode_key_usage,
     format_failures,

@@ -11,7 +11,7 @@ from pathlib import Path
 from matter_pki import der
 from matter_pki.findings import Severity, catalogue
 from matter_pki.lint import decode_key_usage, lint
-from matter_pki.testing.negative import CDP, KU, NO_EXPIRY, encode, good_chain, _cdp, _set_ext
+from matter_pki.testing.negative import CDP, KU, NO_EXPIRY, _cdp, _set_ext, encode, good_chain
 
 NOW = datetime(2026, 6, 1, tzinfo=UTC)
 BASE = good_chain(NOW)
