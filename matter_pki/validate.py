@@ -25,6 +25,7 @@ from matter_pki.lint import (
     _BC,
     _KU,
     KU_KEY_CERT_SIGN,
+    MAX_DER,
     CertView,
     decode_basic_constraints,
     decode_key_usage,
@@ -218,12 +219,13 @@ def _commissioner_order(paa_der: bytes, pai_der: bytes, dac_der: bytes, at: date
     akid = pai.akid()
     if akid is None or len(akid) != 20:
         raise _Fail(AttestationResult.kPaiFormatInvalid, "ext.akid_missing", "PAI AKID cannot be extracted")
-    # The trust store only holds PAAs that pass the format check (FileAttestationTrustStore).
+    # The trust store only loads PAAs of at most 600 bytes that pass the format check
+    # (FileAttestationTrustStore).
     try:
         paa = load_view(paa_der, Role.PAA)
     except DerError:
         paa = None
-    if paa is None or format_failures(run_rules(paa)) or paa.skid() != akid:
+    if paa is None or len(paa.raw.der) > MAX_DER or format_failures(run_rules(paa)) or paa.skid() != akid:
         raise _Fail(AttestationResult.kPaaNotFound, "chain.paa_not_found", f"no trusted PAA with SKID {akid.hex().upper()}")
     paa_ids = _ids(paa)
     if paa_ids.vid is not None and paa_ids.vid != pai_ids.vid:

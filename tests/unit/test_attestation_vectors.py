@@ -31,3 +31,13 @@ def test_cdp_variants(name: str, expected: set[str]) -> None:
 def test_legacy_cn_encoding_is_reported() -> None:
     codes = {f.code for f in lint(load_vector("attestation", "Chip-Test-DAC-FFF2-8003-0018-FB-Cert.pem"), "dac")}
     assert "subject.vidpid_legacy_cn" in codes
+
+
+def test_every_dcl_paa_lints_without_errors() -> None:
+    from tests.conftest import VECTORS
+
+    paths = sorted((VECTORS / "paa-root-certs").iterdir())
+    assert len(paths) >= 100
+    for path in paths:
+        errors = [f for f in lint(load_vector("paa-root-certs", path.name), "paa") if f.severity >= 40]
+        assert errors == [], (path.name, errors)
