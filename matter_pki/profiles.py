@@ -444,6 +444,7 @@ class DacProfile(_Profile):
         cls, pai: x509.Certificate, *, pid: int, validity: Validity, common_name: str | None = "Matter DAC"
     ) -> DacProfile:
         """The DAC profile a PAI may issue: VID from the PAI; PID checked against a product-scoped PAI."""
+        _check_id(pid, "PID", required=True)
         raw = _raw_vid_pid(pai)
         if raw.vid is None:
             raise ProfileError("profile.pai_vid_missing", "the PAI has no VendorID")

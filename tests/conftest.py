@@ -79,3 +79,8 @@ def sdk_cases() -> list[SdkCase]:
 def now() -> datetime:
     """A fixed, tz-aware validation time."""
     return datetime(2026, 6, 1, 12, 0, 0, tzinfo=UTC)
+
+
+# One SoftHSM token per test session: SoftHSM reads SOFTHSM2_CONF once per process, so the fixture
+# must be defined once, here, not imported into several modules (each import is a new fixture).
+from tests.unit.test_local_fixtures import softhsm_token  # noqa: E402, F401

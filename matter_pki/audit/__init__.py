@@ -1,15 +1,20 @@
-"""Append-only, hash-chained audit log of every PKI operation in a PKI home.
+"""Append-only, hash-chained, signed audit log of every PKI operation in a PKI home, and auditor tooling.
 
-Interface used by every command that changes state (the auditor tooling builds on it)::
+Interface used by every command that changes state::
 
     AuditLog(home).record("dac.issued", ca="pai-1", serial="5A...", operator="alice", pid="8000")
 
 Events: ``paa.created``, ``paa.imported``, ``pai.created``, ``dac.issued``, ``dac.refused``,
-``cert.revoked``, ``crl.published``, ``key.accessed``.
+``cert.revoked``, ``crl.published``, ``key.accessed``; ``audit.sealed`` is written by the log itself.
+
+Modules: ``log`` (append, seal, head), ``seal`` (audit key and signed messages), ``verify`` (tamper
+detection), ``query`` (local selection), ``insights`` (CloudWatch Logs Insights), ``pca_report``
+(Private CA audit reports), ``trail`` (CloudTrail digest validation).
 """
 
 from __future__ import annotations
 
-from matter_pki.audit.log import AuditLog, AuditRecord
+from matter_pki.audit.log import AuditLog, AuditRecord, SealResult
+from matter_pki.audit.verify import Problem, VerifyReport, verify_log
 
-__all__ = ["AuditLog", "AuditRecord"]
+__all__ = ["AuditLog", "AuditRecord", "Problem", "SealResult", "VerifyReport", "verify_log"]

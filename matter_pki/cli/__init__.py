@@ -5,6 +5,9 @@ from __future__ import annotations
 import click
 
 from matter_pki import __version__
+from matter_pki.cli import audit as _audit
+from matter_pki.cli import aws as _aws
+from matter_pki.cli import local as _local
 from matter_pki.cli import validate as _validate
 
 
@@ -15,6 +18,9 @@ def main() -> None:
 
 
 _validate.register(main)
+_local.register(main)
+_audit.register(main)
+_aws.register(main)
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -1,0 +1,351 @@
+"""Verify a local audit log: hash chain, seq order, every seal's signature, and the signed head.
+
+The walk stops at the first problem and names the record: its 1-based line number, its seq and
+why (``audit.*`` code). What each tampering looks like:
+
+- a changed byte: the line no longer parses, or its hash no longer matches the next record's
+  ``prev`` (or the signed head when it is the last line): that record is named;
+- a deleted record: a seq is missing; reordered records: seqs out of order;
+- an inserted record: a seq repeats or does not belong, while the chain continues around it;
+- a truncated tail: the log ends before the seq of the signed ``audit/head``;
+- a forged seal or head: its signature does not verify with the audit public key.
+
+A consistent rewrite of the whole log needs the audit private key; pin the expected key with
+``expect_key`` (its fingerprint) or ``public_key`` (a copy kept elsewhere) to rule out a swapped key.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from matter_pki.audit.log import GENESIS, LOG_NAME, line_hash, split_lines
+from matter_pki.audit.seal import (
+    HEAD_NAME,
+    PUB_NAME,
+    SEAL_EVENT,
+    Head,
+    fingerprint,
+    is_sha256_hex,
+    load_public_key,
+    seal_message,
+    verify_signature,
+)
+from matter_pki.errors import AuditError
+
+if TYPE_CHECKING:
+    from pathlib import Path
+
+    from cryptography.hazmat.primitives.asymmetric import ec
+
+
+@dataclass(frozen=True, slots=True)
+class Problem:
+    """The first thing wrong with the log."""
+
+    code: str
+    reason: str
+    line: int | None = None
+    seq: int | None = None
+
+    def to_dict(self) -> dict[str, object]:
+        """JSON-ready form."""
+        return {"code": self.code, "line": self.line, "seq": self.seq, "reason": self.reason}
+
+
+@dataclass(frozen=True, slots=True)
+class VerifyReport:
+    """Outcome of ``verify_log``."""
+
+    records: int
+    seals: int
+    key: str | None
+    head_seq: int | None
+    problem: Problem | None = None
+    notes: tuple[str, ...] = field(default=())
+
+    @property
+    def ok(self) -> bool:
+        """True when nothing is wrong."""
+        return self.problem is None
+
+    def to_dict(self) -> dict[str, object]:
+        """JSON-ready form."""
+        return {
+            "ok": self.ok,
+            "records": self.records,
+            "seals": self.seals,
+            "key": self.key,
+            "head_seq": self.head_seq,
+            "problem": self.problem.to_dict() if self.problem else None,
+            "notes": list(self.notes),
+        }
+
+
+class _Lines:
+    """Raw lines with lazily parsed bodies."""
+
+    def __init__(self, data: bytes) -> None:
+        self.raw = split_lines(data)
+        self._bodies: dict[int, dict[str, Any] | None] = {}
+
+    def __len__(self) -> int:
+        return len(self.raw)
+
+    def hash(self, i: int) -> str:
+        return line_hash(self.raw[i])
+
+    def body(self, i: int) -> dict[str, Any] | None:
+        if i not in self._bodies:
+            self._bodies[i] = _parse(self.raw[i]) if 0 <= i < len(self.raw) else None
+        return self._bodies[i]
+
+    def seq(self, i: int) -> int | None:
+        body = self.body(i)
+        return body["seq"] if body else None
+
+    def prev(self, i: int) -> str | None:
+        body = self.body(i)
+        return body["prev"] if body else None
+
+
+def _parse(line: bytes) -> dict[str, Any] | None:
+    if not line.endswith(b"\n"):
+        return None
+    try:
+        body = json.loads(line)
+    except ValueError:
+        return None
+    if not isinstance(body, dict):
+        return None
+    if not isinstance(body.get("seq"), int) or isinstance(body.get("seq"), bool):
+        return None
+    if not all(isinstance(body.get(k), str) for k in ("time", "event", "operator")):
+        return None
+    if not is_sha256_hex(body.get("prev")):
+        return None
+    return body
+
+
+def _unparseable(lines: _Lines, i: int) -> Problem:
+    line = lines.raw[i]
+    if not line.endswith(b"\n"):
+        why = "is incomplete (the log was cut inside a record)"
+    else:
+        try:
+            json.loads(line)
+            why = "is not a well-formed audit record (a field is missing or has the wrong type)"
+        except ValueError:
+            why = "is not valid JSON"
+    return Problem("audit.malformed", f"line {i + 1} (expected seq {i}) {why}", line=i + 1, seq=i)
+
+
+def _seq_problem(lines: _Lines, i: int, prev_hash: str) -> Problem:
+    """Line i holds the wrong seq: tell a deletion, a reordering and an insertion apart."""
+    s = lines.seq(i)
+    assert s is not None
+    n = len(lines)
+    if lines.prev(i) == prev_hash and (i + 1 >= n or lines.seq(i + 1) == i + 1):
+        # It follows seq i-1 and is followed by seq i+1: only its own seq field changed.
+        return Problem(
+            "audit.modified",
+            f"record seq {i} (line {i + 1}) was modified: its seq reads {s}, expected {i} (the chain around it is intact)",
+            line=i + 1,
+            seq=i,
+        )
+    if s < i:
+        # Seq s already appeared (at line s): one of the two copies was inserted.
+        nxt = next((j for j in range(i + 1, n) if lines.seq(j) == s + 1), None)
+        if nxt is not None and lines.prev(nxt) == lines.hash(i):
+            return Problem(
+                "audit.inserted",
+                f"line {s + 1} (seq {s}) was inserted: seq {s} appears again at line {i + 1}, "
+                f"and the chain continues from line {i + 1}",
+                line=s + 1,
+                seq=s,
+            )
+        return Problem(
+            "audit.inserted",
+            f"line {i + 1} repeats seq {s} (first at line {s + 1}): a record was inserted or duplicated",
+            line=i + 1,
+            seq=s,
+        )
+    swapped = s == i + 1 and (i + 2 >= n or lines.seq(i + 2) == i + 2)
+    if swapped and i + 1 < n and lines.seq(i + 1) == i and lines.prev(i + 1) == prev_hash:
+        return Problem(
+            "audit.reordered",
+            f"records seq {i} and seq {i + 1} are swapped (seq {i} is at line {i + 2}, seq {i + 1} at line {i + 1})",
+            line=i + 1,
+            seq=i,
+        )
+    if i + 1 < n and lines.seq(i + 1) == i and lines.prev(i + 1) == prev_hash:
+        return Problem(
+            "audit.inserted",
+            f"line {i + 1} (claiming seq {s}) was inserted: the chain continues from line {i} to line {i + 2}",
+            line=i + 1,
+            seq=s,
+        )
+    found = next((j for j in range(i + 1, n) if lines.seq(j) == i), None)
+    if found is not None:
+        return Problem(
+            "audit.reordered",
+            f"seq {i} belongs at line {i + 1} but is at line {found + 1} (line {i + 1} holds seq {s}): records reordered",
+            line=i + 1,
+            seq=i,
+        )
+    missing = f"record seq {i} is" if s == i + 1 else f"records seq {i}..{s - 1} are"
+    return Problem(
+        "audit.deleted", f"{missing} missing: line {i + 1} holds seq {s} (deleted)", line=i + 1, seq=i
+    )
+
+
+def _chain_problem(lines: _Lines, i: int, head: Head | None) -> Problem:
+    """Line i's prev is not the hash of line i-1: name the record that was changed."""
+    if i == 0:
+        return Problem(
+            "audit.modified", "record seq 0 (line 1) was modified: its prev is not the genesis value", line=1, seq=0
+        )
+    if i + 1 < len(lines):
+        self_changed = lines.prev(i + 1) is not None and lines.prev(i + 1) != lines.hash(i)
+    else:
+        self_changed = head is not None and head.seq == i and head.hash != lines.hash(i)
+    if self_changed:
+        why = f"its prev is not the SHA-256 of line {i}, and its own hash no longer matches " + (
+            f"the prev of seq {i + 1}" if i + 1 < len(lines) else "the signed head"
+        )
+        return Problem("audit.modified", f"record seq {i} (line {i + 1}) was modified: {why}", line=i + 1, seq=i)
+    return Problem(
+        "audit.modified",
+        f"record seq {i - 1} (line {i}) was modified: its SHA-256 no longer matches the prev stored in seq {i}",
+        line=i,
+        seq=i - 1,
+    )
+
+
+def _seal_problem(body: dict[str, Any], i: int, last_seal: int, prev_hash: str, key: ec.EllipticCurvePublicKey,
+                  key_fp: str) -> Problem | None:
+    first, last, count, head = body.get("first"), body.get("last"), body.get("count"), body.get("head")
+    where = f"seal seq {i} (line {i + 1})"
+    if not all(isinstance(v, int) and not isinstance(v, bool) for v in (first, last, count)):
+        return Problem("audit.seal_invalid", f"{where} lacks its first/last/count fields", line=i + 1, seq=i)
+    assert isinstance(first, int) and isinstance(last, int) and isinstance(count, int)
+    if first != last_seal + 1 or last != i - 1 or count != last - first + 1:
+        return Problem(
+            "audit.seal_invalid",
+            f"{where} covers seq {first}..{last} (count {count}); expected {last_seal + 1}..{i - 1}",
+            line=i + 1,
+            seq=i,
+        )
+    if head != prev_hash:
+        return Problem("audit.seal_invalid", f"{where}: its head is not the hash of seq {last}", line=i + 1, seq=i)
+    if body.get("key") != key_fp:
+        return Problem("audit.seal_invalid", f"{where} was made with another key ({body.get('key')})", line=i + 1, seq=i)
+    if not verify_signature(key, seal_message(first, last, count, head), body.get("sig")):
+        return Problem("audit.seal_invalid", f"{where}: signature does not verify", line=i + 1, seq=i)
+    return None
+
+
+def _head_problem(lines: _Lines, head: Head | None, head_error: str | None, last_seal: int,
+                  key: ec.EllipticCurvePublicKey, key_fp: str) -> Problem | None:
+    n = len(lines)
+    if head_error:
+        return Problem("audit.head_invalid", head_error)
+    if head is None:
+        if n == 0:
+            return None
+        return Problem(
+            "audit.head_missing",
+            f"audit/{HEAD_NAME} is missing: the tail after the last seal cannot be shown to be complete "
+            "(run `matter-pki audit seal` to sign a log written before heads existed)",
+        )
+    if head.key != key_fp or not verify_signature(key, head.message(), head.sig):
+        return Problem("audit.head_invalid", f"audit/{HEAD_NAME}: signature does not verify with the audit key")
+    if n == 0:
+        return Problem(
+            "audit.truncated",
+            f"the audit log is empty or missing but the signed head is seq {head.seq}: every record was deleted",
+            line=1,
+            seq=0,
+        )
+    if head.seq > n - 1:
+        missing = f"seq {n}" if head.seq == n else f"seq {n}..{head.seq}"
+        return Problem(
+            "audit.truncated",
+            f"the log ends at line {n} (seq {n - 1}) but the signed head is seq {head.seq}: "
+            f"{missing} missing (truncated)",
+            line=n + 1,
+            seq=n,
+        )
+    if head.hash != lines.hash(head.seq):
+        return Problem(
+            "audit.modified",
+            f"record seq {head.seq} (line {head.seq + 1}) was modified: it does not match the signed head",
+            line=head.seq + 1,
+            seq=head.seq,
+        )
+    if head.sealed != last_seal:
+        return Problem("audit.head_invalid", f"audit/{HEAD_NAME} names seal seq {head.sealed}; the last seal is {last_seal}")
+    if head.seq < n - 1:
+        return Problem(
+            "audit.unsigned_tail",
+            f"records seq {head.seq + 1}..{n - 1} (lines {head.seq + 2}..{n}) follow the signed head: written "
+            "without the audit key (run `matter-pki audit seal` with MATTER_PKI_PASSPHRASE) or appended by hand",
+            line=head.seq + 2,
+            seq=head.seq + 1,
+        )
+    return None
+
+
+def verify_log(
+    audit_dir: Path, *, public_key: bytes | None = None, expect_key: str | None = None
+) -> VerifyReport:
+    """Verify ``audit_dir`` (``<home>/audit``); raises ``AuditError`` only when the log is absent."""
+    log_path, head_path = audit_dir / LOG_NAME, audit_dir / HEAD_NAME
+    if not log_path.exists() and not head_path.exists():
+        raise AuditError("audit.no_log", f"no audit log in {str(audit_dir)!r}")
+    lines = _Lines(log_path.read_bytes() if log_path.exists() else b"")
+    head: Head | None = None
+    head_error: str | None = None
+    try:
+        head = Head.parse(head_path.read_bytes())
+    except FileNotFoundError:
+        pass
+    except AuditError as e:
+        head_error = e.message
+
+    def report(problem: Problem | None, seals: int = 0, key_fp: str | None = None, notes: tuple[str, ...] = ()) -> VerifyReport:
+        return VerifyReport(len(lines), seals, key_fp, head.seq if head else None, problem, notes)
+
+    pub_path = audit_dir / PUB_NAME
+    if public_key is None:
+        if not pub_path.exists():
+            if len(lines) and head is None:
+                return report(Problem("audit.head_missing", "the log was never signed: no audit key and no head"))
+            return report(Problem("audit.key_missing", f"audit public key {str(pub_path)!r} is missing"))
+        public_key = pub_path.read_bytes()
+    key = load_public_key(public_key, "the audit public key")
+    key_fp = fingerprint(key)
+    if expect_key and key_fp != expect_key.lower().removeprefix("sha256:"):
+        return report(Problem("audit.key_mismatch", f"the audit key is {key_fp}, not the expected {expect_key}"), 0, key_fp)
+
+    prev_hash, last_seal, seals = GENESIS, -1, 0
+    for i in range(len(lines)):
+        body = lines.body(i)
+        if body is None:
+            return report(_unparseable(lines, i), seals, key_fp)
+        if body["seq"] != i:
+            return report(_seq_problem(lines, i, prev_hash), seals, key_fp)
+        if body["prev"] != prev_hash:
+            return report(_chain_problem(lines, i, head), seals, key_fp)
+        if body["event"] == SEAL_EVENT:
+            problem = _seal_problem(body, i, last_seal, prev_hash, key, key_fp)
+            if problem:
+                return report(problem, seals, key_fp)
+            last_seal, seals = i, seals + 1
+        prev_hash = lines.hash(i)
+    problem = _head_problem(lines, head, head_error, last_seal, key, key_fp)
+    notes: tuple[str, ...] = ()
+    if problem is None and len(lines) and last_seal < len(lines) - 1:
+        notes = (f"records seq {last_seal + 1}..{len(lines) - 1} are covered by the signed head, not yet by a seal",)
+    return report(problem, seals, key_fp, notes)

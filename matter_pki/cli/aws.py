@@ -1,0 +1,325 @@
+"""``matter-pki aws``: issue on AWS Private CA, submit CSRs to the signing bucket, create a PAI.
+
+Thin commands over ``matter_pki.backends.aws_pca`` and ``matter_pki.storage.s3``; boto3 clients come
+from ``make_client`` (the standard credential chain, ``--region``/``--profile``).
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import click
+
+from matter_pki.cli.common import cli_errors, emit_json, read_file
+from matter_pki.csr import MAX_CSR_BYTES, load_device_csr
+from matter_pki.errors import InputError, MatterPkiError
+from matter_pki.layout import parse_csr_key
+from matter_pki.vidpid import format_hex16, parse_hex16
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
+
+    from botocore.client import BaseClient
+
+FORMATS = click.Choice(["text", "json"])
+RESULT_LIMIT = 64 * 1024
+EXIT_TIMEOUT = 3
+#: Seams for tests: client construction and the polling clock.
+sleep: Callable[[float], None] = time.sleep
+monotonic: Callable[[], float] = time.monotonic
+
+
+def make_client(service: str, region: str | None, profile: str | None) -> BaseClient:
+    """A boto3 client from the standard credential chain."""
+    import boto3
+
+    client: BaseClient = boto3.Session(profile_name=profile, region_name=region).client(service)
+    return client
+
+
+def _pid(text: str) -> int:
+    try:
+        return parse_hex16(text, "PID")
+    except ValueError as e:
+        raise InputError("input.pid", str(e)) from e
+
+
+def _aws_options(fn: Callable[..., Any]) -> Callable[..., Any]:
+    fn = click.option("--profile", default=None, help="AWS named profile.")(fn)
+    fn = click.option("--region", default=None, help="AWS region (default: from the environment/profile).")(
+        fn
+    )
+    return fn
+
+
+@click.group("aws")
+def aws_group() -> None:
+    """AWS Private CA: issue DACs, submit CSRs to the signing pipeline, create PAIs."""
+
+
+@aws_group.command("issue-dac")
+@click.option("--pai-arn", required=True, help="Private CA ARN of the PAI.")
+@click.option("--pid", "pid_text", required=True, help="Product ID (4 hex digits).")
+@click.option(
+    "--csr", "csr_path", required=True, type=click.Path(dir_okay=False), help="Device CSR (PEM or DER)."
+)
+@click.option(
+    "--out", "out_path", required=True, type=click.Path(dir_okay=False), help="Where to write the DAC (PEM)."
+)
+@click.option("--validity", default="issuer", show_default=True, help="issuer | no-expiry | number of days.")
+@click.option("--common-name", default="Matter DAC", show_default=True, help="DAC subject CN.")
+@click.option("--force", is_flag=True, help="Overwrite --out if it exists.")
+@click.option("--format", "fmt", type=FORMATS, default="text", show_default=True)
+@_aws_options
+@cli_errors
+def issue_dac_cmd(
+    pai_arn: str, pid_text: str, csr_path: str, out_path: str, validity: str, common_name: str, force: bool,
+    fmt: str, region: str | None, profile: str | None,
+) -> None:  # fmt: skip
+    """Issue one DAC on Private CA, validate it (PAA → PAI → DAC) and write it."""
+    from cryptography import x509
+    from cryptography.hazmat.primitives.serialization import Encoding
+
+    from matter_pki.backends.aws_pca import PrivateCa, issue_dac_on_pca, parse_validity_policy
+    from matter_pki.storage.local import atomic_write
+
+    pid = _pid(pid_text)
+    parse_csr_key(f"{pai_arn}/{format_hex16(pid)}/check.csr", cloud=True)  # the ARN must be a CA ARN
+    csr = read_file(csr_path, "CSR", max_bytes=MAX_CSR_BYTES)
+    out = Path(out_path)
+    if out.exists() and not force:
+        raise InputError("input.exists", f"{out_path!r} exists; use --force to overwrite it")
+    pca = PrivateCa(make_client("acm-pca", region, profile))
+    issued = issue_dac_on_pca(
+        pca, csr, ca_arn=pai_arn, pid=pid, validity=parse_validity_policy(validity),
+        common_name=common_name or None, now=datetime.now(UTC),
+    )  # fmt: skip
+    atomic_write(out, x509.load_der_x509_certificate(issued.der).public_bytes(Encoding.PEM))
+    data = {
+        "serial": f"{issued.serial:X}",
+        "certificate_arn": issued.certificate_arn,
+        "out": str(out),
+        "csr_sha256": issued.csr_sha256,
+    }
+    if fmt == "json":
+        emit_json(data)
+    else:
+        click.echo(f"issued DAC serial {data['serial']} -> {out}")
+
+
+@dataclass
+class _Item:
+    name: str
+    path: Path
+    key: str
+    state: str = "pending"  # pending | uploaded | exists | refused-locally | pem | err
+    detail: str = ""
+
+
+def _csr_files(target: Path) -> list[Path]:
+    if target.is_dir():
+        return sorted(p for p in target.iterdir() if p.suffix == ".csr" and p.is_file())
+    return [target]
+
+
+def _plan(files: list[Path], pai_arn: str, pid: int, check: bool) -> list[_Item]:
+    items: list[_Item] = []
+    names: set[str] = set()
+    for path in files:
+        key = f"{pai_arn}/{format_hex16(pid)}/{path.stem}.csr"
+        item = _Item(path.stem, path, key)
+        try:
+            parse_csr_key(key, cloud=True)
+            if path.stem in names:
+                raise InputError("input.duplicate_name", f"two CSRs are named {path.stem!r}")
+            names.add(path.stem)
+            body = read_file(path, "CSR", max_bytes=MAX_CSR_BYTES)
+            if check:
+                load_device_csr(body)
+        except MatterPkiError as e:
+            item.state, item.detail = "refused-locally", e.one_line()
+        items.append(item)
+    return items
+
+
+def _progress(total: int, enabled: bool) -> tuple[Callable[[int], None], Callable[[], None]]:
+    from rich.console import Console
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    console = Console(stderr=True)
+    bar = Progress(
+        TextColumn("[bold]DACs"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+        console=console, disable=not enabled, transient=False,
+    )  # fmt: skip
+    task = bar.add_task("answered", total=total)
+    bar.start()
+    return (lambda done: bar.update(task, completed=done)), bar.stop
+
+
+@aws_group.command("submit")
+@click.option("--bucket", required=True, help="The signing pipeline's input bucket.")
+@click.option("--pai-arn", required=True, help="Private CA ARN of the PAI to sign with.")
+@click.option("--pid", "pid_text", required=True, help="Product ID (4 hex digits).")
+@click.option(
+    "--csr", "csr_path", required=True, type=click.Path(exists=True), help="A .csr file or a folder of them."
+)
+@click.option("--wait", is_flag=True, help="Wait for each <name>.pem / <name>.err and download it.")
+@click.option("--timeout", default=600.0, show_default=True, type=float, help="Seconds to wait with --wait.")
+@click.option(
+    "--poll", default=2.0, show_default=True, type=float, help="Seconds between listings with --wait."
+)
+@click.option(
+    "--out", "out_dir", type=click.Path(file_okay=False), help="Download folder (default: next to the CSRs)."
+)
+@click.option("--no-check", is_flag=True, help="Upload without checking the CSRs locally first.")
+@click.option("--progress/--no-progress", default=None, help="Progress bar (default: on a terminal).")
+@click.option("--format", "fmt", type=FORMATS, default="text", show_default=True)
+@_aws_options
+@cli_errors
+def submit_cmd(
+    bucket: str, pai_arn: str, pid_text: str, csr_path: str, wait: bool, timeout: float, poll: float,
+    out_dir: str | None, no_check: bool, progress: bool | None, fmt: str, region: str | None, profile: str | None,
+) -> None:  # fmt: skip
+    """Upload CSRs as <PAI ARN>/<PID>/<name>.csr; with --wait, download <name>.pem or <name>.err.
+
+    Exit 0 when every CSR got a DAC, 1 when any was refused, 3 on --timeout.
+    """
+    from matter_pki.storage.local import atomic_write
+    from matter_pki.storage.s3 import S3Store
+
+    pid = _pid(pid_text)
+    target = Path(csr_path)
+    items = _plan(_csr_files(target), pai_arn, pid, check=not no_check)
+    if not items:
+        raise InputError("input.no_csr", f"no .csr files in {csr_path!r}")
+    store = S3Store(make_client("s3", region, profile))
+    prefix = f"{pai_arn}/{format_hex16(pid)}/"
+    present = _listing(store, bucket, prefix)
+    for item in items:
+        if item.state != "pending":
+            continue
+        stem = item.key[: -len(".csr")]
+        if stem + ".pem" in present or stem + ".err" in present:
+            item.state = "exists"  # the pipeline would skip it; fetch the existing answer instead
+            continue
+        store.put(bucket, item.key, item.path.read_bytes(), content_type="application/pkcs10")
+        item.state = "uploaded"
+    destination = Path(out_dir) if out_dir else (target if target.is_dir() else target.parent)
+    timed_out = False
+    if wait:
+        waiting = [i for i in items if i.state in ("uploaded", "exists")]
+        show = sys.stderr.isatty() if progress is None else progress
+        update, stop = _progress(len(waiting), show)
+        deadline = monotonic() + timeout
+        try:
+            while True:
+                present = _listing(store, bucket, prefix)
+                for item in waiting:
+                    _collect(store, bucket, item, present, destination, atomic_write)
+                update(sum(i.state in ("pem", "err") for i in waiting))
+                if all(i.state in ("pem", "err") for i in waiting):
+                    break
+                if monotonic() >= deadline:
+                    timed_out = True
+                    break
+                sleep(poll)
+        finally:
+            stop()
+    _report(items, fmt)
+    if timed_out:
+        sys.exit(EXIT_TIMEOUT)
+    sys.exit(1 if any(i.state in ("err", "refused-locally") for i in items) else 0)
+
+
+def _listing(store: Any, bucket: str, prefix: str) -> set[str]:
+    keys: set[str] = store.keys(bucket, prefix)
+    return keys
+
+
+def _collect(
+    store: Any, bucket: str, item: _Item, present: set[str], folder: Path, write: Callable[..., None]
+) -> None:
+    if item.state in ("pem", "err"):
+        return
+    stem = item.key[: -len(".csr")]
+    for suffix in ("pem", "err"):
+        if stem + "." + suffix in present:
+            body = store.get(bucket, stem + "." + suffix, limit=RESULT_LIMIT)
+            if body is None:
+                return
+            folder.mkdir(parents=True, exist_ok=True)
+            write(folder / f"{item.name}.{suffix}", body)
+            item.state = suffix
+            if suffix == "err":
+                import json
+
+                try:
+                    record = json.loads(body)
+                    item.detail = f"error[{record.get('code')}]: {record.get('message')}"
+                except ValueError:
+                    item.detail = "unreadable .err"
+            else:
+                item.detail = str(folder / f"{item.name}.pem")
+            return
+
+
+def _report(items: list[_Item], fmt: str) -> None:
+    if fmt == "json":
+        emit_json([{"name": i.name, "key": i.key, "state": i.state, "detail": i.detail} for i in items])
+        return
+    for i in items:
+        click.echo(f"{i.name}: {i.state}{': ' + i.detail if i.detail else ''}")
+
+
+@aws_group.command("create-pai")
+@click.option("--paa-arn", required=True, help="Private CA ARN of the PAA (root).")
+@click.option("--vid", "vid_text", required=True, help="Vendor ID (4 hex digits).")
+@click.option("--pid", "pid_text", default=None, help="Product ID for a product-scoped PAI.")
+@click.option("--common-name", default="Matter PAI", show_default=True)
+@click.option(
+    "--days", default=None, type=int, help="Validity in days (default: no expiry, 99991231235959Z)."
+)
+@click.option(
+    "--out", "out_path", type=click.Path(dir_okay=False), help="Write the PAI certificate (PEM) here."
+)
+@click.option("--format", "fmt", type=FORMATS, default="text", show_default=True)
+@_aws_options
+@cli_errors
+def create_pai_cmd(
+    paa_arn: str, vid_text: str, pid_text: str | None, common_name: str, days: int | None, out_path: str | None,
+    fmt: str, region: str | None, profile: str | None,
+) -> None:  # fmt: skip
+    """Create a subordinate CA, sign it with the PAA (PathLen0 template), check and import it."""
+    from cryptography import x509
+    from cryptography.hazmat.primitives.serialization import Encoding
+
+    from matter_pki.backends.aws_pca import PrivateCa
+    from matter_pki.profiles import PaiProfile, Validity
+    from matter_pki.storage.local import atomic_write
+
+    try:
+        vid = parse_hex16(vid_text, "VID")
+    except ValueError as e:
+        raise InputError("input.vid", str(e)) from e
+    pid = _pid(pid_text) if pid_text else None
+    start = datetime.now(UTC).replace(microsecond=0)
+    validity = Validity.for_days(start, days) if days else Validity.no_expiry(start)
+    pai_profile = PaiProfile(vid=vid, pid=pid, common_name=common_name, validity=validity)
+    pca = PrivateCa(make_client("acm-pca", region, profile))
+    arn, der = pca.create_pai(paa_arn=paa_arn, profile=pai_profile)
+    if out_path:
+        atomic_write(out_path, x509.load_der_x509_certificate(der).public_bytes(Encoding.PEM))
+    if fmt == "json":
+        emit_json({"pai_arn": arn, "out": out_path})
+    else:
+        click.echo(arn)
+
+
+def register(main: click.Group) -> None:
+    """Attach ``aws`` to the top-level command."""
+    main.add_command(aws_group)

@@ -1,0 +1,185 @@
+"""The local CSR inbox: ``<dir>/<PAI id>/<PID>/<name>.csr`` answered by ``<name>.pem`` or ``<name>.err``.
+
+Same key layout as the cloud bucket (``layout.parse_csr_key(key, cloud=False)``). The walk never
+follows a symlink: folders are opened relative to their parent's descriptor with ``O_NOFOLLOW``
+and CSRs are read with ``O_NOFOLLOW`` too, so a symlinked folder is skipped and a symlinked CSR is
+refused with ``storage.symlink``; nothing outside the inbox is read or written. Names with ``..``,
+absolute paths or odd characters cannot come out of a directory listing, and anything that does not
+match the layout is reported and left alone.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import uuid
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+from matter_pki.audit import AuditLog
+from matter_pki.csr import MAX_CSR_BYTES
+from matter_pki.errors import InputError, MatterPkiError, ProfileError, StorageError
+from matter_pki.layout import CsrKey, dumps_err, err_record, parse_csr_key
+from matter_pki.local.ca import operator
+from matter_pki.local.home import PAA_ID, PkiHome
+from matter_pki.local.issue import CsrInput, DacIssuer, Outcome, OutputDir
+from matter_pki.local.ledger import Ledger, iso
+from matter_pki.storage.local import open_dir, read_regular_at, remove_stale_temps
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
+    from datetime import datetime
+    from pathlib import Path
+
+    from matter_pki.local.keys import Secrets
+
+
+@dataclass
+class InboxGroup:
+    """CSRs addressed to one PAI and PID (one output folder)."""
+
+    ca: str
+    pid_text: str
+    dir_fd: int
+    inputs: list[CsrInput] = field(default_factory=list)
+
+
+@dataclass
+class InboxReport:
+    """Outcome of one ``inbox run``."""
+
+    outcomes: list[Outcome] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+
+    def count(self, status: str) -> int:
+        """How many CSRs ended with this status."""
+        return sum(1 for o in self.outcomes if o.status == status)
+
+
+def _subdirs(parent_fd: int, notes: list[str], where: str) -> list[tuple[str, int]]:
+    """Real sub-folders of an open folder, opened without following symlinks."""
+    found: list[tuple[str, int]] = []
+    with os.scandir(parent_fd) as entries:
+        listing = sorted(entries, key=lambda e: e.name)
+    for entry in listing:
+        if entry.name.startswith("."):
+            continue
+        if entry.is_symlink():
+            notes.append(f"skipped {where}{entry.name}: symlinked folders are not followed")
+            continue
+        if not entry.is_dir(follow_symlinks=False):
+            if not entry.name.endswith((".pem", ".err")):
+                notes.append(f"ignored {where}{entry.name}: not a <PAI id>/<PID>/ folder")
+            continue
+        try:
+            found.append((entry.name, open_dir(entry.name, dir_fd=parent_fd, follow=False)))
+        except StorageError as e:
+            notes.append(f"skipped {where}{entry.name}: {e.message}")
+    return found
+
+
+def scan_inbox(root_fd: int, home: PkiHome, notes: list[str], groups: list[InboxGroup]) -> None:
+    """Find every CSR in the inbox, grouped by PAI and PID (appended to ``groups``); skips are noted."""
+    for ca, ca_fd in _subdirs(root_fd, notes, ""):
+        try:
+            if ca == PAA_ID or not home.has_ca(ca):
+                notes.append(f"skipped {ca}/: no PAI {ca!r} in this home")
+                continue
+            if home.ca_info(ca).state != "active":
+                notes.append(f"skipped {ca}/: PAI {ca!r} has no certificate yet (pai import)")
+                continue
+            for pid_text, pid_fd in _subdirs(ca_fd, notes, f"{ca}/"):
+                group = InboxGroup(ca, pid_text, pid_fd)
+                groups.append(group)
+                remove_stale_temps(pid_fd)  # left by a killed run; the inbox lock is held
+                with os.scandir(pid_fd) as entries:
+                    filenames = sorted(e.name for e in entries if e.name.endswith(".csr"))
+                for filename in filenames:
+                    key = f"{ca}/{pid_text}/{filename}"
+                    try:
+                        parsed: CsrKey = parse_csr_key(key, cloud=False)
+                    except InputError as e:
+                        notes.append(f"ignored {key}: {e.message}")
+                        continue
+                    try:
+                        data = read_regular_at(pid_fd, filename, max_bytes=MAX_CSR_BYTES)
+                        group.inputs.append(CsrInput(parsed.name, key, data))
+                    except StorageError as e:
+                        group.inputs.append(CsrInput(parsed.name, key, error=e))
+        finally:
+            os.close(ca_fd)
+
+
+def run_inbox(
+    home: PkiHome,
+    inbox: Path,
+    *,
+    secrets: Secrets,
+    now: datetime,
+    validity_days: int | None = None,
+    common_name: str | None = "Matter DAC",
+    jobs: int = 1,
+    on_start: Callable[[int], None] | None = None,
+    on_result: Callable[[Outcome], None] | None = None,
+) -> InboxReport:
+    """Answer every unanswered CSR in the inbox; safe to re-run (and to re-run after a crash)."""
+    home.require()
+    report = InboxReport()
+    root_fd = open_dir(inbox)
+    lock_name = "inbox-" + hashlib.sha256(os.path.realpath(inbox).encode()).hexdigest()[:16]
+    request_id = uuid.uuid4().hex
+    audit = AuditLog(home.path)
+    groups: list[InboxGroup] = []
+    try:
+        with home.try_lock(lock_name), Ledger(home.ledger_path) as ledger:
+            scan_inbox(root_fd, home, report.notes, groups)
+            if on_start is not None:
+                on_start(sum(len(g.inputs) for g in groups))
+            for group in groups:
+                if not group.inputs:
+                    continue
+                out = OutputDir(group.dir_fd)
+                pid = int(group.pid_text, 16)
+                try:
+                    issuer = DacIssuer(
+                        home, ledger, audit, pai_id=group.ca, pid=pid, validity_days=validity_days, secrets=secrets,
+                        now=now, request_id=request_id, common_name=common_name, jobs=jobs,
+                    )
+                except ProfileError as e:
+                    if e.code != "profile.pid_not_allowed":
+                        raise
+                    # Addressed to a PID this PAI may not certify: a permanent, per-request refusal.
+                    report.outcomes.extend(_refuse_all(group, out, e, request_id, now, audit, on_result))
+                    continue
+                report.outcomes.extend(issuer.run(group.inputs, out, on_result))
+    finally:
+        for group in groups:
+            os.close(group.dir_fd)
+        os.close(root_fd)
+    return report
+
+
+def _refuse_all(
+    group: InboxGroup,
+    out: OutputDir,
+    error: MatterPkiError,
+    request_id: str,
+    now: datetime,
+    audit: AuditLog,
+    on_result: Callable[[Outcome], None] | None,
+) -> list[Outcome]:
+    outcomes = []
+    for item in group.inputs:
+        if out.answered(item.name):
+            outcome = Outcome(item.name, item.key, "skipped")
+        else:
+            record = err_record(error, csr_key=item.key, request_id=request_id, time=iso(now))
+            out.write_err(item.name, dumps_err(record))
+            audit.record(
+                "dac.refused", ca=group.ca, csr=item.key, code=error.code, request_id=request_id, operator=operator()
+            )
+            outcome = Outcome(item.name, item.key, "refused", code=error.code, message=error.message)
+        outcomes.append(outcome)
+        if on_result is not None:
+            on_result(outcome)
+    return outcomes

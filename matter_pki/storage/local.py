@@ -1,0 +1,186 @@
+"""Crash-safe local file I/O: atomic writes (temp file + fsync + rename) and no-follow reads.
+
+Every write goes to a temporary file in the destination folder, is fsynced, then renamed over
+the final name, and the folder is fsynced: a reader (or a re-run after a crash) sees either the
+old file, or the whole new one, never a partial file. The ``*_at`` variants work relative to an
+open folder descriptor so that a folder swapped for a symlink mid-run cannot redirect a write.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import os
+import re
+import secrets
+import stat
+from pathlib import Path
+
+from matter_pki.errors import StorageError
+
+_O_NOFOLLOW = getattr(os, "O_NOFOLLOW", 0)
+_O_DIRECTORY = getattr(os, "O_DIRECTORY", 0)
+_O_CLOEXEC = getattr(os, "O_CLOEXEC", 0)
+
+
+_TMP_RE = re.compile(r"\..+\.tmp-[0-9a-f]{12}")
+
+
+def _tmp_name(name: str) -> str:
+    return f".{name}.tmp-{secrets.token_hex(6)}"
+
+
+def remove_stale_temps(dir_fd: int) -> int:
+    """Delete temporary files left by a killed writer; call only while no other writer uses the folder."""
+    removed = 0
+    with os.scandir(dir_fd) as entries:
+        stale = [e.name for e in entries if _TMP_RE.fullmatch(e.name) and e.is_file(follow_symlinks=False)]
+    for name in stale:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(name, dir_fd=dir_fd)
+            removed += 1
+    return removed
+
+
+def fsync_dir(dir_fd: int) -> None:
+    """Make a rename inside the folder durable (ignored where folders cannot be fsynced)."""
+    with contextlib.suppress(OSError):
+        os.fsync(dir_fd)
+
+
+def _write_all(fd: int, data: bytes) -> None:
+    view = memoryview(data)
+    while view:
+        written = os.write(fd, view)
+        view = view[written:]
+
+
+def _write_temp_at(dir_fd: int, name: str, data: bytes, mode: int) -> str:
+    tmp = _tmp_name(name)
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | _O_NOFOLLOW | _O_CLOEXEC, mode, dir_fd=dir_fd)
+    try:
+        os.fchmod(fd, mode)  # the umask must not widen or narrow the requested mode
+        _write_all(fd, data)
+        os.fsync(fd)
+    except BaseException:
+        os.close(fd)
+        with contextlib.suppress(OSError):
+            os.unlink(tmp, dir_fd=dir_fd)
+        raise
+    os.close(fd)
+    return tmp
+
+
+def atomic_write_at(dir_fd: int, name: str, data: bytes, *, mode: int = 0o644, exclusive: bool = False) -> None:
+    """Write ``name`` inside an open folder atomically; ``exclusive`` refuses to replace an existing file."""
+    if not name or "/" in name or name in (".", ".."):
+        raise StorageError("storage.name", f"refusing to write to {name!r}: not a plain file name")
+    try:
+        tmp = _write_temp_at(dir_fd, name, data, mode)
+        try:
+            if exclusive:
+                # link() fails when the name exists, which rename() would silently replace.
+                os.link(tmp, name, src_dir_fd=dir_fd, dst_dir_fd=dir_fd, follow_symlinks=False)
+                os.unlink(tmp, dir_fd=dir_fd)
+            else:
+                os.replace(tmp, name, src_dir_fd=dir_fd, dst_dir_fd=dir_fd)
+        except BaseException:
+            with contextlib.suppress(OSError):
+                os.unlink(tmp, dir_fd=dir_fd)
+            raise
+        fsync_dir(dir_fd)
+    except FileExistsError as e:
+        raise StorageError("storage.exists", f"{name!r} already exists; refusing to overwrite it") from e
+    except OSError as e:
+        raise StorageError("storage.write_failed", f"cannot write {name!r}: {e.strerror}") from e
+
+
+def atomic_write_many_at(dir_fd: int, files: list[tuple[str, bytes]], *, mode: int = 0o644) -> None:
+    """Several atomic writes in one folder with a single folder fsync (each file is still whole or absent)."""
+    for name, _data in files:
+        if not name or "/" in name or name in (".", ".."):
+            raise StorageError("storage.name", f"refusing to write to {name!r}: not a plain file name")
+    temps: list[tuple[str, str]] = []
+    try:
+        for name, data in files:
+            temps.append((_write_temp_at(dir_fd, name, data, mode), name))
+        while temps:
+            tmp, name = temps[0]
+            os.replace(tmp, name, src_dir_fd=dir_fd, dst_dir_fd=dir_fd)
+            temps.pop(0)
+        fsync_dir(dir_fd)
+    except OSError as e:
+        raise StorageError("storage.write_failed", f"cannot write {len(files)} file(s): {e.strerror}") from e
+    finally:
+        for tmp, _name in temps:
+            with contextlib.suppress(OSError):
+                os.unlink(tmp, dir_fd=dir_fd)
+
+
+def atomic_write(path: str | Path, data: bytes, *, mode: int = 0o644, exclusive: bool = False) -> None:
+    """Write a file atomically (temp file in the same folder, fsync, rename, fsync the folder)."""
+    target = Path(path)
+    try:
+        dir_fd = os.open(target.parent, os.O_RDONLY | _O_DIRECTORY | _O_CLOEXEC)
+    except OSError as e:
+        raise StorageError("storage.write_failed", f"cannot open folder {str(target.parent)!r}: {e.strerror}") from e
+    try:
+        atomic_write_at(dir_fd, target.name, data, mode=mode, exclusive=exclusive)
+    finally:
+        os.close(dir_fd)
+
+
+def open_dir(path: str | Path, *, dir_fd: int | None = None, follow: bool = True) -> int:
+    """Open a folder for ``*_at`` calls; ``follow=False`` refuses a symlink as the last component."""
+    flags = os.O_RDONLY | _O_DIRECTORY | _O_CLOEXEC | (0 if follow else _O_NOFOLLOW)
+    try:
+        return os.open(path, flags, dir_fd=dir_fd)
+    except OSError as e:
+        if e.errno in (errno.ELOOP, errno.ENOTDIR) and not follow:
+            raise StorageError("storage.symlink", f"{str(path)!r} is a symlink or not a folder; refused") from e
+        raise StorageError("storage.unreadable", f"cannot open folder {str(path)!r}: {e.strerror}") from e
+
+
+def exists_at(dir_fd: int, name: str) -> bool:
+    """True when ``name`` exists in the folder (a dangling symlink counts as existing)."""
+    try:
+        os.stat(name, dir_fd=dir_fd, follow_symlinks=False)
+    except FileNotFoundError:
+        return False
+    return True
+
+
+def read_regular_at(dir_fd: int, name: str, *, max_bytes: int) -> bytes:
+    """Read a regular file without following symlinks; at most ``max_bytes + 1`` bytes are read."""
+    try:
+        fd = os.open(name, os.O_RDONLY | _O_NOFOLLOW | _O_CLOEXEC | getattr(os, "O_NONBLOCK", 0), dir_fd=dir_fd)
+    except OSError as e:
+        if e.errno == errno.ELOOP:
+            raise StorageError("storage.symlink", f"{name!r} is a symlink; refused") from e
+        raise StorageError("storage.unreadable", f"cannot read {name!r}: {e.strerror}") from e
+    try:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            raise StorageError("storage.not_regular", f"{name!r} is not a regular file; refused")
+        chunks: list[bytes] = []
+        remaining = max_bytes + 1
+        while remaining > 0:
+            chunk = os.read(fd, remaining)
+            if not chunk:
+                break
+            chunks.append(chunk)
+            remaining -= len(chunk)
+        return b"".join(chunks)
+    except OSError as e:
+        raise StorageError("storage.unreadable", f"cannot read {name!r}: {e.strerror}") from e
+    finally:
+        os.close(fd)
+
+
+def ensure_private_dir(path: str | Path) -> Path:
+    """Create a folder (and parents) readable only by its owner."""
+    p = Path(path)
+    try:
+        p.mkdir(parents=True, exist_ok=True, mode=0o700)
+    except OSError as e:
+        raise StorageError("storage.write_failed", f"cannot create folder {str(p)!r}: {e.strerror}") from e
+    return p

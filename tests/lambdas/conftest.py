@@ -1,0 +1,243 @@
+"""End-to-end harness: moto S3 with real event notifications into moto SQS, the Lambda handler, a MODEL Private CA.
+
+The queue is drained the way the Lambda event source mapping does it: up to 10 messages per
+invocation, successful records deleted, ``batchItemFailures`` made visible again for redelivery.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import importlib.util
+import json
+import os
+import random
+import sys
+import uuid
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import boto3
+import pytest
+from moto import mock_aws
+
+from matter_pki import pipeline
+from matter_pki.pipeline import PipelineConfig, RetryPolicy
+from tests.lambdas.fakes import REGION, ModelPrivateCa
+
+if TYPE_CHECKING:
+    from collections.abc import Iterator
+    from types import ModuleType
+
+ROOT = Path(__file__).resolve().parents[2]
+HANDLER_PATH = ROOT / "lambdas" / "dac_signer" / "handler.py"
+BUCKET = "matter-csr-inbox"
+
+
+def load_handler() -> ModuleType:
+    """Import ``lambdas/dac_signer/handler.py`` as a module (it is not a package).
+
+    Each import gets its own Powertools service name: a Logger binds ``sys.stdout`` when first created,
+    and pytest's output capture swaps ``sys.stdout`` per test.
+    """
+    spec = importlib.util.spec_from_file_location("dac_signer_handler", HANDLER_PATH)
+    assert spec and spec.loader
+    module = importlib.util.module_from_spec(spec)
+    sys.modules["dac_signer_handler"] = module
+    previous = os.environ.get("POWERTOOLS_SERVICE_NAME")
+    os.environ["POWERTOOLS_SERVICE_NAME"] = f"dac-signer-test-{uuid.uuid4().hex[:8]}"
+    try:
+        spec.loader.exec_module(module)
+    finally:
+        if previous is None:
+            del os.environ["POWERTOOLS_SERVICE_NAME"]
+        else:
+            os.environ["POWERTOOLS_SERVICE_NAME"] = previous
+    return module
+
+
+@dataclass
+class LambdaContext:
+    """The parts of the Lambda context object the handler and Powertools read."""
+
+    aws_request_id: str = field(default_factory=lambda: str(uuid.uuid4()))
+    function_name: str = "dac-signer"
+    function_version: str = "$LATEST"
+    memory_limit_in_mb: int = 512
+    invoked_function_arn: str = f"arn:aws:lambda:{REGION}:123456789012:function:dac-signer"
+    log_group_name: str = "/aws/lambda/dac-signer"
+    log_stream_name: str = "stream"
+
+    def get_remaining_time_in_millis(self) -> int:
+        """Plenty of time."""
+        return 300_000
+
+
+@dataclass
+class Harness:
+    """One bucket notifying one queue, the handler, and the fake Private CA."""
+
+    s3: Any
+    sqs: Any
+    queue_url: str
+    pca: ModelPrivateCa
+    handler: ModuleType
+    invocations: list[dict[str, Any]] = field(default_factory=list)
+
+    def upload(self, key: str, body: bytes) -> None:
+        """Put an object (S3 then notifies SQS)."""
+        self.s3.put_object(Bucket=BUCKET, Key=key, Body=body)
+
+    def keys(self) -> set[str]:
+        """Every key in the bucket."""
+        pages = self.s3.get_paginator("list_objects_v2").paginate(Bucket=BUCKET)
+        return {o["Key"] for page in pages for o in page.get("Contents", [])}
+
+    def read(self, key: str) -> bytes:
+        """An object's bytes."""
+        body: bytes = self.s3.get_object(Bucket=BUCKET, Key=key)["Body"].read()
+        return body
+
+    def err(self, key: str) -> dict[str, Any]:
+        """A parsed ``.err`` object."""
+        data: dict[str, Any] = json.loads(self.read(key))
+        return data
+
+    def receive(self) -> list[dict[str, Any]]:
+        """Every message in the queue now, taken off it (a failed one is sent again by ``deliver_once``).
+
+        moto rescans in-flight messages on every ReceiveMessage (quadratic in the queue length), so the
+        harness deletes at once instead of leaving messages in flight until their batch finishes.
+        """
+        out: list[dict[str, Any]] = []
+        while True:
+            got = self.sqs.receive_message(QueueUrl=self.queue_url, MaxNumberOfMessages=10).get(
+                "Messages", []
+            )
+            if not got:
+                return out
+            self.sqs.delete_message_batch(
+                QueueUrl=self.queue_url,
+                Entries=[{"Id": str(i), "ReceiptHandle": m["ReceiptHandle"]} for i, m in enumerate(got)],
+            )
+            out.extend(got)
+
+    def invoke(self, messages: list[dict[str, Any]]) -> dict[str, Any]:
+        """Run the handler on SQS messages as the event source mapping would; returns its response."""
+        event = {"Records": [_record(m) for m in messages]}
+        try:
+            result: dict[str, Any] = self.handler.lambda_handler(event, LambdaContext())
+        except Exception as e:  # Powertools raises BatchProcessingError when every record failed
+            result = {
+                "batchItemFailures": [{"itemIdentifier": m["MessageId"]} for m in messages],
+                "error": repr(e),
+            }
+        self.invocations.append(result)
+        return result
+
+    def deliver_once(self, *, duplicate: bool = False, shuffle: random.Random | None = None) -> int:
+        """One round: take every visible message, invoke in batches of 10, put failed records back on the queue."""
+        messages = self.receive()
+        deliveries = messages + messages if duplicate else list(messages)
+        if shuffle is not None:
+            shuffle.shuffle(deliveries)
+        failed: set[str] = set()
+        for i in range(0, len(deliveries), 10):
+            result = self.invoke(deliveries[i : i + 10])
+            failed |= {f["itemIdentifier"] for f in result.get("batchItemFailures", [])}
+        for m in messages:
+            if m["MessageId"] in failed:  # SQS makes it visible again after the visibility timeout
+                self.sqs.send_message(QueueUrl=self.queue_url, MessageBody=m["Body"])
+        return len(messages)
+
+    def drain(
+        self, *, duplicate: bool = False, rounds: int = 20, shuffle: random.Random | None = None
+    ) -> int:
+        """Deliver until the queue is empty; ``duplicate`` delivers every message twice. Returns rounds used."""
+        for used in range(rounds):
+            if not self.deliver_once(duplicate=duplicate, shuffle=shuffle):
+                return used
+        raise AssertionError(f"queue not drained after {rounds} rounds")
+
+
+def _record(message: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "messageId": message["MessageId"],
+        "receiptHandle": message["ReceiptHandle"],
+        "body": message["Body"],
+        "attributes": message.get("Attributes", {}),
+        "messageAttributes": {},
+        "md5OfBody": message["MD5OfBody"],
+        "eventSource": "aws:sqs",
+        "eventSourceARN": f"arn:aws:sqs:{REGION}:123456789012:csr-queue",
+        "awsRegion": REGION,
+    }
+
+
+@contextlib.contextmanager
+def mocked_aws(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """Fake credentials and region; moto intercepts every call; the container's pipeline is reset after."""
+    for name, value in {
+        "AWS_ACCESS_KEY_ID": "testing",
+        "AWS_SECRET_ACCESS_KEY": "testing",
+        "AWS_SESSION_TOKEN": "testing",
+        "AWS_DEFAULT_REGION": REGION,
+    }.items():
+        monkeypatch.setenv(name, value)
+    monkeypatch.delenv("AWS_LAMBDA_FUNCTION_NAME", raising=False)
+    monkeypatch.delenv("AWS_ENDPOINT_URL", raising=False)
+    try:
+        with mock_aws():
+            yield
+    finally:
+        pipeline.reset()
+
+
+@pytest.fixture
+def aws_env(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """moto for the test (see ``mocked_aws``)."""
+    with mocked_aws(monkeypatch):
+        yield
+
+
+def make_harness(
+    *,
+    pca: ModelPrivateCa | None = None,
+    suffix_filter: bool = True,
+    workers: int = 4,
+    config: PipelineConfig | None = None,
+    s3_client: Any = None,
+    rng: random.Random | None = None,
+    versioned: bool = True,
+    sleep: Any = None,
+) -> Harness:
+    """Bucket (versioned) → SQS notification (suffix ``.csr`` unless told otherwise) → handler."""
+    s3 = boto3.client("s3", region_name=REGION)
+    sqs = boto3.client("sqs", region_name=REGION)
+    s3.create_bucket(Bucket=BUCKET)
+    if versioned:
+        s3.put_bucket_versioning(Bucket=BUCKET, VersioningConfiguration={"Status": "Enabled"})
+    queue_url = sqs.create_queue(QueueName="csr-queue")["QueueUrl"]
+    queue_arn = sqs.get_queue_attributes(QueueUrl=queue_url, AttributeNames=["QueueArn"])["Attributes"][
+        "QueueArn"
+    ]
+    notification: dict[str, Any] = {"QueueArn": queue_arn, "Events": ["s3:ObjectCreated:*"]}
+    if suffix_filter:
+        notification["Filter"] = {"Key": {"FilterRules": [{"Name": "suffix", "Value": ".csr"}]}}
+    s3.put_bucket_notification_configuration(
+        Bucket=BUCKET, NotificationConfiguration={"QueueConfigurations": [notification]}
+    )
+    fake = pca or ModelPrivateCa()
+    handler = load_handler()
+    cfg = config or PipelineConfig(
+        workers=workers, waiter_delay=0, retry=RetryPolicy(attempts=6, base=0.01, cap=0.1)
+    )
+    pipeline.configure(
+        pca=fake.client(),
+        s3=s3_client or boto3.client("s3", region_name=REGION),
+        config=cfg,
+        logger=handler.logger,
+        sleep=sleep or (lambda _s: None),
+        rng=rng or random.Random(3),
+    )
+    return Harness(s3, sqs, queue_url, fake, handler)

@@ -1,0 +1,83 @@
+"""Fault injection: 1,000 CSRs, 20 % of Private CA and S3 calls failing transiently, every message delivered twice.
+
+Private CA faults include "issued, but the answer was lost" (a 500 after the certificate exists), so the
+IdempotencyToken is what keeps a retry from issuing a second certificate. The CA is the MODEL
+(``ModelPrivateCa``), S3 and SQS are moto with real event notifications; backoff sleeps are no-ops.
+"""
+
+from __future__ import annotations
+
+import random
+from collections import Counter
+from datetime import UTC, datetime, timedelta
+
+import boto3
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.hazmat.primitives.serialization import Encoding
+
+from matter_pki.pipeline import PipelineConfig, RetryPolicy
+from matter_pki.validate import validate_att_cert
+from tests.lambdas.conftest import make_harness
+from tests.lambdas.fakes import REGION, ModelPrivateCa, inject_s3_faults
+
+CSRS = int(__import__("os").environ.get("FI_CSRS", "1000"))
+FAULT_RATE = 0.2
+CHUNK = 100
+
+
+def _csrs(n: int) -> list[bytes]:
+    subject = x509.Name([])
+    keys = [ec.generate_private_key(ec.SECP256R1()) for _ in range(n)]
+    return [
+        x509.CertificateSigningRequestBuilder()
+        .subject_name(subject)
+        .sign(k, hashes.SHA256())
+        .public_bytes(Encoding.DER)
+        for k in keys
+    ]
+
+
+def test_thousand_csrs_with_faults_and_duplicates_give_exactly_one_dac_each(aws_env: None) -> None:
+    # GIVEN a CA and a signer S3 client that fail 20 % of calls transiently, and 4 retries per call
+    fake = ModelPrivateCa(fault_rate=0.0, rng=random.Random(11))
+    paa = fake.add_paa()
+    pai = fake.add_pai(paa, pid=0x8000)
+    s3 = boto3.client("s3", region_name=REGION)
+    s3_faults = inject_s3_faults(s3, rate=FAULT_RATE, rng=random.Random(12))
+    cfg = PipelineConfig(workers=4, waiter_delay=0, retry=RetryPolicy(attempts=4, base=0.01, cap=0.05))
+    h = make_harness(pca=fake, s3_client=s3, config=cfg, rng=random.Random(13))
+    keys = [f"{pai}/8000/device-{i:04}.csr" for i in range(CSRS)]
+    fake.fault_rate = FAULT_RATE
+    # WHEN the CSRs arrive in uploads of 100 and every message is delivered twice, shuffled across batches
+    # (chunks keep moto's SQS, whose ReceiveMessage is quadratic in the queue length, fast)
+    bodies = _csrs(CSRS)
+    shuffle = random.Random(14)
+    for start in range(0, CSRS, CHUNK):
+        for key, body in zip(keys[start : start + CHUNK], bodies[start : start + CHUNK], strict=True):
+            h.upload(key, body)
+        h.drain(duplicate=True, shuffle=shuffle, rounds=30)
+    # THEN the bucket holds exactly the 1,000 CSRs and 1,000 DACs, and no .err
+    objects = h.keys()
+    pems = sorted(k for k in objects if k.endswith(".pem"))
+    assert pems == sorted(k[:-4] + ".pem" for k in keys)
+    assert len(objects) == 2 * CSRS
+    # AND no two DACs share a serial, and the CA issued exactly one certificate per CSR
+    ca = fake.cas[pai]
+    assert ca.cert is not None
+    pai_der, paa_der = ca.cert.public_bytes(Encoding.DER), fake.cas[paa].cert.public_bytes(Encoding.DER)  # type: ignore[union-attr]
+    serials = Counter()
+    at = datetime.now(UTC) + timedelta(seconds=2)
+    for key in pems:
+        der = x509.load_pem_x509_certificate(h.read(key)).public_bytes(Encoding.DER)
+        serials[x509.load_der_x509_certificate(der).serial_number] += 1
+        assert validate_att_cert(paa=paa_der, pai=pai_der, dac=der, at=at, mode="commissioner").ok
+    assert len(serials) == CSRS and max(serials.values()) == 1
+    assert len(fake.certificates) == CSRS
+    # AND the faults really happened, including lost IssueCertificate answers and SQS redeliveries
+    assert (
+        sum(fake.faults.values()) > CSRS // 2 and fake.faults["IssueCertificate:after-commit"] > CSRS // 100
+    )
+    assert sum(s3_faults.values()) > CSRS // 2
+    assert any(inv["batchItemFailures"] for inv in h.invocations)

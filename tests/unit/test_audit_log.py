@@ -1,0 +1,210 @@
+"""The local audit log: append-only records, automatic and manual seals, the signed head, the audit key."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING
+
+import pytest
+from cryptography.hazmat.primitives import serialization
+
+from matter_pki.audit import AuditLog, verify_log
+from matter_pki.audit.log import GENESIS
+from matter_pki.audit.seal import Head, head_message, seal_message, verify_signature
+from matter_pki.errors import AuditError, KeyStoreError
+
+if TYPE_CHECKING:
+    from pathlib import Path
+
+NOW = datetime(2026, 6, 1, 12, 0, 0, tzinfo=UTC)
+
+
+@pytest.fixture(autouse=True)
+def _clean_env(monkeypatch: pytest.MonkeyPatch) -> None:
+    for name in ("MATTER_PKI_PASSPHRASE", "MATTER_PKI_AUDIT_SEAL_EVERY"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("MATTER_PKI_OPERATOR", "alice")
+
+
+def lines(home: Path) -> list[dict]:
+    return [json.loads(x) for x in (home / "audit" / "audit.log").read_bytes().splitlines()]
+
+
+def test_records_are_hash_chained_json_lines(tmp_path: Path) -> None:
+    # GIVEN a new home WHEN three operations are recorded
+    log = AuditLog(tmp_path)
+    first = log.record("paa.created", ca="paa", now=NOW)
+    log.record("dac.issued", ca="pai-1", serial="5A01", pid="8000", now=NOW)
+    log.record("cert.revoked", ca="pai-1", serial="5A01", reason="keyCompromise", now=NOW)
+    # THEN each line carries the SHA-256 of the previous line, and the fields as given
+    raw = (tmp_path / "audit" / "audit.log").read_bytes().splitlines(keepends=True)
+    bodies = [json.loads(x) for x in raw]
+    assert [b["seq"] for b in bodies] == [0, 1, 2]
+    assert bodies[0]["prev"] == GENESIS
+    assert bodies[1]["prev"] == hashlib.sha256(raw[0]).hexdigest()
+    assert bodies[2]["prev"] == hashlib.sha256(raw[1]).hexdigest()
+    assert bodies[1] | {"prev": None} == {
+        "seq": 1, "time": "2026-06-01T12:00:00Z", "event": "dac.issued", "operator": "alice", "prev": None,
+        "ca": "pai-1", "serial": "5A01", "pid": "8000",
+    }
+    assert first.seq == 0 and first.fields == {"ca": "paa"}
+
+
+def test_record_keeps_the_seed_call_signature_and_returns_the_seq(tmp_path: Path) -> None:
+    # GIVEN the call other commands make (operator and None fields, like local issuance does)
+    rec = AuditLog(tmp_path).record("dac.issued", ca="pai-1", serial="01", operator="bob", recovered=None)
+    # THEN None fields are dropped, the operator is kept, and .seq is usable
+    assert (rec.seq, rec.operator, rec.fields) == (0, "bob", {"ca": "pai-1", "serial": "01"})
+    assert AuditLog(tmp_path).records()[0].line == rec.line
+
+
+def test_reserved_names_are_refused(tmp_path: Path) -> None:
+    log = AuditLog(tmp_path)
+    with pytest.raises(AuditError) as err:
+        log.record("dac.issued", prev="0" * 64)
+    assert err.value.code == "audit.reserved_field"
+    with pytest.raises(AuditError) as err:
+        log.record("audit.sealed")
+    assert err.value.code == "audit.reserved_event"
+
+
+def test_first_use_creates_the_audit_key_and_a_signed_head(tmp_path: Path) -> None:
+    # WHEN the first record is written
+    AuditLog(tmp_path).record("paa.created", ca="paa")
+    audit = tmp_path / "audit"
+    # THEN a P-256 key pair exists (private 0600, unencrypted without a passphrase) and the head is signed
+    assert (audit / "audit-key.pem").stat().st_mode & 0o777 == 0o600
+    assert b"BEGIN PRIVATE KEY" in (audit / "audit-key.pem").read_bytes()
+    pub = serialization.load_pem_public_key((audit / "audit-key.pub.pem").read_bytes())
+    head = Head.parse((audit / "head").read_bytes())
+    last = (audit / "audit.log").read_bytes()
+    assert (head.seq, head.hash, head.sealed) == (0, hashlib.sha256(last).hexdigest(), -1)
+    assert verify_signature(pub, head_message(0, head.hash, -1), head.sig)  # type: ignore[arg-type]
+
+
+def test_audit_key_is_encrypted_with_the_passphrase(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # GIVEN MATTER_PKI_PASSPHRASE is set when the key is created
+    monkeypatch.setenv("MATTER_PKI_PASSPHRASE", "correct horse")
+    AuditLog(tmp_path).record("paa.created", ca="paa")
+    pem = (tmp_path / "audit" / "audit-key.pem").read_bytes()
+    # THEN the key file is encrypted PKCS#8 and opens only with that passphrase
+    assert pem.startswith(b"-----BEGIN ENCRYPTED PRIVATE KEY-----")
+    serialization.load_pem_private_key(pem, b"correct horse")
+    with pytest.raises(ValueError):
+        serialization.load_pem_private_key(pem, b"wrong")
+
+
+def test_seal_every_n_records(tmp_path: Path) -> None:
+    # GIVEN seals every 10 records WHEN 25 records are written
+    log = AuditLog(tmp_path, seal_every=10)
+    for i in range(25):
+        log.record("dac.issued", ca="pai-1", serial=f"{i:02X}", now=NOW)
+    # THEN seals sit at seq 10 (covering 0..9) and seq 21 (covering 11..20), each signing the head hash
+    bodies = lines(tmp_path)
+    seals = [b for b in bodies if b["event"] == "audit.sealed"]
+    assert [(s["seq"], s["first"], s["last"], s["count"]) for s in seals] == [(10, 0, 9, 10), (21, 11, 20, 10)]
+    raw = (tmp_path / "audit" / "audit.log").read_bytes().splitlines(keepends=True)
+    pub = serialization.load_pem_public_key((tmp_path / "audit" / "audit-key.pub.pem").read_bytes())
+    for s in seals:
+        assert s["head"] == hashlib.sha256(raw[s["last"]]).hexdigest() == s["prev"]
+        assert verify_signature(pub, seal_message(s["first"], s["last"], s["count"], s["head"]), s["sig"])  # type: ignore[arg-type]
+    assert len(bodies) == 27
+
+
+def test_seal_every_comes_from_the_environment(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("MATTER_PKI_AUDIT_SEAL_EVERY", "3")
+    log = AuditLog(tmp_path)
+    for _ in range(4):
+        log.record("key.accessed", ca="pai-1")
+    assert [b["event"] for b in lines(tmp_path)][3] == "audit.sealed"
+    monkeypatch.setenv("MATTER_PKI_AUDIT_SEAL_EVERY", "-1")
+    with pytest.raises(AuditError) as err:
+        AuditLog(tmp_path)
+    assert err.value.code == "audit.config"
+
+
+def test_manual_seal_covers_the_tail_and_is_idempotent(tmp_path: Path) -> None:
+    log = AuditLog(tmp_path, seal_every=0)
+    assert log.seal() is None  # empty log: nothing to seal
+    for _ in range(3):
+        log.record("dac.issued", ca="pai-1")
+    result = log.seal()
+    assert result is not None and (result.first, result.last, result.record.seq) == (0, 2, 3)
+    assert log.seal() is None
+    assert verify_log(tmp_path / "audit").ok
+
+
+def test_legacy_log_without_key_or_head_is_adopted_by_seal(tmp_path: Path) -> None:
+    # GIVEN a log written by the seed version (no key, no head)
+    audit = tmp_path / "audit"
+    audit.mkdir()
+    line0 = json.dumps({"seq": 0, "time": "2026-01-01T00:00:00Z", "event": "paa.created", "operator": "x",
+                        "prev": GENESIS, "ca": "paa"}, sort_keys=True, separators=(",", ":")).encode() + b"\n"
+    (audit / "audit.log").write_bytes(line0)
+    # THEN the old records stay readable, verify reports the missing head, and a seal adopts the log
+    assert AuditLog(tmp_path).records()[0].fields == {"ca": "paa"}
+    assert verify_log(audit).problem.code == "audit.head_missing"  # type: ignore[union-attr]
+    AuditLog(tmp_path).seal()
+    assert verify_log(audit).ok
+
+
+def test_locked_key_still_records_then_seal_signs_the_tail(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # GIVEN an encrypted audit key
+    monkeypatch.setenv("MATTER_PKI_PASSPHRASE", "pw")
+    AuditLog(tmp_path).record("paa.created", ca="paa")
+    # WHEN records are written without the passphrase
+    monkeypatch.delenv("MATTER_PKI_PASSPHRASE")
+    log = AuditLog(tmp_path)
+    log.record("dac.issued", ca="pai-1", serial="01")
+    log.record("dac.issued", ca="pai-1", serial="02")
+    # THEN they are kept, verify flags the unsigned tail, and sealing needs the passphrase
+    assert [r.seq for r in AuditLog(tmp_path).records()] == [0, 1, 2]
+    problem = verify_log(tmp_path / "audit").problem
+    assert problem is not None and (problem.code, problem.seq) == ("audit.unsigned_tail", 1)
+    with pytest.raises(KeyStoreError) as err:
+        AuditLog(tmp_path).seal()
+    assert err.value.code == "key.passphrase_missing"
+    monkeypatch.setenv("MATTER_PKI_PASSPHRASE", "pw")
+    AuditLog(tmp_path).seal()
+    assert verify_log(tmp_path / "audit").ok
+
+
+def test_append_refuses_a_truncated_log(tmp_path: Path) -> None:
+    # GIVEN a signed log whose last record was cut off
+    log = AuditLog(tmp_path)
+    for _ in range(3):
+        log.record("dac.issued", ca="pai-1")
+    path = tmp_path / "audit" / "audit.log"
+    path.write_bytes(b"".join(path.read_bytes().splitlines(keepends=True)[:2]))
+    # WHEN another record is written THEN it is refused, so the evidence is not buried
+    with pytest.raises(AuditError) as err:
+        AuditLog(tmp_path).record("dac.issued", ca="pai-1")
+    assert err.value.code == "audit.truncated"
+    assert len(path.read_bytes().splitlines()) == 2
+
+
+def test_append_refuses_when_head_was_deleted(tmp_path: Path) -> None:
+    AuditLog(tmp_path).record("dac.issued", ca="pai-1")
+    (tmp_path / "audit" / "head").unlink()
+    with pytest.raises(AuditError) as err:
+        AuditLog(tmp_path).record("dac.issued", ca="pai-1")
+    assert err.value.code == "audit.head_missing"
+
+
+def test_append_refuses_a_forged_head(tmp_path: Path) -> None:
+    AuditLog(tmp_path).record("dac.issued", ca="pai-1")
+    head_path = tmp_path / "audit" / "head"
+    head = json.loads(head_path.read_bytes())
+    head["sealed"] = 0
+    head_path.write_text(json.dumps(head))
+    with pytest.raises(AuditError) as err:
+        AuditLog(tmp_path).record("dac.issued", ca="pai-1")
+    assert err.value.code == "audit.head_invalid"
+
+
+def test_naive_time_is_refused(tmp_path: Path) -> None:
+    with pytest.raises(AuditError) as err:
+        AuditLog(tmp_path).record("dac.issued", now=datetime(2026, 1, 1))  # noqa: DTZ001
+    assert err.value.code == "audit.naive_time"
