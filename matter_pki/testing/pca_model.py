@@ -66,11 +66,11 @@ def issue_certificate(
     not_before = _time(request["ValidityNotBefore"], None) if "ValidityNotBefore" in request else now
     not_after = _time(request["Validity"], not_before)
     public_key = csr.public_key()
-    skid = x509.SubjectKeyIdentifier.from_public_key(public_key)  # type: ignore[arg-type]
+    skid = x509.SubjectKeyIdentifier.from_public_key(public_key)
     builder = (
         x509.CertificateBuilder()
         .subject_name(subject)
-        .public_key(public_key)  # type: ignore[arg-type]
+        .public_key(public_key)
         .serial_number(serial)
         .not_valid_before(not_before)
         .not_valid_after(not_after)

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from tests.conftest import SKIP_NO_VECTORS, load_vector
 from matter_pki.lint import lint
+from tests.conftest import SKIP_NO_VECTORS, load_vector
 
 pytestmark = SKIP_NO_VECTORS
 PREFIX = "Chip-Test-DAC-FFF1-8000-0000-"

@@ -5,9 +5,9 @@ from __future__ import annotations
 import multiprocessing
 import os
 import pickle
-import threading
 import subprocess
 import sys
+import threading
 
 import pytest
 from cryptography.hazmat.primitives import hashes
