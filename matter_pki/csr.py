@@ -53,8 +53,8 @@ def _csr_der(data: bytes) -> bytes:
     return data
 
 
-def load_device_csr(data: bytes) -> DeviceCsr:
-    """Parse and check one device CSR; raises CsrError with a ``csr.*`` code."""
+def _envelope(data: bytes) -> bytes:
+    """The CSR's DER after the checks that need no cryptography (empty, size, PEM/DER, exactly one)."""
     body = _csr_der(data)
     try:
         top = der.read_tlv(body)
@@ -65,6 +65,22 @@ def load_device_csr(data: bytes) -> DeviceCsr:
     if top.end != len(body):
         # A second DER object (or garbage) after the first one.
         raise CsrError("csr.multiple", f"{len(body) - top.end} byte(s) follow the CSR")
+    return body
+
+
+def csr_digest(data: bytes) -> str:
+    """SHA-256 (hex) of the CSR's DER, as ``load_device_csr(data).sha256``, without verifying anything cryptographic.
+
+    Raises CsrError for what the envelope alone shows (``csr.empty``, ``csr.too_large``,
+    ``csr.pem_invalid``, ``csr.multiple``, ``csr.malformed``); a CSR that passes may still be refused
+    by ``load_device_csr`` (key, curve, point, signature).
+    """
+    return hashlib.sha256(_envelope(data)).hexdigest()
+
+
+def load_device_csr(data: bytes) -> DeviceCsr:
+    """Parse and check one device CSR; raises CsrError with a ``csr.*`` code."""
+    body = _envelope(data)
     try:
         csr = x509.load_der_x509_csr(body)
         signature_oid = csr.signature_algorithm_oid

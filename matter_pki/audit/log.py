@@ -159,33 +159,62 @@ class AuditLog:
         self, event: str, *, operator: str | None = None, now: datetime | None = None, **fields: Any
     ) -> AuditRecord:
         """Append one record; fields must be JSON-serialisable and never hold key material."""
-        if event == SEAL_EVENT:
-            raise AuditError("audit.reserved_event", f"{SEAL_EVENT!r} records are written only by seal()")
-        clash = RESERVED & fields.keys()
-        if clash:
-            raise AuditError("audit.reserved_field", f"audit field names {sorted(clash)} are reserved")
+        return self.record_many([(event, fields)], operator=operator, now=now)[0]
+
+    def record_many(
+        self, records: list[tuple[str, dict[str, Any]]], *, operator: str | None = None, now: datetime | None = None
+    ) -> list[AuditRecord]:
+        """Append several records at once: one lock, one write + fsync, one head signature.
+
+        The log is exactly what consecutive ``record`` calls would write (same seqs, chain and
+        automatic seals, a seal following the record that reaches the cadence); returns the
+        records in order, without the seals. ``None`` field values are left out, as in ``record``.
+        """
+        for event, fields in records:
+            if event == SEAL_EVENT:
+                raise AuditError("audit.reserved_event", f"{SEAL_EVENT!r} records are written only by seal()")
+            clash = RESERVED & fields.keys()
+            if clash:
+                raise AuditError("audit.reserved_field", f"audit field names {sorted(clash)} are reserved")
+        if not records:
+            return []
+        who = operator or _operator()
         with self._locked() as fd:
             seq, prev, sealed = self._check_tail(fd)
-            body = {
-                "seq": seq,
-                "time": _timestamp(now),
-                "event": event,
-                "operator": operator or _operator(),
-                "prev": prev,
-                **{k: v for k, v in fields.items() if v is not None},
-            }
-            line = _encode(body)
-            _append(fd, line)
-            last_seq, last_hash = seq, line_hash(line)
-            signer = self._signer()
+            signer_error: AuditError | None = None
+            try:
+                signer = self._signer()
+            except AuditError as e:
+                # As in a lone append: the records are still written (unsealed), then the error is raised.
+                signer, signer_error = None, e
+            lines: list[bytes] = []
+            written: list[AuditRecord] = []
+            for event, fields in records:
+                body = {
+                    "seq": seq,
+                    "time": _timestamp(now),
+                    "event": event,
+                    "operator": who,
+                    "prev": prev,
+                    **{k: v for k, v in fields.items() if v is not None},
+                }
+                line = _encode(body)
+                lines.append(line)
+                written.append(AuditRecord.from_line(line))
+                last_seq, prev = seq, line_hash(line)
+                if signer is not None and self.seal_every and last_seq - sealed >= self.seal_every:
+                    seal_line = self._seal_line(signer, first=sealed + 1, last=last_seq, head=prev, now=now)
+                    lines.append(seal_line)
+                    sealed = last_seq = last_seq + 1
+                    prev = line_hash(seal_line)
+                seq = last_seq + 1
+            _append(fd, b"".join(lines))
             if signer is not None:
-                if self.seal_every and last_seq - sealed >= self.seal_every:
-                    seal = self._write_seal(fd, signer, first=sealed + 1, last=last_seq, head=last_hash, now=now)
-                    sealed = last_seq = seal.seq
-                    last_hash = seal.hash
-                self._write_head(signer, last_seq, last_hash, sealed)
-            self._remember(last_seq, last_hash)
-        return AuditRecord.from_line(line)
+                self._write_head(signer, seq - 1, prev, sealed)
+            self._remember(seq - 1, prev)
+        if signer_error is not None:
+            raise signer_error
+        return written
 
     def _remember(self, tail_seq: int, tail_hash: str) -> None:
         try:
@@ -213,6 +242,13 @@ class AuditLog:
     def _write_seal(
         self, fd: int, signer: ec.EllipticCurvePrivateKey, *, first: int, last: int, head: str, now: datetime | None
     ) -> AuditRecord:
+        line = self._seal_line(signer, first=first, last=last, head=head, now=now)
+        _append(fd, line)
+        return AuditRecord.from_line(line)
+
+    def _seal_line(
+        self, signer: ec.EllipticCurvePrivateKey, *, first: int, last: int, head: str, now: datetime | None
+    ) -> bytes:
         count = last - first + 1
         body = {
             "seq": last + 1,
@@ -227,9 +263,7 @@ class AuditLog:
             "key": fingerprint(signer.public_key()),
             "sig": sign(signer, seal_message(first, last, count, head)),
         }
-        line = _encode(body)
-        _append(fd, line)
-        return AuditRecord.from_line(line)
+        return _encode(body)
 
     def _write_head(self, signer: ec.EllipticCurvePrivateKey, seq: int, hash_hex: str, sealed: int) -> None:
         head = Head(seq, hash_hex, sealed, fingerprint(signer.public_key()), sign(signer, head_message(seq, hash_hex, sealed)))

@@ -17,14 +17,13 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from matter_pki.audit import AuditLog
-from matter_pki.csr import MAX_CSR_BYTES
 from matter_pki.errors import InputError, MatterPkiError, ProfileError, StorageError
-from matter_pki.layout import CsrKey, dumps_err, err_record, parse_csr_key
+from matter_pki.layout import dumps_err, err_record, parse_csr_key
 from matter_pki.local.ca import operator
 from matter_pki.local.home import PAA_ID, PkiHome
-from matter_pki.local.issue import CsrInput, DacIssuer, Outcome, OutputDir
+from matter_pki.local.issue import CsrFiles, DacIssuer, Outcome, OutputDir
 from matter_pki.local.ledger import Ledger, iso
-from matter_pki.storage.local import open_dir, read_regular_at, remove_stale_temps
+from matter_pki.storage.local import open_dir, remove_stale_temps
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -41,7 +40,7 @@ class InboxGroup:
     ca: str
     pid_text: str
     dir_fd: int
-    inputs: list[CsrInput] = field(default_factory=list)
+    inputs: CsrFiles
 
 
 @dataclass
@@ -78,6 +77,14 @@ def _subdirs(parent_fd: int, notes: list[str], where: str) -> list[tuple[str, in
     return found
 
 
+def _describe(ca: str, pid_text: str) -> Callable[[str], tuple[str, str]]:
+    def describe(filename: str) -> tuple[str, str]:
+        key = f"{ca}/{pid_text}/{filename}"
+        return parse_csr_key(key, cloud=False).name, key
+
+    return describe
+
+
 def scan_inbox(root_fd: int, home: PkiHome, notes: list[str], groups: list[InboxGroup]) -> None:
     """Find every CSR in the inbox, grouped by PAI and PID (appended to ``groups``); skips are noted."""
     for ca, ca_fd in _subdirs(root_fd, notes, ""):
@@ -89,7 +96,7 @@ def scan_inbox(root_fd: int, home: PkiHome, notes: list[str], groups: list[Inbox
                 notes.append(f"skipped {ca}/: PAI {ca!r} has no certificate yet (pai import)")
                 continue
             for pid_text, pid_fd in _subdirs(ca_fd, notes, f"{ca}/"):
-                group = InboxGroup(ca, pid_text, pid_fd)
+                group = InboxGroup(ca, pid_text, pid_fd, CsrFiles(_describe(ca, pid_text), dir_fd=pid_fd))
                 groups.append(group)
                 remove_stale_temps(pid_fd)  # left by a killed run; the inbox lock is held
                 with os.scandir(pid_fd) as entries:
@@ -97,15 +104,11 @@ def scan_inbox(root_fd: int, home: PkiHome, notes: list[str], groups: list[Inbox
                 for filename in filenames:
                     key = f"{ca}/{pid_text}/{filename}"
                     try:
-                        parsed: CsrKey = parse_csr_key(key, cloud=False)
+                        parse_csr_key(key, cloud=False)
                     except InputError as e:
                         notes.append(f"ignored {key}: {e.message}")
                         continue
-                    try:
-                        data = read_regular_at(pid_fd, filename, max_bytes=MAX_CSR_BYTES)
-                        group.inputs.append(CsrInput(parsed.name, key, data))
-                    except StorageError as e:
-                        group.inputs.append(CsrInput(parsed.name, key, error=e))
+                    group.inputs.filenames.append(filename)  # read when issued (memory stays bounded)
         finally:
             os.close(ca_fd)
 

@@ -7,8 +7,11 @@ before returning it). The order of effects is what makes a killed run safe to re
 1. A CSR that already has ``<name>.pem`` or ``<name>.err`` is skipped.
 2. A CSR whose SHA-256 is already in the ledger for this PAI gets that DAC again (never a second one).
 3. New DACs are recorded in the ledger (one durable transaction per group of results), then announced
-   in the audit log (the ledger remembers each record's sequence number), then written with an
-   atomic rename.
+   in the audit log (one append for the group; the ledger remembers each record's sequence number),
+   then written with an atomic rename.
+
+Inputs are streamed: the batch engine pulls them lazily with a bounded number in flight, and the
+ledger lookup uses ``csr_digest`` (no signature check: the engine verifies each CSR once).
 
 Guarantee after any kill (SIGKILL, power loss) and a re-run: each CSR has exactly one answer file;
 the ledger holds at most one DAC per (PAI, CSR SHA-256) and no serial twice per PAI; the ``.pem``
@@ -24,14 +27,16 @@ import base64
 import hashlib
 import os
 import uuid
+from collections import deque
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Literal
+from itertools import chain
+from typing import TYPE_CHECKING, Any, Literal
 
 from cryptography import x509
 from cryptography.hazmat.primitives.serialization import Encoding
 
 from matter_pki.batch import BatchContext, BatchItem, BatchResult, issue_batch
-from matter_pki.csr import MAX_CSR_BYTES, load_device_csr
+from matter_pki.csr import MAX_CSR_BYTES, csr_digest
 from matter_pki.errors import ConfigError, CsrError, InputError, IssuanceError, MatterPkiError, StorageError
 from matter_pki.layout import dumps_err, err_record, parse_csr_key
 from matter_pki.local.ca import SERIAL_ATTEMPTS, operator, start_under, validity_from
@@ -49,7 +54,7 @@ from matter_pki.storage.local import (
 )
 
 if TYPE_CHECKING:
-    from collections.abc import Callable, Iterable, Sequence
+    from collections.abc import Callable, Iterable, Iterator, Sequence
     from datetime import datetime
     from pathlib import Path
 
@@ -189,7 +194,13 @@ class DacIssuer:
         """Answer every input; returns one outcome per input (``on_result`` sees them as they come)."""
         self._outcomes = []
         self._on_result = on_result or (lambda _o: None)
-        pending: list[tuple[CsrInput, str]] = []
+        # Streaming: the batch engine pulls inputs lazily and keeps a bounded number in flight, so
+        # memory does not grow with the number of CSRs.
+        self._sign_and_deliver(out, self._to_sign(inputs, out), attempt=1)
+        return self._outcomes
+
+    def _to_sign(self, inputs: Iterable[CsrInput], out: OutputDir) -> Iterator[tuple[CsrInput, str]]:
+        """The inputs that need a new DAC, with their CSR SHA-256; every other input is answered on the way."""
         for item in inputs:
             if out.answered(item.name):
                 self._emit(Outcome(item.name, item.key, "skipped"))
@@ -201,7 +212,8 @@ class DacIssuer:
                 self._refuse(out, item, InputError("input.reserved_name", f"{item.name!r} is reserved for the chain files"), None)
                 continue
             try:
-                sha = load_device_csr(item.data).sha256
+                # The envelope only: the batch engine does the cryptographic checks (once).
+                sha = csr_digest(item.data)
             except CsrError as e:
                 self._refuse(out, item, e, None)
                 continue
@@ -209,9 +221,7 @@ class DacIssuer:
             if existing is not None:
                 self._deliver_existing(out, item, existing)
                 continue
-            pending.append((item, sha))
-        self._sign_and_deliver(out, pending, attempt=1)
-        return self._outcomes
+            yield item, sha
 
     # -- internals ---------------------------------------------------------------------------
     def _emit(self, outcome: Outcome) -> None:
@@ -227,11 +237,15 @@ class DacIssuer:
         )
         self._emit(Outcome(item.name, item.key, "refused", code=error.code, message=error.message))
 
+    def _issued_fields(self, item: CsrInput, entry_serial: str, sha: str | None, *, recovered: bool = False) -> dict[str, Any]:
+        return {
+            "ca": self.pai_id, "serial": entry_serial, "pid": f"{self.pid:04X}", "csr": item.key,
+            "csr_sha256": sha, "request_id": self.request_id, "recovered": True if recovered else None,
+        }
+
     def _announce(self, item: CsrInput, entry_serial: str, sha: str | None, *, recovered: bool = False) -> int:
-        return self.audit.record(
-            "dac.issued", ca=self.pai_id, serial=entry_serial, pid=f"{self.pid:04X}", csr=item.key,
-            csr_sha256=sha, request_id=self.request_id, recovered=True if recovered else None, operator=self.op,
-        ).seq
+        fields = self._issued_fields(item, entry_serial, sha, recovered=recovered)
+        return self.audit.record("dac.issued", operator=self.op, **fields).seq
 
     def _announced(self) -> dict[str, int]:
         """Serial → audit seq of every ``dac.issued`` by this PAI (read once, only during recovery)."""
@@ -267,29 +281,44 @@ class DacIssuer:
         out.write_pem(item.name, existing.der)
         self._emit(Outcome(item.name, item.key, "reused", serial=existing.serial))
 
-    def _sign_and_deliver(self, out: OutputDir, pending: Sequence[tuple[CsrInput, str]], *, attempt: int) -> None:
-        if not pending:
-            return
-        items = (BatchItem(i.name, i.data or b"") for i, _ in pending)
+    def _sign_and_deliver(self, out: OutputDir, pending: Iterable[tuple[CsrInput, str]], *, attempt: int) -> None:
+        source = iter(pending)
+        first = next(source, None)
+        if first is None:
+            return  # nothing to sign: the key is not opened
+        in_flight: deque[tuple[CsrInput, str]] = deque()
+
+        def items() -> Iterator[BatchItem]:
+            for item, sha in chain([first], source):
+                in_flight.append((item, sha))
+                yield BatchItem(item.name, item.data or b"")
+
         if attempt == 1 and self.serials is not None:
-            results = issue_batch(items, self.ctx, jobs=self.jobs, serials=self.serials)
+            results = issue_batch(items(), self.ctx, jobs=self.jobs, serials=self.serials)
         else:
             # The batch engine's own serial source (random, drawn where the DAC is signed).
-            results = issue_batch(items, self.ctx, jobs=self.jobs if attempt == 1 else 1)
-        buffer: list[tuple[CsrInput, BatchResult]] = []
+            results = issue_batch(items(), self.ctx, jobs=self.jobs if attempt == 1 else 1)
+        buffer: list[tuple[CsrInput, str, BatchResult]] = []
         retry: list[tuple[CsrInput, str]] = []
-        for (item, sha), result in zip(pending, results, strict=True):
+        for result in results:
+            item, sha = in_flight.popleft()
             if result.name != item.name:
                 raise IssuanceError("issue.batch_order", "the batch engine returned results out of order")
             if not result.ok:
-                error = MatterPkiError(result.error_code or "issue.failed", result.error_message or "issuance failed")
-                self._refuse(out, item, error, sha)
+                code = result.error_code or "issue.failed"
+                error = MatterPkiError(code, result.error_message or "issuance failed")
+                # A CSR the engine finds unacceptable (csr.*) has no accepted digest, as before.
+                self._refuse(out, item, error, None if code.startswith("csr.") else sha)
                 continue
-            buffer.append((item, result))
+            if result.csr_sha256 != sha:
+                raise IssuanceError("issue.batch_order", f"the batch engine hashed CSR {item.key!r} differently")
+            buffer.append((item, sha, result))
             if len(buffer) >= self.group_size:
                 retry.extend(self._record_and_write(out, buffer))
                 buffer = []
         retry.extend(self._record_and_write(out, buffer))
+        if in_flight:
+            raise IssuanceError("issue.batch_order", f"the batch engine left {len(in_flight)} CSR(s) unanswered")
         if not retry:
             return
         if attempt >= SERIAL_ATTEMPTS:
@@ -299,29 +328,41 @@ class DacIssuer:
             return
         self._sign_and_deliver(out, retry, attempt=attempt + 1)
 
-    def _record_and_write(self, out: OutputDir, buffer: list[tuple[CsrInput, BatchResult]]) -> list[tuple[CsrInput, str]]:
+    def _record_and_write(
+        self, out: OutputDir, buffer: list[tuple[CsrInput, str, BatchResult]]
+    ) -> list[tuple[CsrInput, str]]:
         if not buffer:
             return []
-        entries = [NewEntry("dac", self.pai_id, r.dac_der or b"", pid=self.pid, csr_sha256=r.csr_sha256) for _, r in buffer]
+        entries = [NewEntry("dac", self.pai_id, r.dac_der or b"", pid=self.pid, csr_sha256=sha) for _, sha, r in buffer]
         outcomes = self.ledger.record_many(entries, issued_at=iso(self.now), operator=self.op)
-        inserted: list[tuple[CsrInput, BatchResult, str]] = []
+        inserted: list[tuple[CsrInput, str, BatchResult, str]] = []
         retry: list[tuple[CsrInput, str]] = []
-        for (item, result), outcome in zip(buffer, outcomes, strict=True):
+        same: list[tuple[CsrInput, str]] = []
+        for (item, sha, result), outcome in zip(buffer, outcomes, strict=True):
             if outcome == InsertOutcome.INSERTED:
                 number = x509.load_der_x509_certificate(result.dac_der or b"").serial_number
-                inserted.append((item, result, serial_hex(number)))
+                inserted.append((item, sha, result, serial_hex(number)))
             elif outcome == InsertOutcome.SAME_CSR:
-                # The same CSR twice in one run (two file names): both get the first DAC.
-                existing = self.ledger.find_csr(self.pai_id, result.csr_sha256 or "")
-                assert existing is not None
-                self._deliver_existing(out, item, existing)
+                same.append((item, sha))
             else:
-                retry.append((item, result.csr_sha256 or ""))
-        announced = [(self.pai_id, serial, self._announce(item, serial, r.csr_sha256)) for item, r, serial in inserted]
-        self.ledger.set_audit_seq(announced)
-        out.write_pems([(item.name, result.dac_der or b"") for item, result, _serial in inserted])
-        for item, _result, serial in inserted:
+                retry.append((item, sha))
+        # One audit append (one fsync, one head signature) announces the whole group.
+        records = self.audit.record_many(
+            [("dac.issued", self._issued_fields(item, serial, sha)) for item, sha, _r, serial in inserted],
+            operator=self.op,
+        )
+        self.ledger.set_audit_seq(
+            [(self.pai_id, serial, rec.seq) for (_i, _s, _r, serial), rec in zip(inserted, records, strict=True)]
+        )
+        out.write_pems([(item.name, result.dac_der or b"") for item, _sha, result, _serial in inserted])
+        for item, _sha, _result, serial in inserted:
             self._emit(Outcome(item.name, item.key, "issued", serial=serial))
+        for item, sha in same:
+            # The same CSR twice in one run (two file names): both get the first DAC. Delivered
+            # only now, once that DAC (possibly in this very group) is announced.
+            existing = self.ledger.find_csr(self.pai_id, sha)
+            assert existing is not None
+            self._deliver_existing(out, item, existing)
         return retry
 
 
@@ -344,28 +385,54 @@ def read_csr_file(path: Path) -> CsrInput:
     return CsrInput(name=name, key=str(path), data=data)
 
 
-def scan_csr_folder(folder: Path) -> tuple[list[CsrInput], list[str]]:
-    """Every ``*.csr`` directly in ``folder`` (sorted); symlinks and non-files become refusals."""
+class CsrFiles:
+    """``*.csr`` files of one folder, each read only when iterated: memory does not grow with the folder.
+
+    Holds the file names only; ``describe(filename)`` gives (output name, key). The folder is an open
+    descriptor (``dir_fd``, owned by the caller) or a path opened for each iteration.
+    """
+
+    def __init__(
+        self, describe: Callable[[str], tuple[str, str]], *, dir_fd: int | None = None, folder: Path | None = None
+    ) -> None:
+        self.describe, self.dir_fd, self.folder = describe, dir_fd, folder
+        self.filenames: list[str] = []
+
+    def __len__(self) -> int:
+        return len(self.filenames)
+
+    def __iter__(self) -> Iterator[CsrInput]:
+        fd = self.dir_fd if self.dir_fd is not None else open_dir(self.folder)  # type: ignore[arg-type]
+        try:
+            for filename in self.filenames:
+                name, key = self.describe(filename)
+                try:
+                    yield CsrInput(name, key, read_regular_at(fd, filename, max_bytes=MAX_CSR_BYTES))
+                except StorageError as e:
+                    yield CsrInput(name, key, error=e)
+        finally:
+            if self.dir_fd is None:
+                os.close(fd)
+
+
+def scan_csr_folder(folder: Path) -> tuple[CsrFiles, list[str]]:
+    """Every ``*.csr`` directly in ``folder`` (sorted, read lazily); symlinks and non-files become refusals."""
     fd = open_dir(folder)
     try:
-        inputs: list[CsrInput] = []
-        notes: list[str] = []
         with os.scandir(fd) as entries:
             names = sorted(e.name for e in entries if e.name.endswith(".csr"))
-        for filename in names:
-            key = str(folder / filename)
-            try:
-                name = check_name(filename)
-            except InputError as e:
-                notes.append(f"ignored {key!r}: {e.message}")
-                continue
-            try:
-                inputs.append(CsrInput(name, key, read_regular_at(fd, filename, max_bytes=MAX_CSR_BYTES)))
-            except StorageError as e:
-                inputs.append(CsrInput(name, key, error=e))
-        return inputs, notes
     finally:
         os.close(fd)
+    inputs = CsrFiles(lambda filename: (check_name(filename), str(folder / filename)), folder=folder)
+    notes: list[str] = []
+    for filename in names:
+        try:
+            check_name(filename)
+        except InputError as e:
+            notes.append(f"ignored {str(folder / filename)!r}: {e.message}")
+            continue
+        inputs.filenames.append(filename)
+    return inputs, notes
 
 
 @dataclass
@@ -405,11 +472,13 @@ def issue_files(
         pid = home.ca_info(pai_id).pid
         if pid is None:
             raise InputError("input.pid_required", f"PAI {pai_id!r} is not product-scoped: give the DAC PID with --pid")
+    inputs: Sequence[CsrInput] | CsrFiles
     if csr_path.is_dir():
         inputs, notes = scan_csr_folder(csr_path)
     else:
-        inputs, notes = [read_csr_file(csr_path)], []
-        answers = {(out_dir / f"{inputs[0].name}{suffix}").resolve() for suffix in (".pem", ".err")}
+        single = read_csr_file(csr_path)
+        inputs, notes = [single], []
+        answers = {(out_dir / f"{single.name}{suffix}").resolve() for suffix in (".pem", ".err")}
         if csr_path.resolve() in answers:
             raise InputError("input.csr_is_output", f"{str(csr_path)!r} would be overwritten by its own answer")
     try:

@@ -134,7 +134,7 @@ class _Crash(BaseException):
     """Stands for the process dying at a chosen point."""
 
 
-@pytest.mark.parametrize("crash_at", ["write_pem", "announce"])
+@pytest.mark.parametrize("crash_at", ["write_pem", "announce", "announce_whole_group"])
 def test_crash_between_ledger_and_answer_reuses_the_recorded_dac(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, crash_at: str
 ) -> None:
@@ -151,16 +151,20 @@ def test_crash_between_ledger_and_answer_reuses_the_recorded_dac(
 
         monkeypatch.setattr(issue_module.OutputDir, "write_pems", dying_write)
     else:
-        original_record = AuditLog.record
+        original_many = AuditLog.record_many
+        keep = 5 if crash_at == "announce" else None
 
-        def dying_record(self: AuditLog, event: str, **fields: object):  # type: ignore[no-untyped-def]
-            if event == "dac.issued":
+        def dying_record_many(self: AuditLog, records: list, **kw: object):  # type: ignore[no-untyped-def]
+            if records and records[0][0] == "dac.issued":
                 calls["n"] += 1
-                if calls["n"] == 6:
+                if calls["n"] == 2:
+                    # The second group: the process dies after appending five of its announcements
+                    # (or all of them, before the ledger learnt their seqs).
+                    original_many(self, records[:keep], **kw)  # type: ignore[arg-type]
                     raise _Crash
-            return original_record(self, event, **fields)  # type: ignore[arg-type]
+            return original_many(self, records, **kw)  # type: ignore[arg-type]
 
-        monkeypatch.setattr(AuditLog, "record", dying_record)
+        monkeypatch.setattr(AuditLog, "record_many", dying_record_many)
 
     def run() -> issue_module.IssueReport:
         return issue_files(
@@ -180,4 +184,36 @@ def test_crash_between_ledger_and_answer_reuses_the_recorded_dac(
     report = run()
     # THEN the recorded-but-unwritten DACs are re-delivered from the ledger, not signed again
     assert report.count("reused") == recorded - written
+    _check_exactly_once(tmp_path / "out", expected, tmp_path / "home", pki.pai_id)
+
+
+def test_every_refusal_gets_its_coded_err_and_one_refused_record_across_windows(tmp_path: Path) -> None:
+    # GIVEN every kind of bad CSR (envelope and cryptographic refusals) among good ones, one good CSR twice
+    pki = make_pki(tmp_path / "home")
+    csrs = tmp_path / "csrs"
+    csrs.mkdir()
+    for kind, (make, _code) in BAD_CSRS.items():
+        (csrs / f"bad-{kind}.csr").write_bytes(make())
+    twice = good_csr()
+    for name in ("dup-a", "dup-b"):
+        (csrs / f"{name}.csr").write_bytes(twice)
+    for i in range(40):
+        (csrs / f"dev-{i:04d}.csr").write_bytes(good_csr())
+    # WHEN issued with two workers (several batches in flight)
+    report = issue_files(
+        pki.home, pai_id=pki.pai_id, csr_path=csrs, out_dir=tmp_path / "out", secrets=pki.secrets,
+        now=datetime.now(UTC), jobs=2,
+    )
+    # THEN each bad CSR has a .err with its code, and one dac.refused record with that code
+    refused = {r.fields["csr"]: r.fields for r in AuditLog(tmp_path / "home").records() if r.event == "dac.refused"}
+    for kind, (_make, code) in BAD_CSRS.items():
+        err = json.loads((tmp_path / "out" / f"bad-{kind}.err").read_text())
+        assert err["code"] == code and "csr_sha256" not in err
+        assert refused[str(csrs / f"bad-{kind}.csr")]["code"] == code
+    assert len(refused) == len(BAD_CSRS)
+    # AND the duplicate CSR got one DAC, delivered to both names, recorded under load_device_csr's sha256
+    assert (report.count("issued"), report.count("reused")) == (41, 1)
+    assert (tmp_path / "out" / "dup-a.pem").read_bytes() == (tmp_path / "out" / "dup-b.pem").read_bytes()
+    expected = {p.stem: load_device_csr(p.read_bytes()).sha256 for p in csrs.glob("de*.csr")}
+    expected["dup-a"] = load_device_csr(twice).sha256
     _check_exactly_once(tmp_path / "out", expected, tmp_path / "home", pki.pai_id)

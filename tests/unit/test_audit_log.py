@@ -208,3 +208,41 @@ def test_naive_time_is_refused(tmp_path: Path) -> None:
     with pytest.raises(AuditError) as err:
         AuditLog(tmp_path).record("dac.issued", now=datetime(2026, 1, 1))  # noqa: DTZ001
     assert err.value.code == "audit.naive_time"
+
+
+def _shape(body: dict) -> dict:
+    """A record without what depends on the home's audit key or a seal's (randomised) ECDSA signature."""
+    return {k: v for k, v in body.items() if k not in ("prev", "sig", "head", "key")}
+
+
+def test_record_many_writes_what_consecutive_records_would(tmp_path: Path) -> None:
+    # GIVEN two homes sealing every 10 records, one written record by record, one in groups of 7
+    one, many = tmp_path / "one", tmp_path / "many"
+    records = [("dac.issued", {"ca": "pai-1", "serial": f"{i:02X}", "recovered": None}) for i in range(25)]
+    log_one = AuditLog(one, seal_every=10)
+    for event, fields in records:
+        log_one.record(event, operator="bob", now=NOW, **fields)
+    log_many = AuditLog(many, seal_every=10)
+    returned = []
+    for start in range(0, len(records), 7):
+        returned += log_many.record_many(records[start : start + 7], operator="bob", now=NOW)
+    # THEN the logs have the same records and seals at the same seqs, chained line to line
+    assert [_shape(b) for b in lines(many)] == [_shape(b) for b in lines(one)]
+    raw = (many / "audit" / "audit.log").read_bytes().splitlines(keepends=True)
+    assert [json.loads(x)["prev"] for x in raw] == [GENESIS] + [hashlib.sha256(x).hexdigest() for x in raw[:-1]]
+    assert [(b["seq"], b["first"], b["last"]) for b in lines(many) if b["event"] == "audit.sealed"] == [(10, 0, 9), (21, 11, 20)]
+    # AND the returned records are the non-seal ones, with their seqs; `audit verify` passes and appends continue
+    assert [r.seq for r in returned] == [b["seq"] for b in lines(many) if b["event"] == "dac.issued"]
+    assert [r.line for r in returned] == [x for x in raw if json.loads(x)["event"] == "dac.issued"]
+    assert verify_log(many / "audit").ok
+    assert AuditLog(many).record("key.accessed", ca="pai-1").seq == 27
+    assert AuditLog(many).record_many([]) == []
+    assert verify_log(many / "audit").ok
+
+
+def test_record_many_refuses_reserved_names_before_writing(tmp_path: Path) -> None:
+    log = AuditLog(tmp_path)
+    for batch in ([("dac.issued", {"ca": "a"}), ("audit.sealed", {})], [("dac.issued", {"seq": 1})]):
+        with pytest.raises(AuditError):
+            log.record_many(batch)
+    assert log.records() == []

@@ -9,7 +9,7 @@ from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 
 from matter_pki import der
-from matter_pki.csr import MAX_CSR_BYTES, load_device_csr
+from matter_pki.csr import MAX_CSR_BYTES, csr_digest, load_device_csr
 from matter_pki.errors import CsrError
 
 
@@ -98,3 +98,18 @@ def test_two_csrs_are_refused() -> None:
 @pytest.mark.parametrize("data", [b"", b"   \n", b"garbage", b"\x30\x80\x00\x00", b"-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n"])
 def test_garbage_is_refused(data: bytes) -> None:
     assert refused(data).startswith("csr.")
+
+
+def test_csr_digest_matches_load_device_csr_without_checking_the_signature() -> None:
+    # GIVEN a PEM CSR, its DER, and a CSR whose key is refused only by the cryptographic checks
+    pem = make_csr()
+    der_form = load_device_csr(pem).der
+    p384 = make_csr(ec.generate_private_key(ec.SECP384R1()))
+    # WHEN digested cheaply THEN the digest is load_device_csr's sha256 for PEM and DER alike
+    assert csr_digest(pem) == csr_digest(der_form) == load_device_csr(pem).sha256
+    assert len(csr_digest(p384)) == 64
+    # AND the envelope refusals carry the same codes as load_device_csr
+    for bad in (b"", b"  \n", b"\x30\x03\x02\x01", pem + pem, b"x" * (MAX_CSR_BYTES + 1), der_form + b"\x00"):
+        with pytest.raises(CsrError) as err:
+            csr_digest(bad)
+        assert err.value.code == refused(bad)
