@@ -7,6 +7,7 @@ IdempotencyToken is what keeps a retry from issuing a second certificate. The CA
 
 from __future__ import annotations
 
+import os
 import random
 from collections import Counter
 from datetime import UTC, datetime, timedelta
@@ -22,7 +23,7 @@ from matter_pki.validate import validate_att_cert
 from tests.lambdas.conftest import make_harness
 from tests.lambdas.fakes import REGION, ModelPrivateCa, inject_s3_faults
 
-CSRS = int(__import__("os").environ.get("FI_CSRS", "1000"))
+CSRS = int(os.environ.get("FI_CSRS", "1000"))  # smaller runs while debugging
 FAULT_RATE = 0.2
 CHUNK = 100
 
