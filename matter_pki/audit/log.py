@@ -47,7 +47,7 @@ from matter_pki.audit.seal import (
     sign,
     verify_signature,
 )
-from matter_pki.errors import AuditError
+from matter_pki.errors import AuditError, KeyStoreError
 
 if TYPE_CHECKING:
     from cryptography.hazmat.primitives.asymmetric import ec
@@ -282,7 +282,14 @@ class AuditLog:
         if not self.key.key_path.exists():
             if self.key.pub_path.exists():
                 raise AuditError("audit.key_missing", f"audit key {str(self.key.key_path)!r} is missing; cannot sign")
-            self._signing_key = self.key.create()
+            try:
+                self._signing_key = self.key.create()
+            except KeyStoreError:
+                if required:
+                    raise
+                # Records are still written (hash-chained); `audit verify` reports the unsigned tail
+                # until `audit seal` runs with the passphrase.
+                return None
         else:
             self._signing_key = self.key.private_key() if required else self.key.signer()
         return self._signing_key

@@ -134,11 +134,13 @@ class AuditKey:
         return self.key_path.exists() or self.pub_path.exists()
 
     def create(self) -> ec.EllipticCurvePrivateKey:
-        """Generate the key pair (exclusive create, 0600); encrypted when a passphrase is set."""
+        """Generate the key pair (exclusive create, 0600), always encrypted: keys are never written in clear."""
+        if not self._passphrase:
+            raise KeyStoreError(
+                "key.passphrase_missing", f"set {PASSPHRASE_ENV} to create the audit key (it is stored encrypted)"
+            )
         key = ec.generate_private_key(ec.SECP256R1())
-        encryption: serialization.KeySerializationEncryption = (
-            serialization.BestAvailableEncryption(self._passphrase) if self._passphrase else serialization.NoEncryption()
-        )
+        encryption = serialization.BestAvailableEncryption(self._passphrase)
         pem = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, encryption)
         _write_exclusive(self.key_path, pem, 0o600)
         pub = key.public_key().public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)

@@ -152,7 +152,7 @@ def _table(rows: Sequence[dict[str, str]], columns: Sequence[str], title: str) -
         table.add_column(column, overflow="fold")
     for row in rows:
         table.add_row(*(row.get(c, "") for c in columns))
-    Console(file=click.get_text_stream("stdout"), width=200).print(table)
+    Console(file=sys.stdout, width=200).print(table)
 
 
 # -- verify / seal --------------------------------------------------------------------------------

@@ -23,7 +23,9 @@ NOW = datetime(2026, 6, 1, 12, 0, 0, tzinfo=UTC)
 
 @pytest.fixture(autouse=True)
 def _clean_env(monkeypatch: pytest.MonkeyPatch) -> None:
-    for name in ("MATTER_PKI_PASSPHRASE", "MATTER_PKI_AUDIT_SEAL_EVERY"):
+    # The audit key is always stored encrypted, so the default test environment has a passphrase.
+    monkeypatch.setenv("MATTER_PKI_PASSPHRASE", "audit-test-passphrase")
+    for name in ("MATTER_PKI_AUDIT_SEAL_EVERY",):
         monkeypatch.delenv(name, raising=False)
     monkeypatch.setenv("MATTER_PKI_OPERATOR", "alice")
 
@@ -74,14 +76,24 @@ def test_first_use_creates_the_audit_key_and_a_signed_head(tmp_path: Path) -> No
     # WHEN the first record is written
     AuditLog(tmp_path).record("paa.created", ca="paa")
     audit = tmp_path / "audit"
-    # THEN a P-256 key pair exists (private 0600, unencrypted without a passphrase) and the head is signed
+    # THEN a P-256 key pair exists (private 0600, encrypted) and the head is signed
     assert (audit / "audit-key.pem").stat().st_mode & 0o777 == 0o600
-    assert b"BEGIN PRIVATE KEY" in (audit / "audit-key.pem").read_bytes()
+    assert (audit / "audit-key.pem").read_bytes().startswith(b"-----BEGIN ENCRYPTED PRIVATE KEY-----")
     pub = serialization.load_pem_public_key((audit / "audit-key.pub.pem").read_bytes())
     head = Head.parse((audit / "head").read_bytes())
     last = (audit / "audit.log").read_bytes()
     assert (head.seq, head.hash, head.sealed) == (0, hashlib.sha256(last).hexdigest(), -1)
     assert verify_signature(pub, head_message(0, head.hash, -1), head.sig)  # type: ignore[arg-type]
+
+
+def test_without_a_passphrase_no_key_is_written_but_the_record_is(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # GIVEN no passphrase  WHEN a record is written
+    monkeypatch.delenv("MATTER_PKI_PASSPHRASE")
+    AuditLog(tmp_path).record("paa.created", ca="paa")
+    # THEN the record is in the log, and no key was written in clear (nor any key at all)
+    audit = tmp_path / "audit"
+    assert b'"event":"paa.created"' in (audit / "audit.log").read_bytes()
+    assert not (audit / "audit-key.pem").exists() and not (audit / "head").exists()
 
 
 def test_audit_key_is_encrypted_with_the_passphrase(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -21,7 +21,9 @@ if TYPE_CHECKING:
 
 @pytest.fixture(autouse=True)
 def _clean_env(monkeypatch: pytest.MonkeyPatch) -> None:
-    for name in ("MATTER_PKI_PASSPHRASE", "MATTER_PKI_AUDIT_SEAL_EVERY", "MATTER_PKI_HOME"):
+    # The audit key is always stored encrypted, so the default test environment has a passphrase.
+    monkeypatch.setenv("MATTER_PKI_PASSPHRASE", "audit-test-passphrase")
+    for name in ("MATTER_PKI_AUDIT_SEAL_EVERY", "MATTER_PKI_HOME"):
         monkeypatch.delenv(name, raising=False)
 
 

@@ -24,7 +24,9 @@ RECORDS = 25  # with seals every 10: seals at seq 10 and 21, 27 lines (seq 0..26
 
 @pytest.fixture(autouse=True)
 def _clean_env(monkeypatch: pytest.MonkeyPatch) -> None:
-    for name in ("MATTER_PKI_PASSPHRASE", "MATTER_PKI_AUDIT_SEAL_EVERY", "MATTER_PKI_HOME"):
+    # The audit key is always stored encrypted, so the default test environment has a passphrase.
+    monkeypatch.setenv("MATTER_PKI_PASSPHRASE", "audit-test-passphrase")
+    for name in ("MATTER_PKI_AUDIT_SEAL_EVERY", "MATTER_PKI_HOME"):
         monkeypatch.delenv(name, raising=False)
 
 
