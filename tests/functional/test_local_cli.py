@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import sqlite3
 import stat
@@ -84,11 +85,12 @@ def test_openssl_csr_from_certificates_config_is_accepted(tmp_path: Path) -> Non
         pytest.skip("openssl not installed")
     # GIVEN a CSR made exactly as the README says
     subprocess.run(
-        ["openssl", "req", "-new", "-newkey", f"ec:{REPO / 'certificates' / 'ecparam'}", "-nodes",
-         "-keyout", str(tmp_path / "dev.key"), "-config", str(REPO / "certificates" / "config.ssl"),
-         "-out", str(tmp_path / "dev.csr")],
-        check=True, capture_output=True,
+        ["openssl", "req", "-new", "-newkey", f"ec:{REPO / 'certificates' / 'ecparam'}",
+         "-keyout", str(tmp_path / "dev.key"), "-passout", "env:DEVICE_KEY_PASS",
+         "-config", str(REPO / "certificates" / "config.ssl"), "-out", str(tmp_path / "dev.csr")],
+        check=True, capture_output=True, env={**os.environ, "DEVICE_KEY_PASS": "device-key-passphrase"},
     )
+    assert b"ENCRYPTED PRIVATE KEY" in (tmp_path / "dev.key").read_bytes()
     env = cli_env(tmp_path / "home")
     make_pki(tmp_path / "home")
     # WHEN it is issued
