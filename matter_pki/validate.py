@@ -79,8 +79,8 @@ def _load(data: bytes, role: Role) -> CertView:
         raise _Fail(FORMAT_CODE_BY_ROLE[role], "cert.der_malformed", f"{role.upper()}: {e}") from e
 
 
-def _format(view: CertView, collected: list[Finding]) -> None:
-    findings = run_rules(view)
+def _format(view: CertView, collected: list[Finding], rules: dict[Role, list[Finding]]) -> None:
+    findings = rules[view.role] = run_rules(view)
     collected.extend(findings)
     bad = format_failures(findings)
     if bad:
@@ -107,7 +107,7 @@ def _hex(value: int | None) -> str:
     return "none" if value is None else f"{value:04X}"
 
 
-def _chain(paa: CertView, pai: CertView, dac: CertView) -> None:
+def _chain(paa: CertView, pai: CertView, dac: CertView, rules: dict[Role, list[Finding]]) -> None:
     """OpenSSL ``X509_verify_cert`` with X509_V_FLAG_X509_STRICT, evaluated at the DAC's notBefore."""
     table = catalogue()
 
@@ -117,7 +117,7 @@ def _chain(paa: CertView, pai: CertView, dac: CertView) -> None:
     for view in (paa, pai, dac):
         if view.cert is None:
             raise fail(f"{view.role.upper()} cannot be loaded: {view.strict_error}")
-        for f in run_rules(view):
+        for f in rules[view.role] if view.role in rules else run_rules(view):
             if table[f.code].chip == "chain":
                 raise fail(f"{view.role.upper()}: {f.message}")
     if paa.raw.issuer.canonical() != paa.raw.subject.canonical():
@@ -171,9 +171,10 @@ def validate_att_cert(
 
 
 def _chip_cert_order(paa_der: bytes, pai_der: bytes, dac_der: bytes, at: datetime, collected: list[Finding]) -> None:
+    rules: dict[Role, list[Finding]] = {}  # each certificate's rules run once, for format and chain checks
     paa, pai, dac = _load(paa_der, Role.PAA), _load(pai_der, Role.PAI), _load(dac_der, Role.DAC)
     for view in (paa, pai, dac):
-        _format(view, collected)
+        _format(view, collected, rules)
     _valid_at(dac, at)
     dac_ids, pai_ids, paa_ids = _ids(dac), _ids(pai), _ids(paa)
     if dac_ids.vid is None or dac_ids.vid != pai_ids.vid:
@@ -196,13 +197,14 @@ def _chip_cert_order(paa_der: bytes, pai_der: bytes, dac_der: bytes, at: datetim
         )
     if paa_ids.pid is not None:
         raise _Fail(AttestationResult.kPaaFormatInvalid, "chain.paa_has_pid", f"PAA carries PID {_hex(paa_ids.pid)}")
-    _chain(paa, pai, dac)
+    _chain(paa, pai, dac, rules)
 
 
 def _commissioner_order(paa_der: bytes, pai_der: bytes, dac_der: bytes, at: datetime, collected: list[Finding]) -> None:
+    rules: dict[Role, list[Finding]] = {}
     pai, dac = _load(pai_der, Role.PAI), _load(dac_der, Role.DAC)
-    _format(pai, collected)
-    _format(dac, collected)
+    _format(pai, collected, rules)
+    _format(dac, collected, rules)
     dac_ids, pai_ids = _ids(dac), _ids(pai)
     if pai_ids.vid is None or dac_ids.vid != pai_ids.vid:
         raise _Fail(
@@ -225,7 +227,9 @@ def _commissioner_order(paa_der: bytes, pai_der: bytes, dac_der: bytes, at: date
         paa = load_view(paa_der, Role.PAA)
     except DerError:
         paa = None
-    if paa is None or len(paa.raw.der) > MAX_DER or format_failures(run_rules(paa)) or paa.skid() != akid:
+    if paa is not None:
+        rules[Role.PAA] = run_rules(paa)
+    if paa is None or len(paa.raw.der) > MAX_DER or format_failures(rules[Role.PAA]) or paa.skid() != akid:
         raise _Fail(AttestationResult.kPaaNotFound, "chain.paa_not_found", f"no trusted PAA with SKID {akid.hex().upper()}")
     paa_ids = _ids(paa)
     if paa_ids.vid is not None and paa_ids.vid != pai_ids.vid:
@@ -237,4 +241,4 @@ def _commissioner_order(paa_der: bytes, pai_der: bytes, dac_der: bytes, at: date
     if paa_ids.pid is not None:
         raise _Fail(AttestationResult.kPaaFormatInvalid, "chain.paa_has_pid", f"PAA carries PID {_hex(paa_ids.pid)}")
     _valid_at(dac, at)
-    _chain(paa, pai, dac)
+    _chain(paa, pai, dac, rules)

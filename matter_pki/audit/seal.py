@@ -27,6 +27,7 @@ from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 
+from matter_pki.backends.keyfile import ENCRYPTED_PEM_LABEL
 from matter_pki.errors import AuditError, KeyStoreError
 
 if TYPE_CHECKING:
@@ -37,7 +38,6 @@ PUB_NAME = "audit-key.pub.pem"
 HEAD_NAME = "head"
 SEAL_EVENT = "audit.sealed"
 PASSPHRASE_ENV = "MATTER_PKI_PASSPHRASE"
-_ENCRYPTED_LABEL = b"-----BEGIN ENCRYPTED PRIVATE KEY-----"
 _HEX64 = frozenset("0123456789abcdef")
 
 
@@ -161,7 +161,7 @@ class AuditKey:
             data = self.key_path.read_bytes()
         except FileNotFoundError as e:
             raise AuditError("audit.key_missing", f"audit key {str(self.key_path)!r} is missing") from e
-        encrypted = _ENCRYPTED_LABEL in data
+        encrypted = ENCRYPTED_PEM_LABEL in data
         if encrypted and not self._passphrase:
             raise KeyStoreError(
                 "key.passphrase_missing", f"the audit key is encrypted: set {PASSPHRASE_ENV} to sign the audit log"

@@ -21,7 +21,7 @@ from matter_pki.storage.local import atomic_write
 
 KEY_MODE = 0o600
 MAX_KEY_FILE_BYTES = 64 * 1024
-_ENCRYPTED_LABEL = b"-----BEGIN ENCRYPTED PRIVATE KEY-----"
+ENCRYPTED_PEM_LABEL = b"-----BEGIN ENCRYPTED PRIVATE KEY-----"
 
 
 def check_passphrase(passphrase: bytes) -> bytes:
@@ -71,7 +71,7 @@ def load_key(path: str | Path, passphrase: bytes) -> ec.EllipticCurvePrivateKey:
         raise KeyStoreError("key.missing", f"key file {str(p)!r} does not exist") from e
     except OSError as e:
         raise KeyStoreError("key.unreadable", f"cannot read key file {str(p)!r}: {e.strerror}") from e
-    if _ENCRYPTED_LABEL not in data:
+    if ENCRYPTED_PEM_LABEL not in data:
         raise KeyStoreError("key.not_encrypted", f"key file {str(p)!r} is not an encrypted PKCS#8 key; refused")
     try:
         key = serialization.load_pem_private_key(data, password=check_passphrase(passphrase))
