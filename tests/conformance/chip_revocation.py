@@ -45,18 +45,23 @@ def available() -> tuple[bool, str]:
     return True, f"TestDACRevocationDelegateImpl in {lib}"
 
 
-def sdk_is_revoked(revocation_set: Path, certificates: list[bytes]) -> list[bool]:
-    """The SDK delegate's IsCertificateRevoked for each DER certificate, against one set file."""
-    request = {"set": str(revocation_set), "certs": [c.hex() for c in certificates]}
+def sdk_is_revoked_many(requests: list[tuple[Path, list[bytes]]]) -> list[list[bool]]:
+    """IsCertificateRevoked for each (set file, DER certificates) request, all in one child process."""
+    payload = [{"set": str(path), "certs": [c.hex() for c in certs]} for path, certs in requests]
     proc = subprocess.run(
         [sys.executable, str(Path(__file__).resolve()), "--worker"],
-        input=json.dumps(request).encode(), capture_output=True, timeout=120, check=False,
+        input=json.dumps(payload).encode(), capture_output=True, timeout=300, check=False,
     )  # fmt: skip
-    lines = [ln for ln in proc.stdout.decode().splitlines() if ln.startswith("{")]
+    lines = [ln for ln in proc.stdout.decode().splitlines() if ln.startswith("[")]
     if proc.returncode != 0 or not lines:
         raise RuntimeError(f"SDK revocation worker failed (exit {proc.returncode}): {proc.stderr.decode()[-300:]}")
-    answer: dict[str, Any] = json.loads(lines[-1])
-    return [bool(x) for x in answer["revoked"]]
+    answers: list[list[bool]] = json.loads(lines[-1])
+    return answers
+
+
+def sdk_is_revoked(revocation_set: Path, certificates: list[bytes]) -> list[bool]:
+    """The SDK delegate's IsCertificateRevoked for each DER certificate, against one set file."""
+    return sdk_is_revoked_many([(revocation_set, certificates)])[0]
 
 
 def sdk_chain_code(revocation_set: Path, *, dac: bytes, pai: bytes) -> int:
@@ -82,7 +87,7 @@ class _ChipError(ctypes.Structure):
 
 
 def _worker() -> None:
-    request = json.loads(sys.stdin.read())
+    requests: list[dict[str, Any]] = json.loads(sys.stdin.read())
     lib = ctypes.CDLL(str(_library_path()))
     ctor = getattr(lib, _CTOR)
     ctor.restype, ctor.argtypes = None, [ctypes.c_void_p]
@@ -90,22 +95,26 @@ def _worker() -> None:
     set_path.restype, set_path.argtypes = _ChipError, [ctypes.c_void_p, _StringView]
     is_revoked = getattr(lib, _IS_REVOKED)
     is_revoked.restype, is_revoked.argtypes = ctypes.c_bool, [ctypes.c_void_p, ctypes.POINTER(_Span)]
-    delegate = ctypes.create_string_buffer(_OBJECT_BYTES)
-    ctor(delegate)
-    path = request["set"].encode()
-    path_buffer = ctypes.create_string_buffer(path)
-    error = set_path(delegate, _StringView(len(path), ctypes.cast(path_buffer, ctypes.c_char_p)))
-    if error.code:
-        raise SystemExit(f"SetDeviceAttestationRevocationSetPath failed: {error.code:#x}")
-    answers = []
-    keep = []
-    for text in request["certs"]:
-        der = bytes.fromhex(text)
-        buffer = ctypes.create_string_buffer(der, len(der))
-        keep.append(buffer)
-        span = _Span(ctypes.cast(buffer, ctypes.c_void_p), len(der))
-        answers.append(bool(is_revoked(delegate, ctypes.byref(span))))
-    sys.stdout.write(json.dumps({"revoked": answers}) + "\n")
+    keep: list[Any] = []  # buffers the delegates point into stay alive until exit
+    results: list[list[bool]] = []
+    for request in requests:
+        delegate = ctypes.create_string_buffer(_OBJECT_BYTES)
+        ctor(delegate)
+        path = request["set"].encode()
+        path_buffer = ctypes.create_string_buffer(path)
+        keep += [delegate, path_buffer]
+        error = set_path(delegate, _StringView(len(path), ctypes.cast(path_buffer, ctypes.c_char_p)))
+        if error.code:
+            raise SystemExit(f"SetDeviceAttestationRevocationSetPath failed: {error.code:#x}")
+        answers = []
+        for text in request["certs"]:
+            der = bytes.fromhex(text)
+            buffer = ctypes.create_string_buffer(der, len(der))
+            keep.append(buffer)
+            span = _Span(ctypes.cast(buffer, ctypes.c_void_p), len(der))
+            answers.append(bool(is_revoked(delegate, ctypes.byref(span))))
+        results.append(answers)
+    sys.stdout.write(json.dumps(results) + "\n")
     sys.stdout.flush()
 
 
