@@ -398,4 +398,25 @@ def _signer_subject_rule(v: object) -> Iterator[Finding]:
         yield _f("signer.pid_without_vid", "the signer carries a PID but no VID", SIGNER_ROLE)
 
 
-__all__ = ["CRL_ROLE", "SIGNER_ROLE", "CrlView", "lint_crl", "lint_crl_signer", "load_crl_view"]
+def lint_revocation_role(data: bytes, role: str, issuer: bytes | None = None) -> list[Finding]:
+    """``lint(data, "crl" | "crl-signer", issuer)``: for a CRL, ``issuer`` is the signer certificate (DER)."""
+    if role == SIGNER_ROLE:
+        return lint_crl_signer(data, issuer)
+    signer = None
+    if issuer is not None:
+        try:
+            signer = x509.load_der_x509_certificate(issuer)
+        except ValueError as e:
+            return [_f("cert.der_malformed", f"signer: {e}")]
+    return lint_crl(data, signer=signer)
+
+
+__all__ = [
+    "CRL_ROLE",
+    "SIGNER_ROLE",
+    "CrlView",
+    "lint_crl",
+    "lint_crl_signer",
+    "lint_revocation_role",
+    "load_crl_view",
+]
