@@ -30,9 +30,15 @@ from cryptography import x509
 from cryptography.hazmat.primitives.serialization import Encoding
 
 from matter_pki.certparse import parse_certificate
+from matter_pki.errors import IssuanceError
 from matter_pki.findings import Finding, Severity, finding
 from matter_pki.revocation import sdk
-from matter_pki.revocation.dcl import check_revocation_point, points_sharing_issuer, skid_hex
+from matter_pki.revocation.dcl import (
+    build_revocation_point,
+    check_revocation_point,
+    points_sharing_issuer,
+    skid_hex,
+)
 from matter_pki.revocation.lint import lint_crl
 from matter_pki.revocation.rules import CRL_REVOCATION_TYPE, MAX_CROSS_CHECK_CERT, MAX_ISSUER_NAME
 
@@ -346,21 +352,67 @@ def generate_revocation_set(
     fetch_crl: Callable[[RevocationPoint], bytes | None],
     trusted_paas: Sequence[x509.Certificate],
     known_certificates: Sequence[x509.Certificate] = (),
+    other_points: Sequence[RevocationPoint] = (),
     at: datetime | None = None,
     check_dcl: bool = True,
 ) -> list[PointReport]:
-    """Run the SDK's algorithm (plus the extra checks) over every point; one report per point."""
+    """Run the SDK's algorithm (plus the extra checks) over every point; one report per point.
+
+    ``other_points`` are the rest of the DCL: they count for the IDP rule (step 7b) and lend their
+    certificates to the PAA lookup, but are not checked themselves.
+    """
     from matter_pki.revocation.dcl import certificates_of
 
     others = list(known_certificates)
-    for point in points:
+    everything = [*points, *other_points]
+    for point in everything:
         try:
             signer, delegator = certificates_of(point)
         except Exception:  # noqa: BLE001, S112 - an unreadable point fails at its own step 2
             continue
         others.append(delegator if delegator is not None else signer)
     certs = _Certificates(trusted_paas, others)
-    return [_check_point(p, points, fetch_crl, certs, at, check_dcl) for p in points]
+    return [_check_point(p, everything, fetch_crl, certs, at, check_dcl) for p in points]
+
+
+#: The dataURL used for the pre-publication check of a CRL published without ``--url``.
+UNANNOUNCED_URL = "https://unannounced.invalid/crl"
+
+
+def check_before_publishing(
+    crl_der: bytes,
+    *,
+    signer: x509.Certificate,
+    delegator: x509.Certificate | None,
+    paa: x509.Certificate,
+    is_paa: bool,
+    url: str | None,
+    vid: int | None,
+    now: datetime,
+) -> PointReport:
+    """Run the SDK's revocation-set algorithm (and the extra checks) on the CRL about to be published.
+
+    Raises ``crl.check_failed`` naming each failed step; returns the report (its entry is the set).
+    """
+    point = build_revocation_point(
+        signer=signer, delegator=delegator, paa=paa, is_paa=is_paa, data_url=url or UNANNOUNCED_URL,
+        # A non-VID PAA's registered VID is not known here; 'dcl revocation-point --vid' checks it.
+        vid=vid if vid is not None else 0xFFFF,
+    )  # fmt: skip
+    [report] = generate_revocation_set(
+        [point], fetch_crl=lambda _p: crl_der, trusted_paas=[paa], at=now, check_dcl=url is not None
+    )
+    problems = [
+        f"step {s.step} ({s.origin}) {f.code}: {f.message}"
+        for s in report.steps
+        for f in s.findings
+        if f.severity >= Severity.ERROR
+    ]
+    if problems or not report.accepted:
+        raise IssuanceError(
+            "crl.check_failed", "the CRL fails the SDK's revocation-set rules: " + "; ".join(problems[:5] or ["dropped"])
+        )
+    return report
 
 
 def revocation_set(reports: Sequence[PointReport]) -> list[RevocationSetEntry]:
@@ -369,9 +421,11 @@ def revocation_set(reports: Sequence[PointReport]) -> list[RevocationSetEntry]:
 
 
 __all__ = [
+    "UNANNOUNCED_URL",
     "PointReport",
     "RevocationSetEntry",
     "StepResult",
+    "check_before_publishing",
     "cross_check_findings",
     "generate_revocation_set",
     "revocation_set",
