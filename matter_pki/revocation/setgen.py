@@ -30,7 +30,7 @@ from cryptography import x509
 from cryptography.hazmat.primitives.serialization import Encoding
 
 from matter_pki.certparse import parse_certificate
-from matter_pki.errors import IssuanceError
+from matter_pki.errors import InputError, IssuanceError
 from matter_pki.findings import Finding, Severity, finding
 from matter_pki.revocation import sdk
 from matter_pki.revocation.dcl import (
@@ -233,7 +233,10 @@ def _check_point(
     run = _Run(PointReport(point))
     try:
         signer, delegator, paa = _step1_to_5(run, point, certs)
-        data = fetch_crl(point)
+        try:
+            data = fetch_crl(point)
+        except InputError as e:  # the dataURL does not answer: the SDK skips the point
+            run.fail("6", "obtain the CRL", "revset.crl_unavailable", f"{point.get('dataURL')!r}: {e.message}")
         if data is None:
             run.fail("6", "obtain the CRL", "revset.crl_unavailable", f"no CRL at {point.get('dataURL')!r}")
         try:
