@@ -358,6 +358,8 @@ def revocation_check(set_path: str, dac: str, pai: str, paa: str | None, at: str
 @click.option("--crl-base-url", help="Base URL serving the CRL bucket (default: output CrlBaseUrl).")
 @click.option("--pai-cert", type=click.Path(dir_okay=False), help="PAI certificate (default: fetched from Private CA).")
 @click.option("--paa-cert", type=click.Path(dir_okay=False), help="PAA certificate (default: fetched from Private CA).")
+@click.option("--signer-cert", type=click.Path(dir_okay=False), help="The KMS delegated signer ('aws crl-signer'): announce its CRL instead.")
+@click.option("--url", help="dataURL (default <CrlBaseUrl>/crl/<CA id>.crl, or .../delegated-crl/<CA id>.crl with --signer-cert).")
 @click.option("--label", help="Label (default '<CN> CRL').")
 @click.option("--existing", type=click.Path(dir_okay=False), help="Points already on the DCL (dcld query output).")
 @click.option("--out", type=click.Path(file_okay=False), help="Write revocation-point.json and the PEMs the command names.")
@@ -368,10 +370,10 @@ def revocation_check(set_path: str, dac: str, pai: str, paa: str | None, at: str
 @cli_errors
 def aws_revocation_point(
     outputs_path: str | None, stack: str | None, pai_index: int | None, ca_arn: str | None, crl_base_url: str | None,
-    pai_cert: str | None, paa_cert: str | None, label: str | None, existing: str | None, out: str | None,
-    account: str, fmt: str, region: str | None, profile: str | None,
+    pai_cert: str | None, paa_cert: str | None, signer_cert: str | None, url: str | None, label: str | None,
+    existing: str | None, out: str | None, account: str, fmt: str, region: str | None, profile: str | None,
 ) -> None:  # fmt: skip
-    """The DCL point for a Private CA PAI's CRL (served at <CrlBaseUrl>/crl/<CA id>.crl), checked like 'dcl revocation-point'."""
+    """The DCL point for a Private CA PAI's CRL (at <CrlBaseUrl>/crl/<CA id>.crl) or its KMS signer's CRL, checked."""
     from matter_pki.backends import aws_crl
     from matter_pki.revocation import dcl
 
@@ -379,8 +381,11 @@ def aws_revocation_point(
     if (pai_index is None) == (ca_arn is None):
         raise InputError("input.ca_arn", "give exactly one of --pai N (from --outputs) or --ca-arn ARN")
     arn = ca_arn or aws_crl.pai_arn_from_outputs(outputs, int(pai_index or 0), stack)
-    base = crl_base_url or aws_crl.output(outputs, aws_crl.CRL_BASE_URL_OUTPUT, stack)
-    url = aws_crl.private_ca_crl_url(base, arn)
+    if url is None:
+        base = crl_base_url or aws_crl.output(outputs, aws_crl.CRL_BASE_URL_OUTPUT, stack)
+        url = aws_crl.private_ca_crl_url(base, arn)
+        if signer_cert:
+            url = url.replace(f"/{aws_crl.PCA_CRL_PREFIX}", f"/{aws_crl.DELEGATED_CRL_PREFIX}")
     if pai_cert and paa_cert:
         pai, paa = _cert(pai_cert, "PAI"), _cert(paa_cert, "PAA")
     else:
@@ -390,7 +395,11 @@ def aws_revocation_point(
         chain = PrivateCa(make_client("acm-pca", region, profile)).ca_chain(arn)
         pai = _cert(pai_cert, "PAI") if pai_cert else chain.pai
         paa = _cert(paa_cert, "PAA") if paa_cert else chain.paa
-    point = dcl.build_revocation_point(signer=pai, delegator=None, paa=paa, is_paa=False, data_url=url, label=label)
+    if signer_cert:
+        signer = aws_crl.check_signer_certificate(read_file(signer_cert, "signer certificate"), pai=pai)
+        point = dcl.build_revocation_point(signer=signer, delegator=pai, paa=paa, is_paa=False, data_url=url, label=label)
+    else:
+        point = dcl.build_revocation_point(signer=pai, delegator=None, paa=paa, is_paa=False, data_url=url, label=label)
     findings = dcl.check_revocation_point(point, paa=paa, existing=_existing(existing))
     _emit_point(point, findings, fmt=fmt, update=False, out=out, account=account)
 

@@ -237,3 +237,12 @@ def test_aws_revocation_point_cli_from_cdk_outputs(aws: dict[str, Any], tmp_path
     data = json.loads(result.stdout)
     assert data["ok"] and data["point"]["dataURL"] == f"https://d1.cloudfront.net/crl/{aws_crl.ca_id(aws['pai_arn'])}.crl"
     assert data["point"]["issuerSubjectKeyID"] == dcl.skid_hex(chain.pai) and "--is-paa=false" in data["dcld"]
+    # AND with the KMS signer's certificate, the delegated point at .../delegated-crl/<CA id>.crl
+    _key, signer = _signer(aws)
+    (tmp_path / "signer.pem").write_bytes(signer.certificate.public_bytes(serialization.Encoding.PEM))
+    result = run_cli(["aws", "revocation-point", "--outputs", str(tmp_path / "outputs.json"), "--pai", "1", "--pai-cert", str(tmp_path / "pai.pem"),
+                      "--paa-cert", str(tmp_path / "paa.pem"), "--signer-cert", str(tmp_path / "signer.pem"), "--format", "json"],
+                     cli_env(tmp_path / "home"))  # fmt: skip
+    assert result.exit_code == 0, result.output
+    point = json.loads(result.stdout)["point"]
+    assert point["dataURL"].endswith(f"/delegated-crl/{aws_crl.ca_id(aws['pai_arn'])}.crl") and "crlSignerDelegator" in point
