@@ -212,7 +212,8 @@ def entry_rules(v: CrlView) -> Iterator[Finding]:
     indirect = v.indirect
     seen: Counter[tuple[bytes, bytes]] = Counter()
     current_issuer = b""
-    for entry in v.raw.entries:
+    reasons = _reasons(v)
+    for index, entry in enumerate(v.raw.entries):
         shown = entry.serial_magnitude.hex().upper()
         if entry.serial[0] & 0x80 or not any(entry.serial):
             yield _f("crl.entry_serial_not_positive", f"serial {entry.serial.hex()} is not positive")
@@ -241,19 +242,25 @@ def entry_rules(v: CrlView) -> Iterator[Finding]:
                 f"entry {shown} of an indirect CRL has no certificateIssuer: the SDK credits it to every CA using this CRL",
             )
         seen[(current_issuer, entry.serial_magnitude)] += 1
-        if v.crl is not None:
-            revoked = v.crl.get_revoked_certificate_by_serial_number(int.from_bytes(entry.serial, "big", signed=True))
-            reason = None
-            if revoked is not None:
-                try:
-                    reason = revoked.extensions.get_extension_for_class(x509.CRLReason).value.reason
-                except (x509.ExtensionNotFound, ValueError):
-                    reason = None
-            if reason in (x509.ReasonFlags.certificate_hold, x509.ReasonFlags.remove_from_crl):
-                yield _f("crl.entry_hold", f"entry {shown} is {reason.value}: attestation revocation is permanent")
+        reason = reasons[index] if index < len(reasons) else None
+        if reason in (x509.ReasonFlags.certificate_hold, x509.ReasonFlags.remove_from_crl):
+            yield _f("crl.entry_hold", f"entry {shown} is {reason.value}: attestation revocation is permanent")
     for (_issuer, serial), n in seen.items():
         if n > 1:
             yield _f("crl.entry_duplicate", f"serial {serial.hex().upper()} is listed {n} times for one issuer")
+
+
+def _reasons(v: CrlView) -> list[x509.ReasonFlags | None]:
+    """The reasonCode of every entry, in order (one pass: a lookup by serial is linear per entry)."""
+    out: list[x509.ReasonFlags | None] = []
+    if v.crl is None:
+        return out
+    for revoked in v.crl:
+        try:
+            out.append(revoked.extensions.get_extension_for_class(x509.CRLReason).value.reason)
+        except (x509.ExtensionNotFound, ValueError):
+            out.append(None)
+    return out
 
 
 def signer_findings(v: CrlView, signer: x509.Certificate) -> Iterator[Finding]:
