@@ -251,3 +251,39 @@ def test_hsm_home_signer_key_on_the_token(tmp_path: Path, softhsm_token: Token) 
     _openssl_verify(tmp_path / "home" / "crl" / "signer-1.crl", tmp_path / "home" / "crl-signers" / "signer-1" / "cert.pem")
     point = json.loads(_ok(["dcl", "revocation-point", "--pai", "pai-1", "--signer", "signer-1", "--url", URL, "--format", "json"], env))
     assert point["ok"] and point["point"]["pid"] == 0x8000  # the product-scoped PAI's delegate carries its VID and PID
+
+
+def test_a_failed_signer_creation_leaves_nothing_behind(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # GIVEN a signer certificate that fails its own profile check (a broken profile, say)
+    from matter_pki.errors import CertificateError
+    from matter_pki.local import crl_signers
+
+    pki = make_pki(tmp_path / "home")
+
+    def refuse(*_a: object) -> None:
+        raise CertificateError("cert.not_matter_compliant", "refused for the test")
+
+    monkeypatch.setattr(crl_signers, "_check", refuse)
+    # WHEN creation runs THEN it fails with the code, and no folder, key or ledger row remains
+    with pytest.raises(CertificateError):
+        crl_signers.create_crl_signer(pki.home, issuer="pai-1", secrets=pki.secrets, now=crl_ops.datetime.now(crl_ops.UTC), signer_id="s1")
+    assert not (tmp_path / "home" / "crl-signers" / "s1").exists()
+    with SignerStore(pki.home) as store:
+        assert store.all() == []
+    # AND the id can be used again once the cause is gone
+    monkeypatch.undo()
+    crl_signers.create_crl_signer(pki.home, issuer="pai-1", secrets=pki.secrets, now=crl_ops.datetime.now(crl_ops.UTC), signer_id="s1")
+
+
+def test_an_edited_signer_certificate_is_refused(tmp_path: Path) -> None:
+    # GIVEN a signer whose cert.pem was replaced on disk by another certificate
+    make_pki(tmp_path / "home")
+    env = cli_env(tmp_path / "home")
+    _ok(["crl-signer", "create", "--pai", "pai-1", "--id", "s1"], env)
+    _ok(["crl-signer", "create", "--pai", "pai-1", "--id", "s2"], env)
+    folder = tmp_path / "home" / "crl-signers"
+    (folder / "s1" / "cert.pem").write_bytes((folder / "s2" / "cert.pem").read_bytes())
+    # WHEN it is asked to sign THEN the ledger copy disagrees and nothing is published
+    result = run_cli(["crl", "publish", "--pai", "pai-1", "--signer", "s1", "--url", URL], env)
+    assert result.exit_code == 2 and "error[config.corrupt]" in result.stderr
+    assert not (tmp_path / "home" / "crl" / "s1.crl").exists()
