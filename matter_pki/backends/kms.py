@@ -13,13 +13,14 @@ The private key never leaves KMS; errors are wrapped with the project's AWS erro
 from __future__ import annotations
 
 import hashlib
-from typing import TYPE_CHECKING, Any, NoReturn
+from typing import TYPE_CHECKING, Any
 
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.asymmetric.utils import Prehashed
 
+from matter_pki.backends.signonly import SignOnlyP256Key
 from matter_pki.errors import KeyStoreError, MatterPkiError
 
 if TYPE_CHECKING:
@@ -36,8 +37,10 @@ def _wrap(error: Exception, operation: str, key_id: str) -> MatterPkiError:
     return wrap_aws_error(error, operation=operation, kms_key_id=key_id)
 
 
-class KmsEcPrivateKey(ec.EllipticCurvePrivateKey):
+class KmsEcPrivateKey(SignOnlyP256Key):
     """An ECC_NIST_P256 SIGN_VERIFY key in KMS; only ``sign`` and ``public_key`` are usable."""
+
+    algorithm_code = "key.kms_algorithm"
 
     def __init__(self, client: BaseClient, key_id: str) -> None:
         self._client = client
@@ -99,41 +102,9 @@ class KmsEcPrivateKey(ec.EllipticCurvePrivateKey):
         """The public half (from GetPublicKey)."""
         return self._public
 
-    @property
-    def curve(self) -> ec.EllipticCurve:
-        """Always P-256."""
-        return ec.SECP256R1()
-
-    @property
-    def key_size(self) -> int:
-        """256."""
-        return 256
-
-    def _not_extractable(self) -> NoReturn:
-        raise KeyStoreError("key.not_extractable", f"KMS key {self._key_id!r} is not extractable")
-
-    def exchange(self, algorithm: ec.ECDH, peer_public_key: ec.EllipticCurvePublicKey) -> bytes:
-        """Not allowed: the key only signs."""
-        raise KeyStoreError("key.kms_algorithm", "the KMS key is sign-only")
-
-    def private_numbers(self) -> ec.EllipticCurvePrivateNumbers:
-        """Not available: the key never leaves KMS."""
-        self._not_extractable()
-
-    def private_bytes(
-        self,
-        encoding: serialization.Encoding,
-        format: serialization.PrivateFormat,
-        encryption_algorithm: serialization.KeySerializationEncryption,
-    ) -> bytes:
-        """Not available: the key never leaves KMS."""
-        self._not_extractable()
-
-    def __copy__(self) -> KmsEcPrivateKey:
-        return self
-
-    def __deepcopy__(self, memo: dict[int, object]) -> KmsEcPrivateKey:
-        return self
+    def describe(self) -> str:
+        """``KMS key '<id>'``."""
+        return f"KMS key {self._key_id!r}"
 
 
 __all__ = ["KEY_SPEC", "MAX_RAW_MESSAGE", "SIGNING_ALGORITHM", "KmsEcPrivateKey"]
