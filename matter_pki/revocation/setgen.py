@@ -140,7 +140,7 @@ class _Run:
 
     def extra(self, step: str, title: str, findings: Sequence[Finding], origin: Origin = "extra") -> None:
         bad = any(f.severity >= Severity.ERROR for f in findings)
-        detail = "; ".join(f"{f.code}: {f.message}" for f in findings if f.severity >= Severity.WARNING)
+        detail = "; ".join(f"{f.code}: {f.message}" for f in findings if f.severity >= Severity.WARNING) or "no findings"
         self.report.steps.append(StepResult(step, origin, title, not bad, tuple(findings), detail))
 
 
