@@ -528,6 +528,10 @@ def run_rules(view: CertView) -> list[Finding]:
 
 def lint(data: bytes, role: Role | str, issuer: bytes | None = None) -> list[Finding]:
     """All findings for one certificate (DER), optionally with its issuer's certificate (DER)."""
+    if str(role) in ("crl", "crl-signer"):  # revocation roles live in their own module
+        from matter_pki.revocation.lint import lint_revocation_role
+
+        return lint_revocation_role(data, str(role), issuer)
     role = Role(role)
     try:
         view = load_view(data, role)

@@ -168,6 +168,8 @@ class MatterConfig:
     account: str | None = None
     region: str | None = None
     audit_lock_mode: Literal["GOVERNANCE", "COMPLIANCE"] = "GOVERNANCE"
+    #: ``delegatedCrlSigner``: a KMS-backed delegated CRL signer for the PAIs (revocation/KmsCrlSigner).
+    delegated_crl_signer: bool = False
     dev_defaults: tuple[str, ...] = ()
     notes: tuple[str, ...] = ()
 
@@ -210,6 +212,7 @@ def load(context: Mapping[str, object], environ: Mapping[str, str] | None = None
     if lock_mode not in ("GOVERNANCE", "COMPLIANCE"):
         raise ContextError("auditLockMode", f"must be GOVERNANCE or COMPLIANCE, got {lock_mode!r}")
     common: dict[str, Any] = {"prefix": prefix, "crl_bucket_name": crl_bucket, "audit_lock_mode": lock_mode}
+    common["delegated_crl_signer"] = ctx.flag("delegatedCrlSigner")
     if ctx.present("generatePaiCnt"):
         return _load_pai(ctx, env, common)
     return _load_paa(ctx, env, common)
@@ -484,6 +487,7 @@ CONTEXT_KEYS = (
     "pcaIssueRateLimit",
     "auditLockMode",
     "alarmTopicArn",
+    "delegatedCrlSigner",
 )
 
 

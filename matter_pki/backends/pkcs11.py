@@ -15,16 +15,14 @@ import secrets
 import threading
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, NoReturn
+from typing import Any
 
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.asymmetric.utils import Prehashed, encode_dss_signature
 
+from matter_pki.backends.signonly import SignOnlyP256Key
 from matter_pki.errors import KeyStoreError
-
-if TYPE_CHECKING:
-    from cryptography.hazmat.primitives import serialization
 
 PIN_ENV = "MATTER_PKI_PKCS11_PIN"
 MODULE_ENV = "MATTER_PKI_PKCS11_MODULE"
@@ -170,8 +168,10 @@ def generate_keypair(config: Pkcs11Config, label: str) -> tuple[bytes, ec.Ellipt
     return key_id, _public_from_point(point)
 
 
-class Pkcs11EcPrivateKey(ec.EllipticCurvePrivateKey):
+class Pkcs11EcPrivateKey(SignOnlyP256Key):
     """A P-256 private key that lives on a token; only ``sign`` and ``public_key`` are usable."""
+
+    algorithm_code = "key.pkcs11_algorithm"
 
     def __init__(self, handle: Any, public: ec.EllipticCurvePublicKey, label: str) -> None:
         self._handle = handle
@@ -207,41 +207,9 @@ class Pkcs11EcPrivateKey(ec.EllipticCurvePrivateKey):
         """The public half, read from the token."""
         return self._public
 
-    @property
-    def curve(self) -> ec.EllipticCurve:
-        """Always P-256."""
-        return ec.SECP256R1()
-
-    @property
-    def key_size(self) -> int:
-        """256."""
-        return 256
-
-    def _not_extractable(self) -> NoReturn:
-        raise KeyStoreError("key.not_extractable", f"token key {self._label!r} is not extractable")
-
-    def exchange(self, algorithm: ec.ECDH, peer_public_key: ec.EllipticCurvePublicKey) -> bytes:
-        """Not allowed: attestation keys only sign."""
-        raise KeyStoreError("key.pkcs11_algorithm", "the token key is sign-only")
-
-    def private_numbers(self) -> ec.EllipticCurvePrivateNumbers:
-        """Not available: the key never leaves the token."""
-        self._not_extractable()
-
-    def private_bytes(
-        self,
-        encoding: serialization.Encoding,
-        format: serialization.PrivateFormat,
-        encryption_algorithm: serialization.KeySerializationEncryption,
-    ) -> bytes:
-        """Not available: the key never leaves the token."""
-        self._not_extractable()
-
-    def __copy__(self) -> Pkcs11EcPrivateKey:
-        return self
-
-    def __deepcopy__(self, memo: dict[int, object]) -> Pkcs11EcPrivateKey:
-        return self
+    def describe(self) -> str:
+        """``token key '<label>'``."""
+        return f"token key {self._label!r}"
 
 
 def load_private_key(config: Pkcs11Config, key_id: bytes, label: str = "") -> Pkcs11EcPrivateKey:

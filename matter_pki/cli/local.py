@@ -426,19 +426,25 @@ def crl_group() -> None:
 @click.option("--pai", "pai_id", help="CRL of DACs issued by this PAI.")
 @click.option("--paa", "is_paa", is_flag=True, help="CRL of PAIs issued by the PAA.")
 @click.option("--next-update-days", type=click.IntRange(min=1), default=crl_ops.DEFAULT_NEXT_UPDATE_DAYS, show_default=True)
+@click.option("--url", help="The DCL point's dataURL, written into an IssuingDistributionPoint (required with --signer).")
+@click.option("--signer", "signer_id", help="Sign an indirect CRL with this delegated CRL signer ('crl-signer create').")
 @click.option("--format", "fmt", type=FORMATS, default="text", show_default=True)
 @cli_errors
-def crl_publish(home: str | None, pai_id: str | None, is_paa: bool, next_update_days: int, fmt: str) -> None:
-    """Sign and write crl/<ca id>.crl (DER), .pem and .revocation-set.json."""
+def crl_publish(
+    home: str | None, pai_id: str | None, is_paa: bool, next_update_days: int, url: str | None, signer_id: str | None,
+    fmt: str,
+) -> None:  # fmt: skip
+    """Sign, check (the SDK's revocation-set rules) and write crl/<ca id or signer id>.crl (DER), .pem, .revocation-set.json."""
     if bool(pai_id) == is_paa:
         raise InputError("input.crl_scope", "give exactly one of --pai ID or --paa")
     pki = PkiHome.resolve(home)
     pub = crl_ops.publish_crl(
-        pki, PAA_ID if is_paa else str(pai_id), secrets=_secrets(), now=_now(), next_update_days=next_update_days
-    )
+        pki, PAA_ID if is_paa else str(pai_id), secrets=_secrets(), now=_now(), next_update_days=next_update_days,
+        signer_id=signer_id, url=url,
+    )  # fmt: skip
     data = {
         "ca": pub.ca, "crl_number": pub.crl_number, "revoked": pub.revoked, "crl": str(pub.der_path),
-        "pem": str(pub.pem_path), "revocation_set": str(pub.revocation_set_path),
+        "pem": str(pub.pem_path), "revocation_set": str(pub.revocation_set_path), "signer": pub.signer, "url": pub.url,
     }
     if fmt == "json":
         emit_json(data)

@@ -51,14 +51,15 @@ def validate_cmd(paa: str, pai: str, dac: str, at: str | None, mode: str, fmt: s
 
 @click.command("lint")
 @click.argument("cert", type=click.Path(dir_okay=False))
-@click.option("--role", required=True, type=click.Choice(["paa", "pai", "dac"]))
-@click.option("--issuer", type=click.Path(dir_okay=False), help="Issuer certificate, to check linkage.")
+@click.option("--role", required=True, type=click.Choice(["paa", "pai", "dac", "crl", "crl-signer"]))
+@click.option("--issuer", type=click.Path(dir_okay=False), help="Issuer certificate, to check linkage (for a CRL: its signer).")
 @click.option("--fail-on", type=click.Choice(["fatal", "error", "warning", "notice"]), default="error", show_default=True)
 @click.option("--format", "fmt", type=FORMATS, default="text", show_default=True)
 @cli_errors
 def lint_cmd(cert: str, role: str, issuer: str | None, fail_on: str, fmt: str) -> None:
     """List every finding for one certificate; exit 1 when any reaches --fail-on."""
-    findings = lint(_cert(cert, "certificate"), role, _cert(issuer, "issuer") if issuer else None)
+    data = read_file(cert, "CRL", max_bytes=4 * 1024 * 1024) if role == "crl" else _cert(cert, "certificate")
+    findings = lint(data, role, _cert(issuer, "issuer") if issuer else None)
     if fmt == "json":
         emit_json([f.to_dict() for f in findings])
     else:

@@ -1,9 +1,16 @@
 """Revocation and CRLs per issuing CA (matter-rules.md §8).
 
-Each CRL is a v2 CRL signed by the issuing CA's own key with ecdsa-with-SHA256, whose issuer is
-byte-for-byte the CA's subject, with an AKID equal to the CA's SKID and a monotonic CRL Number.
-Entries carry a reasonCode, except ``unspecified`` (RFC 5280 5.3.1: SHOULD be absent). Next to the
-DER and PEM files, a revocation-set JSON (the DCL form a commissioner consumes) is written.
+A direct CRL is a v2 CRL signed by the issuing CA's own key with ecdsa-with-SHA256, whose issuer is
+byte-for-byte the CA's subject, with an AKID equal to the CA's SKID and a monotonic CRL Number;
+with ``url`` it also carries an IssuingDistributionPoint naming that URL (the DCL point's dataURL).
+A delegated CRL is an indirect CRL signed by one of the home's CRL signers (``local.crl_signers``).
+Entries carry a reasonCode, except ``unspecified`` (RFC 5280 5.3.1: SHOULD be absent). The CRLs are
+built by ``matter_pki.revocation.crl``.
+
+Before anything is written, the CRL goes through the SDK's revocation-set algorithm with the point
+that will announce it (``matter_pki.revocation.setgen``): a CRL the SDK would drop, or that fails the
+extra RFC 5280 checks, is refused (``crl.check_failed``). Next to the DER and PEM files, the
+revocation-set JSON that algorithm produces is written (the form a commissioner consumes).
 """
 
 from __future__ import annotations
@@ -16,22 +23,25 @@ from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from cryptography import x509
-from cryptography.hazmat.primitives import hashes
-from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.serialization import Encoding
 
-from matter_pki import der
 from matter_pki.audit import AuditLog
 from matter_pki.certparse import parse_certificate
-from matter_pki.errors import InputError, IssuanceError
+from matter_pki.errors import InputError
 from matter_pki.local.ca import operator
+from matter_pki.local.home import PAA_ID
 from matter_pki.local.keys import Secrets, signer_factory
 from matter_pki.local.ledger import Ledger, LedgerEntry, iso, parse_serial, serial_hex
 from matter_pki.profiles import issuer_subject_key_id, require_utc
+from matter_pki.revocation import crl as core
+from matter_pki.revocation import setgen
+from matter_pki.revocation.setgen import check_before_publishing
 from matter_pki.storage.local import atomic_write, ensure_private_dir
 
 if TYPE_CHECKING:
     from pathlib import Path
+
+    from cryptography.hazmat.primitives.asymmetric import ec
 
     from matter_pki.local.home import PkiHome
 
@@ -93,13 +103,15 @@ class CrlPublication:
     der_path: Path
     pem_path: Path
     revocation_set_path: Path
+    signer: str | None = None
+    url: str | None = None
+    report: setgen.PointReport | None = None
 
 
-def _crl_issuer_bytes(crl_der: bytes) -> bytes:
-    top = der.read_tlv(crl_der)
-    tbs = der.children(crl_der, der.children(crl_der, top)[0])
-    # TBSCertList: version (v2), signature, issuer, ...
-    return tbs[2].encoded(crl_der)
+def _revocation(serial: str, reason: str | None, revoked_at: str | None, fallback: datetime) -> core.Revocation:
+    when = datetime.strptime(revoked_at, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=UTC) if revoked_at else fallback
+    flag = x509.ReasonFlags(reason or "unspecified")
+    return core.Revocation(int(serial, 16), when, None if flag is x509.ReasonFlags.unspecified else flag)
 
 
 def build_crl(
@@ -113,29 +125,11 @@ def build_crl(
 ) -> x509.CertificateRevocationList:
     """A v2 CRL for ``ca_cert``, signed by ``signer``; checked (issuer bytes, signature) before return."""
     this_update = require_utc(now, "now")
-    builder = (
-        x509.CertificateRevocationListBuilder()
-        .issuer_name(ca_cert.subject)
-        .last_update(this_update)
-        .next_update(this_update + timedelta(days=next_update_days))
-        .add_extension(x509.AuthorityKeyIdentifier(issuer_subject_key_id(ca_cert), None, None), critical=False)
-        .add_extension(x509.CRLNumber(crl_number), critical=False)
+    params = core.CrlParams(
+        this_update=this_update, next_update=this_update + timedelta(days=next_update_days), crl_number=crl_number
     )
-    for entry in revoked:
-        when = datetime.strptime(entry.revoked_at or iso(this_update), "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=UTC)
-        item = x509.RevokedCertificateBuilder().serial_number(int(entry.serial, 16)).revocation_date(when)
-        reason = x509.ReasonFlags(entry.revocation_reason or "unspecified")
-        if reason is not x509.ReasonFlags.unspecified:
-            item = item.add_extension(x509.CRLReason(reason), critical=False)
-        builder = builder.add_revoked_certificate(item.build())
-    crl = builder.sign(signer, hashes.SHA256())
-    ca_der = ca_cert.public_bytes(Encoding.DER)
-    if _crl_issuer_bytes(crl.public_bytes(Encoding.DER)) != parse_certificate(ca_der).subject.der:
-        raise IssuanceError("crl.issuer_mismatch", "the CRL issuer is not byte-for-byte the CA subject")
-    public = ca_cert.public_key()
-    if not isinstance(public, ec.EllipticCurvePublicKey) or not crl.is_signature_valid(public):
-        raise IssuanceError("crl.signature_invalid", "the CRL signature does not verify with the CA certificate")
-    return crl
+    revocations = [_revocation(e.serial, e.revocation_reason, e.revoked_at, this_update) for e in revoked]
+    return x509.load_der_x509_crl(core.build_direct_crl(ca_cert, signer, revocations, params))
 
 
 def revocation_set(ca_cert: x509.Certificate, revoked: list[LedgerEntry]) -> list[dict[str, Any]]:
@@ -159,35 +153,76 @@ def publish_crl(
     secrets: Secrets,
     now: datetime,
     next_update_days: int = DEFAULT_NEXT_UPDATE_DAYS,
+    signer_id: str | None = None,
+    url: str | None = None,
 ) -> CrlPublication:
-    """Sign and write ``crl/<ca id>.crl`` (DER), ``.pem`` and ``.revocation-set.json`` for one CA."""
+    """Sign, check and write a CRL of one CA: ``crl/<ca id>.crl`` (direct) or ``crl/<signer id>.crl`` (delegated).
+
+    Also ``.pem`` and ``.revocation-set.json``. ``url`` (the DCL point's dataURL) goes into an
+    IssuingDistributionPoint; a delegated (indirect) CRL requires it.
+    """
+    from matter_pki.local import crl_signers
+
     home.require()
     if next_update_days <= 0:
         raise InputError("input.next_update", "--next-update-days must be positive")
+    if signer_id is not None and url is None:
+        raise InputError("input.crl_url", "a delegated CRL names its URL in an IssuingDistributionPoint: give --url")
     audit = AuditLog(home.path)
     with home.lock(), Ledger(home.ledger_path) as ledger:
         info = home.ca_info(ca_id)
         cert = home.load_cert(ca_id)
-        signer = signer_factory(home, ca_id, secrets)()
+        paa = home.load_cert(PAA_ID)
+        signer_cert: x509.Certificate = cert
+        if signer_id is None:
+            key = signer_factory(home, ca_id, secrets)()
+            key_store = info.key.store if info.key else None
+        else:
+            signer_cert, _row = crl_signers.active_signer(home, signer_id, ca_id)
+            key = crl_signers.key_factory(home, signer_id, secrets)()
+            key_store = crl_signers.load_info(home, signer_id).key.store
         audit.record(
-            "key.accessed", ca=ca_id, purpose="crl.publish", key_store=info.key.store if info.key else None,
-            operator=operator(),
+            "key.accessed", ca=ca_id, signer=signer_id, purpose="crl.publish", key_store=key_store, operator=operator()
         )
-        revoked = ledger.revoked(ca_id)
-        number = ledger.next_crl_number(ca_id, iso(now))
-        crl = build_crl(cert, signer, revoked, crl_number=number, now=now, next_update_days=next_update_days)
-        crl_der = crl.public_bytes(Encoding.DER)
+        this_update = require_utc(now, "now")
+        revocations = [_revocation(e.serial, e.revocation_reason, e.revoked_at, this_update) for e in ledger.revoked(ca_id)]
+        revocations += [
+            _revocation(r.serial, r.revocation_reason, r.revoked_at, this_update)
+            for r in crl_signers.revoked_signers(home, ca_id)
+        ]
+        number = ledger.next_crl_number(ca_id if signer_id is None else f"signer:{signer_id}", iso(now))
+        params = core.CrlParams(
+            this_update=this_update, next_update=this_update + timedelta(days=next_update_days), crl_number=number,
+            idp_url=url,
+        )  # fmt: skip
+        if signer_id is None:
+            crl_der = core.build_direct_crl(cert, key, revocations, params)
+        else:
+            crl_der = core.build_indirect_crl(signer_cert, key, [core.CrlScope(cert, revocations)], params)
+        report = check_before_publishing(
+            crl_der, signer=signer_cert, delegator=None if signer_id is None else cert, paa=paa,
+            is_paa=ca_id == PAA_ID, url=url, vid=home.ca_info(PAA_ID).vid if ca_id == PAA_ID else None, now=this_update,
+        )  # fmt: skip
         out = ensure_private_dir(home.crl_dir)
-        der_path, pem_path = out / f"{ca_id}.crl", out / f"{ca_id}.pem"
-        set_path = out / f"{ca_id}.revocation-set.json"
+        stem = ca_id if signer_id is None else signer_id
+        der_path, pem_path = out / f"{stem}.crl", out / f"{stem}.pem"
+        set_path = out / f"{stem}.revocation-set.json"
         atomic_write(der_path, crl_der)
-        atomic_write(pem_path, crl.public_bytes(Encoding.PEM))
-        atomic_write(set_path, (json.dumps(revocation_set(cert, revoked), indent=2) + "\n").encode())
+        atomic_write(pem_path, x509.load_der_x509_crl(crl_der).public_bytes(Encoding.PEM))
+        atomic_write(set_path, (json.dumps(setgen.revocation_set([report]), indent=2) + "\n").encode())
     audit.record(
-        "crl.published", ca=ca_id, crl_number=number, revoked=len(revoked),
+        "crl.published", ca=ca_id, signer=signer_id, url=url, crl_number=number, revoked=len(revocations),
         sha256=hashlib.sha256(crl_der).hexdigest(), operator=operator(),
-    )
-    return CrlPublication(ca_id, number, len(revoked), der_path, pem_path, set_path)
+    )  # fmt: skip
+    return CrlPublication(ca_id, number, len(revocations), der_path, pem_path, set_path, signer_id, url, report)
 
 
-__all__ = ["CrlPublication", "build_crl", "parse_reason", "publish_crl", "revocation_set", "revoke"]
+__all__ = [
+    "CrlPublication",
+    "build_crl",
+    "check_before_publishing",
+    "parse_reason",
+    "publish_crl",
+    "revocation_set",
+    "revoke",
+]

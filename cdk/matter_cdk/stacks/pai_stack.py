@@ -94,6 +94,10 @@ class PaiStack(Stack):
                 value=console_link(self.region, ca.arn),
                 description="The link to the PAI certificate in the AWS Private CA console",
             )
+        if config.delegated_crl_signer:  # revocation: KMS-backed delegated CRL signer (docs/revocation.md)
+            from matter_cdk.constructs.kms_crl_signer import KmsCrlSigner
+
+            KmsCrlSigner(self, "DelegatedCrlSigner", pai_arns=[ca.arn for ca in self.authorities], crl_bucket=self.crl_bucket, prefix=config.prefix)
         CfnOutput(
             self,
             "CrlBucketName",
