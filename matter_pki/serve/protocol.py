@@ -8,7 +8,7 @@
   trickled request line (slowloris).
 * At most ``max_connections`` connections are served at once; further ones are closed at once.
 * TLS handshakes must finish within ``handshake_timeout`` seconds (``ServiceLoop``; asyncio's default
-  is 60).
+  is 60), and a TLS close waits at most 2 s for the peer's close_notify (asyncio's default is 30).
 """
 
 from __future__ import annotations
@@ -33,6 +33,7 @@ log = logging.getLogger(LOGGER)
 
 
 HANDSHAKE_TIMEOUT = 10.0
+SHUTDOWN_TIMEOUT = 2.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -53,6 +54,9 @@ class ServiceLoop(asyncio.SelectorEventLoop):
         """``loop.create_server`` with the service's TLS handshake timeout."""
         if kwargs.get("ssl") is not None:
             kwargs.setdefault("ssl_handshake_timeout", self.handshake_timeout)
+            # A peer that never answers our close_notify would hold a graceful shutdown for
+            # asyncio's default 30 s; the response was already delivered.
+            kwargs.setdefault("ssl_shutdown_timeout", SHUTDOWN_TIMEOUT)
         return await super().create_server(*args, **kwargs)
 
 
