@@ -33,6 +33,10 @@ SERVICE_CODES: dict[str, tuple[int, str]] = {
     "serve.method": (405, "Method not allowed"),
     "serve.batch_invalid": (400, "Batch request invalid"),
     "serve.internal": (500, "Internal error"),
+    # Station management and start-up (CLI only; listed here so every serve.* code has one entry).
+    "serve.station_exists": (409, "Station name taken"),
+    "serve.station_already_revoked": (409, "Station already revoked"),
+    "serve.ca_missing": (503, "Service CA missing"),
 }
 
 # Exact codes first, then the first matching prefix.
