@@ -89,6 +89,8 @@ def _audit(pki: PkiHome, passphrase: bytes | None) -> AuditLog:
 @click.option("--handshake-timeout", type=click.FloatRange(0.1, 600), default=10.0, show_default=True, help="Seconds for the TLS handshake.")
 @click.option("--keep-alive", type=click.IntRange(1, 3600), default=5, show_default=True, help="Seconds an idle connection stays open.")
 @click.option("--shutdown-timeout", type=click.IntRange(1, 3600), default=30, show_default=True, help="Seconds in-flight requests get on SIGTERM.")
+@click.option("--batch-wait", type=click.FloatRange(0, 1), default=0.005, show_default=True,
+              help="Seconds a batch waits for more requests before signing (group commit).")
 @click.option("--refusal-interval", type=click.FloatRange(0, 60), default=1.0, show_default=True,
               help="Seconds between audit flushes of refused requests (a flood is recorded as counts).")
 @click.option("--log-level", type=click.Choice(["debug", "info", "warning", "error"]), default="info", show_default=True)
@@ -97,7 +99,7 @@ def serve_cmd(
     home: str | None, listen: str, names: tuple[str, ...], passphrase_file: str | None, pin_file: str | None,
     validity_days: int | None, cn: str, max_batch: int, max_queue: int, max_batch_request: int, max_connections: int,
     header_timeout: float, body_timeout: float, handshake_timeout: float, keep_alive: int, shutdown_timeout: int,
-    refusal_interval: float, log_level: str,
+    batch_wait: float, refusal_interval: float, log_level: str,
 ) -> None:
     """Serve DACs over HTTPS to registered stations (client certificates required). JSON logs on stderr.
 
@@ -118,7 +120,8 @@ def serve_cmd(
     options = ServeOptions(
         host=host, port=port, names=names, validity_days=validity_days, common_name=cn, max_batch=max_batch,
         max_queue=max_queue, max_batch_request=max_batch_request, body_timeout=body_timeout, keep_alive=keep_alive,
-        shutdown_timeout=shutdown_timeout, refusal_flush=refusal_interval, log_level=log_level,
+        shutdown_timeout=shutdown_timeout, refusal_flush=refusal_interval, batch_wait=batch_wait,
+        log_level=log_level,
         limits=ConnectionLimits(header_timeout=header_timeout, max_connections=max_connections, handshake_timeout=handshake_timeout),
     )
     secrets, passphrase = read_secrets(passphrase_file, pin_file)

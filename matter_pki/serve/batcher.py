@@ -1,7 +1,8 @@
 """Group concurrent requests into batches for one signing thread (group commit), with durable quotas.
 
-Requests wait in a queue; the dispatcher takes everything waiting (up to ``max_batch`` CSRs) and
-hands it to the signing thread as one *cycle*, while new requests queue up for the next one. A cycle:
+Requests wait in a queue; the dispatcher takes everything waiting (up to ``max_batch`` CSRs, after
+waiting at most ``batch_wait`` for requests arriving together) and hands it to the signing thread as
+one *cycle*, while new requests queue up for the next one. A cycle:
 
 1. reserves quota for every request in one registry transaction (a request that does not fit is
    refused with ``serve.quota_exceeded``; CSRs the ledger already certified cost nothing);
@@ -63,6 +64,7 @@ class Job:
     csrs: list[bytes]
     request_id: str
     future: asyncio.Future[JobResult] = field(repr=False)
+    queued_at: float = field(default_factory=time.monotonic)
 
 
 @dataclass(eq=False)
@@ -91,10 +93,12 @@ class Batcher:
         max_batch: int = 256,
         max_queue: int = 4096,
         refusal_flush: float = 1.0,
+        batch_wait: float = 0.005,
         clock: Callable[[], datetime] | None = None,
     ) -> None:
         self.engine, self.audit, self.stations_db, self.metrics = engine, audit, stations_db, metrics
         self.max_batch, self.max_queue, self.refusal_flush = max_batch, max_queue, refusal_flush
+        self.batch_wait = batch_wait
         self.clock = clock or (lambda: datetime.now(UTC).replace(microsecond=0))
         self.executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="matter-pki-signer")
         self._jobs: deque[Job] = deque()
@@ -168,6 +172,15 @@ class Batcher:
                 # Refusals only: at most one such cycle per ``refusal_flush`` seconds (a flood gathers
                 # into one audit record per key, and its senders wait).
                 wait = self._last_refusal_cycle + self.refusal_flush - time.monotonic()
+                if wait > 0:
+                    self._wake.clear()
+                    with contextlib.suppress(TimeoutError):
+                        await asyncio.wait_for(self._wake.wait(), wait)
+                    continue
+            if self._jobs and not self._closing and self._queued < self.max_batch:
+                # Let requests arriving together share one batch (one ledger transaction, one audit
+                # append): wait at most ``batch_wait`` after the oldest one queued.
+                wait = self._jobs[0].queued_at + self.batch_wait - time.monotonic()
                 if wait > 0:
                     self._wake.clear()
                     with contextlib.suppress(TimeoutError):
@@ -270,6 +283,8 @@ class Batcher:
         return [results[i] for i in range(len(jobs))]
 
     def _reserve(self, jobs: list[Job], day: str) -> list[int | None]:
+        if all(job.station.quota_per_day is None for job in jobs):
+            return [len(job.csrs) for job in jobs]
         wanted = []
         for job in jobs:
             count = len(job.csrs)

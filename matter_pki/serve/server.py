@@ -62,6 +62,7 @@ class ServeOptions:
     keep_alive: int = 5
     shutdown_timeout: int = 30
     refusal_flush: float = 1.0
+    batch_wait: float = 0.005
     log_level: str = "info"
 
     def server_names(self) -> list[str]:
@@ -170,7 +171,7 @@ class Service:
         )
         self.batcher = Batcher(
             self.engine, self.audit, self.paths.stations_db, self.metrics, max_batch=options.max_batch,
-            max_queue=options.max_queue, refusal_flush=options.refusal_flush,
+            max_queue=options.max_queue, refusal_flush=options.refusal_flush, batch_wait=options.batch_wait,
         )
         self.sock: socket.socket | None = None
         self.pais: list[str] = []

@@ -318,6 +318,24 @@ def test_wrong_media_type_and_accept_are_coded(setup: tuple[Pki, Server, dict[st
     assert (path.status_code, path.json()["code"]) == (404, "serve.not_found")
 
 
+def test_reading_an_unknown_or_foreign_serial_is_coded(setup: tuple[Pki, Server, dict[str, StationFiles]]) -> None:
+    # GIVEN a DAC issued by pai-2 for another station
+    _pki, server, stations = setup
+    with server.client(stations["line-2"]) as other:
+        serial = other.post(
+            "/v1/pais/pai-2/dacs", params={"pid": "8001"}, content=good_csr(), headers={**PKCS10, "accept": "application/json"}
+        ).json()["serial"]
+    # WHEN a pai-1 station asks for it, for a serial never issued, and for something that is not a serial
+    with server.client(stations["line-1"]) as client:
+        foreign = client.get(f"/v1/dacs/{serial}")
+        unknown = client.get("/v1/dacs/0A0B0C")
+        garbage = client.get("/v1/dacs/xyz")
+    # THEN 404 ledger.serial_unknown (a station sees its own PAI's DACs only), and 400 input.serial
+    assert (foreign.status_code, foreign.json()["code"]) == (404, "ledger.serial_unknown")
+    assert (unknown.status_code, unknown.json()["code"]) == (404, "ledger.serial_unknown")
+    assert (garbage.status_code, garbage.json()["code"]) == (400, "input.serial")
+
+
 def test_batch_answers_each_csr_in_order(setup: tuple[Pki, Server, dict[str, StationFiles]]) -> None:
     # GIVEN good CSRs (PEM and base64 DER), a bad one and a duplicate
     pki, server, stations = setup
