@@ -379,8 +379,9 @@ async def issue_many(request: Request) -> Response:
     """POST /v1/pais/{pai}/dacs/batch: many CSRs → one result each."""
     ctx: ServiceContext = request.app.state.ctx
     station, pai_id, pid = authorize(request)
-    if negotiate(request.headers.get("accept")) != JSON_TYPE and request.headers.get("accept") not in (None, "*/*"):
-        raise ServiceError("serve.not_acceptable", "the batch endpoint answers application/json")
+    accept = request.headers.get("accept")
+    if accept is not None and not any(t in accept for t in (JSON_TYPE, "*/*", "application/*")):
+        raise ServiceError("serve.not_acceptable", f"the batch endpoint answers {JSON_TYPE}, not {accept!r}")
     if _media_type(request) != JSON_TYPE:
         raise ServiceError("serve.media_type", "send the batch as application/json")
     limit = ctx.settings.max_batch_request * (BATCH_ENTRY_LIMIT + 8) + 1024
