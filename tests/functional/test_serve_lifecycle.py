@@ -16,7 +16,9 @@ import pytest
 from cryptography import x509
 
 from matter_pki.audit import AuditLog, verify_log
-from matter_pki.local.home import PAA_ID
+from matter_pki.local import ca as ca_ops
+from matter_pki.local.home import PAA_ID, KeyStoreSettings, PkiHome
+from matter_pki.local.keys import Secrets
 from matter_pki.local.ledger import Ledger, serial_hex
 from matter_pki.validate import validate_att_cert
 from tests.functional.serve_helpers import (
@@ -28,7 +30,7 @@ from tests.functional.serve_helpers import (
     make_station,
     start_server,
 )
-from tests.unit.test_local_fixtures import PASSPHRASE, Pki, good_csr, make_pki
+from tests.unit.test_local_fixtures import PASSPHRASE, PIN, Pki, Token, good_csr, make_pki
 
 PKCS10 = {"content-type": "application/pkcs10"}
 
@@ -284,3 +286,31 @@ def test_passphrase_from_a_0600_file_is_read_once_and_never_a_flag(tmp_path: Pat
     assert PASSPHRASE.encode() not in environ
     help_text = subprocess.run([*SERVE, "--help"], capture_output=True, text=True, check=True).stdout
     assert "--passphrase " not in help_text and "--pin " not in help_text
+
+
+def test_a_pkcs11_home_serves_with_the_pin_read_from_a_file(tmp_path: Path, softhsm_token: Token) -> None:
+    # GIVEN a home whose PAA and PAI keys are on a token, and a station
+    home = PkiHome(tmp_path / "home")
+    settings = KeyStoreSettings(kind="pkcs11", module=softhsm_token.module, token=softhsm_token.label)
+    secrets = Secrets.fixed(PASSPHRASE.encode(), PIN)
+    now = datetime.now(UTC)
+    ca_ops.init_paa(home, vid=0xFFF1, settings=settings, secrets=secrets, now=now)
+    ca_ops.create_pai(home, pid=0x8000, secrets=secrets, now=now)
+    station = make_station(Pki(home, "pai-1", secrets), tmp_path, "line-1")
+    pin_file = tmp_path / "pin"
+    pin_file.write_text(PIN + "\n")
+    pin_file.chmod(0o400)
+    # WHEN the server starts with the PIN from a file (none in the environment) and a station asks twice
+    server = start_server(home, tmp_path / "serve.log", "--pin-file", str(pin_file), env={"MATTER_PKI_PKCS11_PIN": ""})
+    try:
+        with server.client(station) as client:
+            answers = [client.post("/v1/pais/pai-1/dacs", content=good_csr(), headers=PKCS10) for _ in range(2)]
+    finally:
+        assert server.stop() == 0
+    # THEN the DACs are signed on the token and validate; the token key was opened once, at start
+    assert [a.status_code for a in answers] == [201, 201]
+    paa, pai = der(home.load_cert(PAA_ID)), der(home.load_cert("pai-1"))
+    for a in answers:
+        assert validate_att_cert(paa=paa, pai=pai, dac=der(chain_of(a.content)[0]), at=datetime.now(UTC), mode="commissioner").ok
+    accessed = [r.fields for r in AuditLog(home.path).records() if r.event == "key.accessed" and r.fields.get("purpose") == "serve"]
+    assert [(a["ca"], a["key_store"]) for a in accessed] == [("pai-1", "pkcs11")]
