@@ -209,16 +209,16 @@ class Gate:
                 message["headers"] = [*message.get("headers", []), (b"x-request-id", request_id.encode())]
             await send(message)
 
-        station: Station | None = None
+        who: str | None = None
         try:
             try:
                 station = self.authenticate(scope)
             except ServiceError as e:
-                state["code"] = e.code
-                await self.ctx.batcher.refuse(e.context.get("station", "?"), e.code, e.message, request_id)
+                state["code"], who = e.code, e.context.get("station", "?")
+                await self.ctx.batcher.refuse(who or "?", e.code, e.message, request_id)
                 await problem_response(e.code, e.message, request_id)(scope, receive, tagged)
                 return
-            state["station"] = station
+            state["station"], who = station, station.name
             await self.app(scope, receive, tagged)
         finally:
             route = scope.get("route")
@@ -232,7 +232,7 @@ class Gate:
             log.info(
                 "request",
                 extra={
-                    "request_id": request_id, "station": station.name if station else None,
+                    "request_id": request_id, "station": who,
                     "method": scope.get("method"), "path": scope.get("path"), "status": status[0], "code": code,
                     "serial": state.get("serial"), "duration_ms": round(elapsed * 1000, 2),
                 },
