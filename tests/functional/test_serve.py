@@ -57,7 +57,9 @@ def setup(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Pki, Serve
             "to-revoke": {}, "slow": {},
         }.items()
     }
-    server = start_server(pki.home, root / "serve.log", "--header-timeout", "1.5", "--body-timeout", "1.5")
+    server = start_server(
+        pki.home, root / "serve.log", "--header-timeout", "1.5", "--body-timeout", "1.5", "--handshake-timeout", "1.5"
+    )
     try:
         yield pki, server, stations
     finally:
@@ -418,6 +420,26 @@ def test_a_slow_client_does_not_block_others_and_is_cut_off(setup: tuple[Pki, Se
     finally:
         stalled_headers.close()
         stalled_body.close()
+
+
+def test_a_connection_that_never_completes_tls_is_dropped(setup: tuple[Pki, Server, dict[str, StationFiles]]) -> None:
+    # GIVEN a TCP connection that starts no TLS handshake (and one that sends half a ClientHello)
+    _pki, server, _stations = setup
+    silent = socket.create_connection(("127.0.0.1", server.port), timeout=10)
+    partial = socket.create_connection(("127.0.0.1", server.port), timeout=10)
+    partial.sendall(bytes.fromhex("160301020001"))
+    started = time.monotonic()
+    try:
+        # WHEN they wait THEN the server closes both after the handshake timeout, long before asyncio's 60 s
+        for sock in (silent, partial):
+            try:
+                assert sock.recv(1024) == b""
+            except ConnectionResetError:
+                pass
+    finally:
+        silent.close()
+        partial.close()
+    assert time.monotonic() - started < 8
 
 
 def test_an_oversized_body_is_refused_before_it_is_read(setup: tuple[Pki, Server, dict[str, StationFiles]]) -> None:
