@@ -88,3 +88,7 @@ class TransientError(BackendError):
 
 class AuditError(MatterPkiError):
     """The audit log is unreadable or fails verification (``audit.*``)."""
+
+
+class ServiceError(MatterPkiError):
+    """The DAC signing service refused a request or cannot serve (``serve.*``)."""

@@ -9,6 +9,7 @@ from matter_pki.cli import audit as _audit
 from matter_pki.cli import aws as _aws
 from matter_pki.cli import local as _local
 from matter_pki.cli import revocation as _revocation
+from matter_pki.cli import serve as _serve
 from matter_pki.cli import validate as _validate
 
 
@@ -23,6 +24,7 @@ _local.register(main)
 _audit.register(main)
 _aws.register(main)
 _revocation.register(main)
+_serve.register(main)
 
 
 if __name__ == "__main__":  # pragma: no cover

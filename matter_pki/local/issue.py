@@ -59,6 +59,7 @@ if TYPE_CHECKING:
     from pathlib import Path
 
     from matter_pki.audit import AuditLog
+    from matter_pki.batch import SignerFactory
 
 GROUP_SIZE = 16
 RESERVED_NAMES = frozenset({"pai", "paa"})
@@ -152,7 +153,10 @@ class DacIssuer:
         jobs: int = 1,
         serials: Callable[[], int] | None = None,
         group_size: int = GROUP_SIZE,
+        signer: SignerFactory | None = None,
     ) -> None:
+        # ``signer``: a key the caller already opened and recorded as accessed (a long-running service
+        # keeps its keys open); by default the PAI's key is opened here and its access audited.
         info = home.ca_info(pai_id)
         if info.role != "pai":
             raise ConfigError("config.unknown_ca", f"{pai_id!r} is not a PAI")
@@ -161,13 +165,14 @@ class DacIssuer:
         validity = validity_from(start_under(self.pai, now), validity_days)
         # Checked once for the whole run: PID allowed by the PAI, validity inside the PAI's.
         DacProfile.for_issuer(self.pai, pid=pid, validity=validity, common_name=common_name).check_issuer(self.pai)
-        factory = signer_factory(home, pai_id, secrets)
+        factory = signer if signer is not None else signer_factory(home, pai_id, secrets)
         factory()  # fail now (wrong passphrase, missing token) rather than once per CSR
         self.op = operator()
-        audit.record(
-            "key.accessed", ca=pai_id, purpose="dac.issue", key_store=info.key.store if info.key else None,
-            request_id=request_id, operator=self.op,
-        )
+        if signer is None:
+            audit.record(
+                "key.accessed", ca=pai_id, purpose="dac.issue", key_store=info.key.store if info.key else None,
+                request_id=request_id, operator=self.op,
+            )
         self.ctx = BatchContext(
             paa_der=self.paa.public_bytes(Encoding.DER),
             pai_der=self.pai.public_bytes(Encoding.DER),

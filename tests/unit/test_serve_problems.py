@@ -1,0 +1,95 @@
+"""Problem details, HTTP statuses of codes, content negotiation, batch parsing, and the docs listing every code."""
+
+from __future__ import annotations
+
+import base64
+import json
+import re
+from pathlib import Path
+
+import pytest
+
+from matter_pki.errors import MatterPkiError
+from matter_pki.serve.app import JSON_TYPE, PEM_CHAIN, negotiate, openapi_document, parse_batch
+from matter_pki.serve.problems import SERVICE_CODES, problem, status_of
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+@pytest.mark.parametrize(
+    ("code", "status"),
+    [
+        ("csr.key_curve", 422), ("csr.too_large", 413), ("issue.csr_revoked", 409), ("issue.csr_already_issued", 409),
+        ("profile.pid_not_allowed", 422), ("input.pid", 400), ("key.passphrase_wrong", 503), ("storage.busy", 503),
+        ("serve.station_revoked", 403), ("serve.quota_exceeded", 429), ("serve.timeout", 408), ("ledger.serial_unknown", 404),
+        ("issue.validation_failed", 500), ("something.new", 500),
+    ],
+)
+def test_each_code_has_one_http_status(code: str, status: int) -> None:
+    # GIVEN/WHEN a code THEN its status
+    assert status_of(code)[0] == status
+
+
+def test_a_problem_is_rfc9457_with_the_cli_code() -> None:
+    # GIVEN a CSR refusal
+    body = problem("csr.key_curve", "CSR key is on secp384r1,\n must be P-256", request_id="5f0e3c9a-0000-4000-8000-000000000000")
+    # THEN the RFC 9457 members, the stable code, one line of detail
+    assert body == {
+        "type": "urn:matter-pki:code:csr.key_curve", "title": "CSR refused", "status": 422,
+        "detail": "CSR key is on secp384r1, must be P-256", "code": "csr.key_curve",
+        "instance": "urn:uuid:5f0e3c9a-0000-4000-8000-000000000000", "request_id": "5f0e3c9a-0000-4000-8000-000000000000",
+    }
+
+
+@pytest.mark.parametrize(
+    ("accept", "chosen"),
+    [
+        (None, PEM_CHAIN), ("*/*", PEM_CHAIN), ("application/json", JSON_TYPE), ("application/pem-certificate-chain", PEM_CHAIN),
+        ("application/json;q=0.5, application/pem-certificate-chain", PEM_CHAIN), ("text/html, application/json;q=0.1", JSON_TYPE),
+        ("application/json;q=0, */*;q=0.1", PEM_CHAIN), ("application/*", PEM_CHAIN), ("application/json;q=x, */*", PEM_CHAIN),
+    ],
+)
+def test_accept_negotiation(accept: str | None, chosen: str) -> None:
+    # GIVEN/WHEN an Accept header THEN the answer type
+    assert negotiate(accept) == chosen
+
+
+@pytest.mark.parametrize("accept", ["text/html", "application/xml, text/plain", "application/json;q=0"])
+def test_unacceptable_accept_is_coded(accept: str) -> None:
+    # GIVEN/WHEN nothing we can produce is acceptable THEN serve.not_acceptable
+    with pytest.raises(MatterPkiError) as caught:
+        negotiate(accept)
+    assert caught.value.code == "serve.not_acceptable"
+
+
+def test_batch_entries_are_pem_or_base64_der_and_garbage_goes_to_csr_intake() -> None:
+    # GIVEN PEM, base64 DER and something that is neither
+    pem = "-----BEGIN CERTIFICATE REQUEST-----\nMIIB\n-----END CERTIFICATE REQUEST-----\n"
+    body = json.dumps({"csrs": [pem, base64.b64encode(b"\x30\x03abc").decode(), "%%%"]}).encode()
+    # WHEN parsed THEN PEM as text, DER decoded, garbage passed on for intake to refuse with its own code
+    assert parse_batch(body, 10) == [pem.encode(), b"\x30\x03abc", b"%%%"]
+
+
+@pytest.mark.parametrize(
+    "body",
+    [b"{", b"[]", b'{"csrs": "x"}', b'{"csrs": []}', b'{"csrs": [1]}', json.dumps({"csrs": ["x" * 7000]}).encode(),
+     json.dumps({"csrs": ["x"] * 11}).encode(), b"\xff\xfe"],
+)
+def test_malformed_batches_are_coded(body: bytes) -> None:
+    # GIVEN/WHEN a malformed batch body THEN serve.batch_invalid
+    with pytest.raises(MatterPkiError) as caught:
+        parse_batch(body, 10)
+    assert caught.value.code == "serve.batch_invalid"
+
+
+def test_every_service_code_is_documented() -> None:
+    # GIVEN the service's own codes, the docs and the API document
+    docs = (REPO / "docs" / "serve.md").read_text()
+    api = openapi_document().decode()
+    # THEN each code appears in docs/serve.md, and each in the docs table has a status here
+    missing = [code for code in SERVICE_CODES if code not in docs]
+    assert not missing, missing
+    documented = set(re.findall(r"`(serve\.[a-z_]+)`", docs))
+    audit_events = {"serve.ca_created", "serve.server_cert", "serve.started", "serve.stopped", "serve.refused"}
+    assert documented <= set(SERVICE_CODES) | audit_events
+    assert json.loads(api)["openapi"].startswith("3.1")
