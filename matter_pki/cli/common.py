@@ -38,7 +38,7 @@ from typing import TYPE_CHECKING, Any, NoReturn, TypeVar, overload
 import click
 
 from matter_pki.errorcodes import ExitClass, exit_class
-from matter_pki.errors import ConfigError, InputError, KeyStoreError, MatterPkiError
+from matter_pki.errors import ConfigError, InputError, KeyStoreError, MatterPkiError, extra_hint
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Mapping, Sequence
@@ -53,8 +53,6 @@ FORMAT_KEY = "matter_pki.format"
 STDIN_KEY = "matter_pki.stdin_used"
 DEBUG_ENV = "MATTER_PKI_DEBUG"
 LOG_DIR_ENV = "MATTER_PKI_LOG_DIR"
-#: How to install an optional extra: the package is installed from a clone, not from a package index.
-EXTRA_INSTALL_HINT = "in a clone of the matter-pki repository: pip install '.[{extra}]'"
 #: The Ctrl-C line of commands that answer CSRs (dac issue, inbox run, aws submit).
 BATCH_INTERRUPTED = "interrupted; re-run to finish: every CSR already answered stays answered"
 
@@ -493,7 +491,7 @@ def aws_client(service: str, region: str | None, profile: str | None = None) -> 
         from botocore import exceptions as bce
     except ImportError as e:
         raise ConfigError(
-            "config.boto3_missing", "AWS commands need boto3: " + EXTRA_INSTALL_HINT.format(extra="aws")
+            "config.boto3_missing", f"AWS commands need boto3 ({extra_hint('aws')})"
         ) from e
     try:
         session = boto3.Session(profile_name=profile, region_name=region)
