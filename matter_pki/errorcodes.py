@@ -54,10 +54,14 @@ def registry() -> dict[str, ErrorCode]:
 
 
 def exit_class(error: MatterPkiError) -> ExitClass:
-    """The registered class of the error's code; an unregistered code falls back on the error's type."""
+    """The class of an error: retryable errors retry; else its code's row; an unregistered code goes by type.
+
+    Retryability is decided where the error is raised (a backend's throttling/5xx classification), so
+    a code raised both ways (``backend.logs``) is "retry later" only when that instance is retryable.
+    """
+    if error.retryable:
+        return ExitClass.RETRY
     known = registry().get(error.code)
     if known is not None:
         return known.exit
-    if error.retryable:
-        return ExitClass.RETRY
     return ExitClass.USAGE if error.exit_code == 2 else ExitClass.REFUSED

@@ -313,6 +313,8 @@ def create_pai_cmd(
     from matter_pki.profiles import PaiProfile, Validity
 
     check_stdout_free(out_path, fmt)
+    if out_path and out_path != "-" and Path(out_path).exists():
+        raise InputError("input.exists", f"{out_path!r} exists; refusing to overwrite it (nothing was created)")
     try:
         vid = parse_vid(vid_text)
     except ValueError as e:
@@ -326,7 +328,7 @@ def create_pai_cmd(
     where = None
     if out_path:
         pem = x509.load_der_x509_certificate(der).public_bytes(Encoding.PEM)
-        where = write_output(out_path, pem, what="PAI file", overwrite=True)
+        where = write_output(out_path, pem, what="PAI file")
     if fmt == "json":
         emit_json({"pai_arn": arn, "out": where})
     else:

@@ -344,6 +344,13 @@ def read_stdin(what: str, max_bytes: int = MAX_FILE_BYTES) -> bytes:
     return data
 
 
+def _exists(path: str) -> bool:
+    try:
+        return Path(path).exists()
+    except OSError:  # e.g. a name too long to be a path
+        return False
+
+
 def read_input(value: str, what: str, max_bytes: int = MAX_FILE_BYTES) -> bytes:
     """A file path, ``-`` (stdin), or the content itself (a PEM block, or hex as chip-cert accepts)."""
     if value == STDIO:
@@ -351,7 +358,7 @@ def read_input(value: str, what: str, max_bytes: int = MAX_FILE_BYTES) -> bytes:
     text = value.strip()
     if text.startswith("-----BEGIN "):
         return text.encode()
-    if _INLINE_HEX.fullmatch(text) and not Path(value).exists():
+    if _INLINE_HEX.fullmatch(text) and not _exists(value):
         return text.encode()
     return read_file(value, what, max_bytes)
 
@@ -481,7 +488,7 @@ def cli_secrets() -> Secrets:
 def aws_options(fn: F) -> F:
     """``--region`` and ``--profile`` (else the standard AWS configuration)."""
     fn = click.option("--profile", default=None, help="AWS named profile (default: AWS_PROFILE / default).")(fn)
-    return click.option("--region", default=None, help="AWS region (default: AWS_REGION / the profile's).")(fn)
+    return click.option("--region", default=None, help="AWS region (default: AWS_DEFAULT_REGION / the profile's).")(fn)
 
 
 def aws_client(service: str, region: str | None, profile: str | None = None) -> Any:
@@ -503,7 +510,7 @@ def aws_client(service: str, region: str | None, profile: str | None = None) -> 
         ) from e
     except bce.NoRegionError as e:
         raise ConfigError(
-            "config.aws_region", f"no AWS region for {service}: pass --region or set AWS_REGION (or a profile region)"
+            "config.aws_region", f"no AWS region for {service}: pass --region or set AWS_DEFAULT_REGION (or a profile region)"
         ) from e
     except bce.BotoCoreError as e:
         raise ConfigError("config.aws_credentials", f"AWS configuration cannot be loaded: {e}") from e
