@@ -23,12 +23,15 @@ Conventions (README, "Exit status" and "Command-line conventions"):
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import json
 import os
 import re
+import signal
 import sys
 import tempfile
+import threading
 import traceback
 from datetime import UTC, datetime
 from enum import IntEnum
@@ -41,7 +44,7 @@ from matter_pki.errorcodes import ExitClass, exit_class
 from matter_pki.errors import ConfigError, InputError, KeyStoreError, MatterPkiError, extra_hint
 
 if TYPE_CHECKING:
-    from collections.abc import Callable, Mapping, Sequence
+    from collections.abc import Callable, Iterator, Mapping, Sequence
 
     from matter_pki.local.keys import Secrets
 
@@ -107,8 +110,51 @@ def fail(error: MatterPkiError) -> NoReturn:
     sys.exit(report_error(error.code, error.message, exit_status(error), **error.context))
 
 
+_interrupt_reported: list[bool] = []
+_signal_seen: list[bool] = []
+
+
 def _interrupted(message: str | None) -> NoReturn:
-    sys.exit(report_error("cli.interrupted", message or "interrupted", ExitStatus.INTERRUPTED))
+    _interrupt_reported.append(True)
+    status = report_error("cli.interrupted", message or "interrupted", ExitStatus.INTERRUPTED)
+    if _signal_seen:
+        # A real Ctrl-C: end now rather than in interpreter shutdown, where another Ctrl-C would find
+        # Python's handlers already removed (and batch workers leave with their parent anyway).
+        for stream in (sys.stdout, sys.stderr):
+            with contextlib.suppress(Exception):
+                stream.flush()
+        os._exit(status)
+    sys.exit(status)
+
+
+@contextlib.contextmanager
+def _ctrl_c(message: str | None) -> Iterator[None]:
+    """First Ctrl-C: stop the command (KeyboardInterrupt) and let it clean up (batch workers finish
+    their chunk); another one from then until the process ends exits at once, with the same single
+    line (a kill at any instant is safe: answered CSRs stay answered)."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    fired: list[bool] = []
+
+    def again(_signum: int, _frame: object) -> None:
+        if not _interrupt_reported:
+            report_error("cli.interrupted", message or "interrupted", ExitStatus.INTERRUPTED)
+        sys.stderr.flush()
+        os._exit(ExitStatus.INTERRUPTED)
+
+    def first(_signum: int, _frame: object) -> None:
+        fired.append(True)
+        _signal_seen.append(True)
+        signal.signal(signal.SIGINT, again)
+        raise KeyboardInterrupt
+
+    previous = signal.signal(signal.SIGINT, first)
+    try:
+        yield
+    finally:
+        if not fired:  # after a Ctrl-C, 'again' stays until the process ends (clean-up may run at exit)
+            signal.signal(signal.SIGINT, previous)
 
 
 def _log_dir() -> Path:
@@ -201,7 +247,8 @@ def cli_errors(fn: F | None = None, *, interrupted: str | None = None) -> F | Ca
         @functools.wraps(func)
         def wrapper(*args: Any, **kwargs: Any) -> Any:
             try:
-                return func(*args, **kwargs)
+                with _ctrl_c(interrupted):
+                    return func(*args, **kwargs)
             except (click.exceptions.Exit, SystemExit):
                 raise
             except BaseException as exc:
@@ -229,7 +276,8 @@ class MatterPkiGroup(click.Group):
     def invoke(self, ctx: click.Context) -> Any:
         """Run the sub-command; every failure ends as one coded line."""
         try:
-            return super().invoke(ctx)
+            with _ctrl_c(None):
+                return super().invoke(ctx)
         except (click.exceptions.Exit, SystemExit):
             raise
         except BaseException as exc:
