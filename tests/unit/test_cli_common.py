@@ -155,7 +155,9 @@ def test_every_format_option_offers_text_and_json() -> None:
 def test_format_accepts_case_and_the_legacy_table_alias() -> None:
     # GIVEN audit query's old --format table WHEN given THEN it means text; JSON in any case
     result = CliRunner().invoke(main, ["audit", "query", "--format", "TABLE", "--home", "/nonexistent"])
-    assert "is not one of" not in result.output
+    assert result.stderr.startswith("error[input.home]")  # the format was accepted; the home is what is missing
+    as_json = CliRunner().invoke(main, ["audit", "query", "--format", "JSON", "--home", "/nonexistent"])
+    assert json.loads(as_json.stderr)["error"]["code"] == "input.home"
 
 
 def test_version_names_the_version() -> None:
