@@ -98,7 +98,9 @@ def report_error(code: str, message: str, status: ExitStatus, **context: Any) ->
     text = " ".join(str(message).split())
     if output_format() == "json":
         body: dict[str, Any] = {"code": code, "message": text, "exit_status": int(status)}
-        body.update({k: v if isinstance(v, str | int | float | bool | type(None)) else str(v) for k, v in context.items()})
+        for key, value in context.items():
+            if key not in body:
+                body[key] = value if isinstance(value, str | int | float | bool | type(None)) else str(value)
         click.echo(json.dumps({"error": body}), err=True)
     else:
         click.echo(f"error[{code}]: {text}", err=True)

@@ -29,7 +29,6 @@ from tests.unit.test_local_fixtures import (
     good_csr,
     make_pki,
     run_cli,
-    softhsm_token,  # noqa: F401 - the session fixture
     write_csrs,
 )
 
