@@ -11,6 +11,7 @@ import ast
 import csv
 import inspect
 import re
+from functools import cache
 from pathlib import Path
 
 import pytest
@@ -40,6 +41,7 @@ def _literals(node: ast.expr) -> list[str]:
     return []
 
 
+@cache
 def raised_codes() -> dict[str, list[str]]:
     """Every code given to a MatterPkiError subclass (or a verification Problem), and where."""
     found: dict[str, list[str]] = {}
