@@ -18,7 +18,7 @@ for path in (REPO_ROOT, HERE):  # matter_pki from this repository, matter_cdk be
 
 import aws_cdk as cdk  # noqa: E402
 from cdk_nag import AwsSolutionsChecks  # noqa: E402
-from matter_cdk.config import CONTEXT_KEYS, Mode, feature_flags, load  # noqa: E402
+from matter_cdk.config import CONTEXT_KEYS, Mode, feature_flags, load_or_exit  # noqa: E402
 from matter_cdk.constructs.dev_defaults import DevDefaultsGuard  # noqa: E402
 from matter_cdk.stacks.audit_stack import AuditStack  # noqa: E402
 from matter_cdk.stacks.csr_pipeline_stack import CsrPipelineStack  # noqa: E402
@@ -36,7 +36,7 @@ def build_app(
 ) -> cdk.App:
     """The app with its stacks and cdk-nag; ``context`` adds to cdk.json's flags, CDK_CONTEXT_JSON wins."""
     app = cdk.App(context={**feature_flags(HERE / "cdk.json"), **(context or {})}, outdir=outdir)
-    config = load(
+    config = load_or_exit(
         {key: app.node.try_get_context(key) for key in CONTEXT_KEYS},
         os.environ if environ is None else environ,
     )

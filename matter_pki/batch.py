@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import multiprocessing
 import os
+import signal
 import threading
 import time
 from collections import deque
@@ -219,6 +220,8 @@ _worker: FastDacIssuer | _Raised | None = None
 def _worker_init(ctx: BatchContext, serials: Callable[[], int] | None, now: datetime | None) -> None:
     global _setup, _worker
     _setup, _worker = (ctx, serials, now), None
+    # Ctrl-C reaches the whole process group: the parent stops the run and reports it in one line.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
     # A worker blocked on its task queue would outlive a killed parent (holding the key or an
     # HSM session); it leaves when it is re-parented.
     threading.Thread(target=_exit_with_parent, args=(os.getppid(),), daemon=True).start()

@@ -10,6 +10,11 @@ from __future__ import annotations
 from typing import Any
 
 
+def extra_hint(extra: str) -> str:
+    """How to install an optional extra: from a clone (the package is not published on a package index)."""
+    return f"in a clone of the matter-pki repository: pip install '.[{extra}]'"
+
+
 class MatterPkiError(Exception):
     """Root of all matter-pki errors: a stable code, a one-line message and context fields."""
 

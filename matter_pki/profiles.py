@@ -24,6 +24,7 @@ from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec
 
 from matter_pki.errors import ProfileError
+from matter_pki.idrules import check_pid, check_vid
 from matter_pki.oid import ExtensionOID, MatterOID, NameOID
 from matter_pki.vidpid import VidPid, extract_vid_pid, format_hex16
 
@@ -177,6 +178,7 @@ def _check_id(value: int | None, what: str, required: bool) -> None:
         return
     if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= 0xFFFF:
         raise ProfileError(f"profile.{what.lower()}_range", f"{what} must be a 16-bit value, got {value!r}")
+    (check_vid if what == "VID" else check_pid)(value)
 
 
 def check_serial(serial: int) -> int:

@@ -15,12 +15,14 @@ from __future__ import annotations
 
 import json
 import re
+import sys
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from enum import StrEnum
 from typing import TYPE_CHECKING, Any, Literal
 
 from matter_pki.errors import ProfileError
+from matter_pki.idrules import check_pid, check_vid, vid_note
 from matter_pki.profiles import PaaProfile, PaiProfile, Validity
 from matter_pki.vidpid import format_hex16
 
@@ -196,6 +198,15 @@ class MatterConfig:
         return out
 
 
+def load_or_exit(context: Mapping[str, object], environ: Mapping[str, str] | None = None) -> MatterConfig:
+    """``load`` for the app: a bad context value ends the synth with one line on stderr (exit 2), no traceback."""
+    try:
+        return load(context, environ)
+    except ContextError as e:
+        print(f"error[cdk.context]: {e}", file=sys.stderr)
+        raise SystemExit(2) from None
+
+
 def load(context: Mapping[str, object], environ: Mapping[str, str] | None = None) -> MatterConfig:
     """Parse the app context (``-c`` / cdk.json / CDK_CONTEXT_JSON); ``environ`` gives CDK_DEFAULT_*."""
     env = environ or {}
@@ -236,6 +247,7 @@ def _load_paa(ctx: _Context, env: Mapping[str, str], common: dict[str, Any]) -> 
         notes.append("paaArn is ignored with generatePaa=1 (a new PAA is created)")
     dev: list[str] = []
     vid = ctx.hex16("vendorId", what="vendor ID")
+    notes.extend(filter(None, [vid_note(vid)]))
     if vid is None:
         vid = DEV_VENDOR_ID
         dev.append(f"vendorId={format_hex16(DEV_VENDOR_ID)} (Matter test vendor)")
@@ -267,6 +279,7 @@ def _load_pai(ctx: _Context, env: Mapping[str, str], common: dict[str, Any]) -> 
     dev: list[str] = []
     paa_arn = ctx.text("paaArn")
     vid = ctx.hex16("vendorId", what="vendor ID")
+    notes.extend(filter(None, [vid_note(vid)]))
     if paa_arn is None:
         paa_arn = DEV_PAA_ARN
         dev.append("paaArn (placeholder in account 000000000000)")
@@ -458,10 +471,11 @@ class _Context:
 def _hex16(text: str, key: str, what: str) -> int:
     if not _HEX4.fullmatch(text):
         raise ContextError(key, f"{what} must be exactly 4 hex digits (e.g. FFF1), got {text!r}")
-    value = int(text, 16)
-    if value == 0:
-        raise ContextError(key, f"{what} 0000 is reserved and cannot be used in attestation certificates")
-    return value
+    check = check_vid if what == "vendor ID" else check_pid
+    try:
+        return check(int(text, 16))  # the local CA's rule: 0000 reserved, test VIDs noted
+    except ProfileError as e:
+        raise ContextError(key, e.message) from e
 
 
 #: Every context key the app reads (sample-compatible names first).

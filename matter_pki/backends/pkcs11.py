@@ -22,7 +22,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.asymmetric.utils import Prehashed, encode_dss_signature
 
 from matter_pki.backends.signonly import SignOnlyP256Key
-from matter_pki.errors import KeyStoreError
+from matter_pki.errors import KeyStoreError, extra_hint
 
 PIN_ENV = "MATTER_PKI_PKCS11_PIN"
 MODULE_ENV = "MATTER_PKI_PKCS11_MODULE"
@@ -70,7 +70,7 @@ def _pkcs11() -> Any:
         import pkcs11
     except ImportError as e:
         raise KeyStoreError(
-            "key.pkcs11_unavailable", "python-pkcs11 is not installed (pip install 'matter-pki[pkcs11]')"
+            "key.pkcs11_unavailable", f"python-pkcs11 is not installed ({extra_hint('pkcs11')})"
         ) from e
     return pkcs11
 

@@ -4,7 +4,6 @@ Private CA audit reports, CloudTrail digest validation)."""
 from __future__ import annotations
 
 import os
-import re
 import sys
 import time
 from datetime import UTC, datetime, timedelta
@@ -19,7 +18,17 @@ from matter_pki.audit.pca_report import fetch_audit_report
 from matter_pki.audit.query import COLUMNS, RecordFilter, rows_to_csv, select, to_row
 from matter_pki.audit.trail import CloudTrailKeys, StaticKeys, verify_trail
 from matter_pki.audit.verify import verify_log
-from matter_pki.cli.common import cli_errors, emit_json, parse_time, read_file
+from matter_pki.cli.common import (
+    aws_client,
+    aws_options,
+    cli_errors,
+    emit_json,
+    example,
+    format_option,
+    parse_when,
+    passphrase_file_option,
+    read_file,
+)
 from matter_pki.errors import ConfigError, InputError
 
 if TYPE_CHECKING:
@@ -28,8 +37,6 @@ if TYPE_CHECKING:
 HOME_ENV = "MATTER_PKI_HOME"
 DEFAULT_HOME = "~/.matter-pki"
 DEFAULT_AWS_WINDOW = timedelta(days=7)
-_RELATIVE = re.compile(r"(\d+)([smhd])")
-_UNITS = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days"}
 
 home_option = click.option(
     "--home",
@@ -39,13 +46,9 @@ home_option = click.option(
 )
 
 
-def _client(service: str, region: str | None) -> Any:
+def _client(service: str, region: str | None, profile: str | None = None) -> Any:
     """A boto3 client (tests replace this function)."""
-    try:
-        import boto3
-    except ImportError as e:  # pragma: no cover - depends on the install
-        raise ConfigError("config.boto3_missing", "AWS commands need boto3: pip install 'matter-pki[aws]'") from e
-    return boto3.client(service, region_name=region)
+    return aws_client(service, region, profile)
 
 
 def _sleep(seconds: float) -> None:
@@ -60,22 +63,17 @@ def _home(value: str | None) -> Path:
     return path
 
 
-def _when(value: str | None) -> datetime | None:
-    """ISO 8601, ``now``, or a relative age such as ``30m``, ``24h``, ``7d`` (that long before now)."""
-    if value is None:
-        return None
-    match = _RELATIVE.fullmatch(value.strip())
-    if match:
-        return datetime.now(UTC).replace(microsecond=0) - timedelta(**{_UNITS[match[2]]: int(match[1])})
-    return parse_time(value)
+_when = parse_when
 
 
+@example("matter-pki audit verify && matter-pki audit query --since 7d --event 'dac.*' --format csv")
 @click.group("audit")
 def audit_group() -> None:
     """Audit trail: who created, issued and revoked what, and proof that the record is intact."""
 
 
 # -- query ----------------------------------------------------------------------------------------
+@example("matter-pki audit query --since 24h --event dac.refused --format json")
 @audit_group.command("query")
 @home_option
 @click.option("--since", help="Oldest time: ISO 8601, 'now', or an age like 24h / 7d.")
@@ -83,28 +81,28 @@ def audit_group() -> None:
 @click.option("--event", "events", multiple=True, help="Event type or glob (dac.issued, 'cert.*'); repeatable. Local only.")
 @click.option("--ca", help="CA id (local) or Private CA ARN (--aws).")
 @click.option("--serial", help="Certificate serial in hex (colons and case ignored). Local only.")
-@click.option("--format", "fmt", type=click.Choice(["table", "json", "csv"]), default="table", show_default=True)
+@format_option("csv", aliases={"table": "text"})
 @click.option("--aws", is_flag=True, help="Query CloudTrail in CloudWatch Logs with Logs Insights instead.")
 @click.option("--log-group", help="CloudTrail log group (with --aws), e.g. MatterAudit.")
 @click.option("--query", "query_name", type=click.Choice(list(QUERIES)), default="ca-lifecycle", show_default=True,
               help="Canned Logs Insights query (with --aws).")
 @click.option("--limit", type=click.IntRange(min=1), help="At most this many rows (with --aws).")
 @click.option("--bucket", help="Audit bucket name for --query bucket-access.")
-@click.option("--region", help="AWS region (default from the AWS configuration).")
+@aws_options
 @cli_errors
 def query_cmd(home: str | None, since: str | None, until: str | None, events: tuple[str, ...], ca: str | None,
               serial: str | None, fmt: str, aws: bool, log_group: str | None, query_name: str, limit: int | None,
-              bucket: str | None, region: str | None) -> None:
+              bucket: str | None, region: str | None, profile: str | None) -> None:
     """List audit records (local log), or run a canned Logs Insights query over CloudTrail (--aws)."""
     if aws:
         if events or serial or home:
             raise InputError("input.usage", "--event, --serial and --home apply to the local log, not --aws")
         if not log_group:
             raise InputError("input.usage", "--aws needs --log-group (the CloudTrail log group, e.g. MatterAudit)")
-        _aws_query(log_group, query_name, since, until, ca, limit, bucket, region, fmt)
+        _aws_query(log_group, query_name, since, until, ca, limit, bucket, region, profile, fmt)
         return
-    if log_group or limit or bucket:
-        raise InputError("input.usage", "--log-group, --limit and --bucket need --aws")
+    if log_group or limit or bucket or region or profile:
+        raise InputError("input.usage", "--log-group, --limit, --bucket, --region and --profile need --aws")
     log = AuditLog(_home(home))
     flt = RecordFilter(
         since=_when(since),
@@ -123,12 +121,12 @@ def query_cmd(home: str | None, since: str | None, until: str | None, events: tu
 
 
 def _aws_query(log_group: str, name: str, since: str | None, until: str | None, ca: str | None, limit: int | None,
-               bucket: str | None, region: str | None, fmt: str) -> None:
+               bucket: str | None, region: str | None, profile: str | None, fmt: str) -> None:
     query = build_query(name, ca_arn=ca, bucket=bucket)
     end = _when(until) or datetime.now(UTC).replace(microsecond=0)
     start = _when(since) or end - DEFAULT_AWS_WINDOW
     result = run_query(
-        _client("logs", region), log_group=log_group, query=query, start=start, end=end, limit=limit,
+        _client("logs", region, profile), log_group=log_group, query=query, start=start, end=end, limit=limit,
         aggregate=QUERIES[name].aggregate, sleep=_sleep,
     )
     if fmt == "json":
@@ -156,12 +154,13 @@ def _table(rows: Sequence[dict[str, str]], columns: Sequence[str], title: str) -
 
 
 # -- verify / seal --------------------------------------------------------------------------------
+@example("matter-pki audit verify --expect-key SHA256:... --format json")
 @audit_group.command("verify")
 @home_option
 @click.option("--public-key", "public_key", type=click.Path(dir_okay=False),
               help="Audit public key kept elsewhere (default <home>/audit/audit-key.pub.pem).")
 @click.option("--expect-key", help="Fail unless the audit key has this SHA-256 fingerprint.")
-@click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True)
+@format_option()
 @cli_errors
 def verify_cmd(home: str | None, public_key: str | None, expect_key: str | None, fmt: str) -> None:
     """Check the hash chain, every seal and the signed head. Exit 0 intact, 1 tampered, 2 usage."""
@@ -184,12 +183,19 @@ def verify_cmd(home: str | None, public_key: str | None, expect_key: str | None,
     sys.exit(0 if report.ok else 1)
 
 
+@example("MATTER_PKI_PASSPHRASE=... matter-pki audit seal")
 @audit_group.command("seal")
 @home_option
+@passphrase_file_option
+@format_option()
 @cli_errors
-def seal_cmd(home: str | None) -> None:
+def seal_cmd(home: str | None, fmt: str) -> None:
     """Sign every record since the last seal now (needs MATTER_PKI_PASSPHRASE if the audit key is encrypted)."""
     result = AuditLog(_home(home)).seal()
+    if fmt == "json":
+        emit_json({"sealed": result is not None, "first": result.first if result else None,
+                   "last": result.last if result else None, "seal_seq": result.record.seq if result else None})
+        return
     if result is None:
         click.echo("nothing to seal: the log is empty or already sealed")
     else:
@@ -198,44 +204,53 @@ def seal_cmd(home: str | None) -> None:
 
 
 # -- AWS evidence ---------------------------------------------------------------------------------
+@example("matter-pki audit report --aws --ca arn:aws:acm-pca:...:certificate-authority/... --bucket B --out reports/")
 @audit_group.command("report")
 @click.option("--aws", is_flag=True, help="Private CA audit report (required: the only kind for now).")
 @click.option("--ca", "ca_arn", required=True, help="Private CA ARN.")
 @click.option("--bucket", required=True, help="S3 bucket Private CA writes the report into.")
 @click.option("--out", "out_dir", type=click.Path(file_okay=False), default=".", show_default=True)
 @click.option("--report-format", type=click.Choice(["JSON", "CSV"]), default="JSON", show_default=True)
-@click.option("--region", help="AWS region.")
+@aws_options
+@format_option()
 @cli_errors
-def report_cmd(aws: bool, ca_arn: str, bucket: str, out_dir: str, report_format: str, region: str | None) -> None:
+def report_cmd(aws: bool, ca_arn: str, bucket: str, out_dir: str, report_format: str, region: str | None,
+               profile: str | None, fmt: str) -> None:
     """Request a Private CA audit report (issued and revoked certificates), wait, and download it."""
     if not aws:
         raise InputError("input.usage", "only --aws reports exist; for the local log use `matter-pki audit query`")
     report = fetch_audit_report(
-        _client("acm-pca", region), _client("s3", region), ca_arn=ca_arn, bucket=bucket, out_dir=Path(out_dir),
+        _client("acm-pca", region, profile), _client("s3", region, profile), ca_arn=ca_arn, bucket=bucket, out_dir=Path(out_dir),
         response_format=report_format,  # type: ignore[arg-type]
         sleep=_sleep,
     )
+    if fmt == "json":
+        emit_json({"report_id": report.report_id, "bucket": report.bucket, "key": report.key, "path": str(report.path),
+                   "size": report.size})
+        return
     click.echo(f"audit report {report.report_id}: s3://{report.bucket}/{report.key} -> {report.path} ({report.size} bytes)")
 
 
+@example("matter-pki audit verify-trail --bucket B --prefix trail/ --region eu-west-1")
 @audit_group.command("verify-trail")
 @click.option("--bucket", required=True, help="CloudTrail bucket.")
 @click.option("--prefix", default="", help="Trail S3 key prefix (the part before AWSLogs/).")
 @click.option("--region", help="Only digests delivered from this region (and query its public keys there).")
+@click.option("--profile", default=None, help="AWS named profile (default: AWS_PROFILE / default).")
 @click.option("--public-key-file", "key_files", multiple=True, type=click.Path(dir_okay=False),
               help="CloudTrail public key (PEM/DER); repeatable. Default: cloudtrail ListPublicKeys.")
-@click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True)
+@format_option()
 @click.option("--verbose", is_flag=True, help="Also list valid files.")
 @cli_errors
-def verify_trail_cmd(bucket: str, prefix: str, region: str | None, key_files: tuple[str, ...], fmt: str,
-                     verbose: bool) -> None:
+def verify_trail_cmd(bucket: str, prefix: str, region: str | None, profile: str | None, key_files: tuple[str, ...],
+                     fmt: str, verbose: bool) -> None:
     """Validate CloudTrail digest and log files like `aws cloudtrail validate-logs`. Exit 0 valid, 1 not."""
     keys: StaticKeys | CloudTrailKeys
     if key_files:
         keys = StaticKeys.from_bytes(read_file(f, "public key") for f in key_files)
     else:
-        keys = CloudTrailKeys(lambda r: _client("cloudtrail", r))
-    report = verify_trail(_client("s3", region), bucket=bucket, prefix=prefix, keys=keys, region=region)
+        keys = CloudTrailKeys(lambda r: _client("cloudtrail", r, profile))
+    report = verify_trail(_client("s3", region, profile), bucket=bucket, prefix=prefix, keys=keys, region=region)
     if fmt == "json":
         emit_json({"ok": report.ok, "entries": [e.to_dict() for e in report.entries]})
     else:
@@ -251,9 +266,14 @@ def verify_trail_cmd(bucket: str, prefix: str, region: str | None, key_files: tu
     sys.exit(0 if report.ok else 1)
 
 
+@example("matter-pki audit queries --format json")
 @audit_group.command("queries")
-def queries_cmd() -> None:
+@format_option()
+def queries_cmd(fmt: str) -> None:
     """List the canned Logs Insights queries."""
+    if fmt == "json":
+        emit_json([{"name": name, "title": spec.title} for name, spec in QUERIES.items()])
+        return
     for name, spec in QUERIES.items():
         click.echo(f"{name:<18} {spec.title}")
 

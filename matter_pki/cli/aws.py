@@ -15,66 +15,73 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
-from matter_pki.cli.common import cli_errors, emit_json, read_file
+from matter_pki.cli.common import (
+    BATCH_INTERRUPTED,
+    ExitStatus,
+    aws_client,
+    aws_options,
+    check_stdout_free,
+    cli_errors,
+    emit_json,
+    example,
+    format_option,
+    read_file,
+    read_input,
+    write_output,
+)
 from matter_pki.csr import MAX_CSR_BYTES, load_device_csr
 from matter_pki.errors import InputError, MatterPkiError
+from matter_pki.idrules import parse_pid, parse_vid
 from matter_pki.layout import parse_csr_key
-from matter_pki.vidpid import format_hex16, parse_hex16
+from matter_pki.vidpid import format_hex16
 
 if TYPE_CHECKING:
     from collections.abc import Callable
 
     from botocore.client import BaseClient
 
-FORMATS = click.Choice(["text", "json"])
 RESULT_LIMIT = 64 * 1024
-EXIT_TIMEOUT = 3
+EXIT_TIMEOUT = ExitStatus.RETRY_LATER  # --wait timed out: run again later to collect the answers
 #: Seams for tests: client construction and the polling clock.
 sleep: Callable[[float], None] = time.sleep
 monotonic: Callable[[], float] = time.monotonic
 
 
 def make_client(service: str, region: str | None, profile: str | None) -> BaseClient:
-    """A boto3 client from the standard credential chain."""
-    import boto3
-
-    client: BaseClient = boto3.Session(profile_name=profile, region_name=region).client(service)
+    """A boto3 client from the standard credential chain (tests replace this function)."""
+    client: BaseClient = aws_client(service, region, profile)
     return client
 
 
 def _pid(text: str) -> int:
     try:
-        return parse_hex16(text, "PID")
+        return parse_pid(text)
     except ValueError as e:
         raise InputError("input.pid", str(e)) from e
 
 
-def _aws_options(fn: Callable[..., Any]) -> Callable[..., Any]:
-    fn = click.option("--profile", default=None, help="AWS named profile.")(fn)
-    fn = click.option("--region", default=None, help="AWS region (default: from the environment/profile).")(
-        fn
-    )
-    return fn
+_aws_options = aws_options
 
 
+@example("matter-pki aws submit --bucket B --pai-arn ARN --pid 8000 --csr csrs/ --wait")
 @click.group("aws")
 def aws_group() -> None:
     """AWS Private CA: issue DACs, submit CSRs to the signing pipeline, create PAIs."""
 
 
+@example("matter-pki aws issue-dac --pai-arn ARN --pid 8000 --csr dev.csr -o - > dac.pem")
 @aws_group.command("issue-dac")
 @click.option("--pai-arn", required=True, help="Private CA ARN of the PAI.")
 @click.option("--pid", "pid_text", required=True, help="Product ID (4 hex digits).")
+@click.option("--csr", "csr_path", required=True, metavar="CSR", help="Device CSR (PEM or DER; a file or '-').")
 @click.option(
-    "--csr", "csr_path", required=True, type=click.Path(dir_okay=False), help="Device CSR (PEM or DER)."
-)
-@click.option(
-    "--out", "out_path", required=True, type=click.Path(dir_okay=False), help="Where to write the DAC (PEM)."
+    "-o", "--out", "out_path", required=True, type=click.Path(dir_okay=False, allow_dash=True),
+    help="Where to write the DAC (PEM; '-': stdout).",
 )
 @click.option("--validity", default="issuer", show_default=True, help="issuer | no-expiry | number of days.")
 @click.option("--common-name", default="Matter DAC", show_default=True, help="DAC subject CN.")
 @click.option("--force", is_flag=True, help="Overwrite --out if it exists.")
-@click.option("--format", "fmt", type=FORMATS, default="text", show_default=True)
+@format_option()
 @_aws_options
 @cli_errors
 def issue_dac_cmd(
@@ -86,30 +93,31 @@ def issue_dac_cmd(
     from cryptography.hazmat.primitives.serialization import Encoding
 
     from matter_pki.backends.aws_pca import PrivateCa, issue_dac_on_pca, parse_validity_policy
-    from matter_pki.storage.local import atomic_write
 
+    check_stdout_free(out_path, fmt)
     pid = _pid(pid_text)
     parse_csr_key(f"{pai_arn}/{format_hex16(pid)}/check.csr", cloud=True)  # the ARN must be a CA ARN
-    csr = read_file(csr_path, "CSR", max_bytes=MAX_CSR_BYTES)
+    csr = read_input(csr_path, "CSR", max_bytes=MAX_CSR_BYTES)
     out = Path(out_path)
-    if out.exists() and not force:
+    if out_path != "-" and out.exists() and not force:
         raise InputError("input.exists", f"{out_path!r} exists; use --force to overwrite it")
     pca = PrivateCa(make_client("acm-pca", region, profile))
     issued = issue_dac_on_pca(
         pca, csr, ca_arn=pai_arn, pid=pid, validity=parse_validity_policy(validity),
         common_name=common_name or None, now=datetime.now(UTC),
     )  # fmt: skip
-    atomic_write(out, x509.load_der_x509_certificate(issued.der).public_bytes(Encoding.PEM))
+    pem = x509.load_der_x509_certificate(issued.der).public_bytes(Encoding.PEM)
+    where = write_output(out_path, pem, what="DAC file", overwrite=True)
     data = {
         "serial": f"{issued.serial:X}",
         "certificate_arn": issued.certificate_arn,
-        "out": str(out),
+        "out": where,
         "csr_sha256": issued.csr_sha256,
     }
     if fmt == "json":
         emit_json(data)
     else:
-        click.echo(f"issued DAC serial {data['serial']} -> {out}")
+        click.echo(f"issued DAC serial {data['serial']} -> {where}", err=out_path == "-")
 
 
 @dataclass
@@ -161,6 +169,7 @@ def _progress(total: int, enabled: bool) -> tuple[Callable[[int], None], Callabl
     return (lambda done: bar.update(task, completed=done)), bar.stop
 
 
+@example("matter-pki aws submit --bucket B --pai-arn ARN --pid 8000 --csr csrs/ --wait --timeout 300")
 @aws_group.command("submit")
 @click.option("--bucket", required=True, help="The signing pipeline's input bucket.")
 @click.option("--pai-arn", required=True, help="Private CA ARN of the PAI to sign with.")
@@ -178,16 +187,16 @@ def _progress(total: int, enabled: bool) -> tuple[Callable[[int], None], Callabl
 )
 @click.option("--no-check", is_flag=True, help="Upload without checking the CSRs locally first.")
 @click.option("--progress/--no-progress", default=None, help="Progress bar (default: on a terminal).")
-@click.option("--format", "fmt", type=FORMATS, default="text", show_default=True)
+@format_option()
 @_aws_options
-@cli_errors
+@cli_errors(interrupted=BATCH_INTERRUPTED)
 def submit_cmd(
     bucket: str, pai_arn: str, pid_text: str, csr_path: str, wait: bool, timeout: float, poll: float,
     out_dir: str | None, no_check: bool, progress: bool | None, fmt: str, region: str | None, profile: str | None,
 ) -> None:  # fmt: skip
     """Upload CSRs as <PAI ARN>/<PID>/<name>.csr; with --wait, download <name>.pem or <name>.err.
 
-    Exit 0 when every CSR got a DAC, 1 when any was refused, 3 on --timeout.
+    Exit 0 when every CSR got a DAC, 1 when any was refused, 3 (retry later) on --timeout.
     """
     from matter_pki.storage.local import atomic_write
     from matter_pki.storage.s3 import S3Store
@@ -233,7 +242,7 @@ def submit_cmd(
     _report(items, fmt)
     if timed_out:
         sys.exit(EXIT_TIMEOUT)
-    sys.exit(1 if any(i.state in ("err", "refused-locally") for i in items) else 0)
+    sys.exit(ExitStatus.REFUSED if any(i.state in ("err", "refused-locally") for i in items) else ExitStatus.OK)
 
 
 def _listing(store: Any, bucket: str, prefix: str) -> set[str]:
@@ -276,6 +285,7 @@ def _report(items: list[_Item], fmt: str) -> None:
         click.echo(f"{i.name}: {i.state}{': ' + i.detail if i.detail else ''}")
 
 
+@example("matter-pki aws create-pai --paa-arn ARN --vid FFF1 --pid 8000 -o pai.pem")
 @aws_group.command("create-pai")
 @click.option("--paa-arn", required=True, help="Private CA ARN of the PAA (root).")
 @click.option("--vid", "vid_text", required=True, help="Vendor ID (4 hex digits).")
@@ -285,9 +295,10 @@ def _report(items: list[_Item], fmt: str) -> None:
     "--days", default=None, type=int, help="Validity in days (default: no expiry, 99991231235959Z)."
 )
 @click.option(
-    "--out", "out_path", type=click.Path(dir_okay=False), help="Write the PAI certificate (PEM) here."
+    "-o", "--out", "out_path", type=click.Path(dir_okay=False, allow_dash=True),
+    help="Write the PAI certificate (PEM) here ('-': stdout).",
 )
-@click.option("--format", "fmt", type=FORMATS, default="text", show_default=True)
+@format_option()
 @_aws_options
 @cli_errors
 def create_pai_cmd(
@@ -300,10 +311,12 @@ def create_pai_cmd(
 
     from matter_pki.backends.aws_pca import PrivateCa
     from matter_pki.profiles import PaiProfile, Validity
-    from matter_pki.storage.local import atomic_write
 
+    check_stdout_free(out_path, fmt)
+    if out_path and out_path != "-" and Path(out_path).exists():
+        raise InputError("input.exists", f"{out_path!r} exists; refusing to overwrite it (nothing was created)")
     try:
-        vid = parse_hex16(vid_text, "VID")
+        vid = parse_vid(vid_text)
     except ValueError as e:
         raise InputError("input.vid", str(e)) from e
     pid = _pid(pid_text) if pid_text else None
@@ -312,12 +325,14 @@ def create_pai_cmd(
     pai_profile = PaiProfile(vid=vid, pid=pid, common_name=common_name, validity=validity)
     pca = PrivateCa(make_client("acm-pca", region, profile))
     arn, der = pca.create_pai(paa_arn=paa_arn, profile=pai_profile)
+    where = None
     if out_path:
-        atomic_write(out_path, x509.load_der_x509_certificate(der).public_bytes(Encoding.PEM))
+        pem = x509.load_der_x509_certificate(der).public_bytes(Encoding.PEM)
+        where = write_output(out_path, pem, what="PAI file")
     if fmt == "json":
-        emit_json({"pai_arn": arn, "out": out_path})
+        emit_json({"pai_arn": arn, "out": where})
     else:
-        click.echo(arn)
+        click.echo(arn, err=out_path == "-")
 
 
 def register(main: click.Group) -> None:

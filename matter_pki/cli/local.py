@@ -1,4 +1,9 @@
-"""Local CA commands: ``init``, ``pai``, ``dac``, ``csr generate``, ``inbox run``, ``revoke``, ``crl publish``."""
+"""Local CA commands: ``init``, ``pai``, ``dac``, ``csr generate``, ``inbox run``, ``revoke``, ``crl publish``.
+
+Shared options: ``home_option`` (also refuses environment variables that contradict the home's
+configuration), ``hex16_option`` (VID/PID, checked by ``matter_pki.idrules``), ``validity_options``;
+everything else (formats, errors, secrets) comes from ``matter_pki.cli.common``.
+"""
 
 from __future__ import annotations
 
@@ -11,37 +16,56 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
-from matter_pki.backends.keyfile import passphrase_from_env
 from matter_pki.backends.pkcs11 import MODULE_ENV, PIN_ENV, TOKEN_ENV, Pkcs11Config, resolve_module_token
-from matter_pki.cli.common import cli_errors, emit_json, read_file
-from matter_pki.errors import InputError, KeyStoreError
+from matter_pki.cli.common import (
+    BATCH_INTERRUPTED,
+    STDIO,
+    ExitStatus,
+    ca_passphrase,
+    check_stdout_free,
+    cli_errors,
+    cli_secrets,
+    device_passphrase,
+    device_passphrase_option,
+    emit_json,
+    example,
+    format_option,
+    note,
+    passphrase_file_option,
+    pkcs11_pin,
+    read_file,
+    write_output,
+)
+from matter_pki.errors import ConfigError, InputError
+from matter_pki.idrules import check_pid, check_vid, vid_note
 from matter_pki.local import ca as ca_ops
 from matter_pki.local import crl as crl_ops
 from matter_pki.local.devices import generate_device_csrs
-from matter_pki.local.home import HOME_ENV, PAA_ID, KeyStoreSettings, PkiHome
+from matter_pki.local.home import HOME_ENV, PAA_ID, CaInfo, KeyStoreSettings, PkiHome
 from matter_pki.local.inbox import run_inbox
 from matter_pki.local.issue import der_to_pem, issue_files
-from matter_pki.local.keys import Secrets
-from matter_pki.local.ledger import Ledger, parse_serial, serial_hex
-from matter_pki.vidpid import parse_hex16
+from matter_pki.local.ledger import Ledger, iso, parse_serial, serial_hex
+from matter_pki.vidpid import format_hex16, parse_hex16
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterator
 
     from matter_pki.local.issue import Outcome
+    from matter_pki.local.keys import Secrets
 
-FORMATS = click.Choice(["text", "json"])
 MAX_LISTED_REFUSALS = 20
 
 
 def _hex16(ctx: click.Context, param: click.Parameter, value: str | None) -> int | None:
-    """Option callback for a VID or PID: 1-4 hex digits, optional 0x."""
+    """Option callback for a VID or PID: 1-4 hex digits, optional 0x, and a value Matter allows."""
     if value is None:
         return None
+    what = (param.name or "value").upper()
     try:
-        return parse_hex16(value, (param.name or "value").upper())
+        number = parse_hex16(value, what)
     except ValueError as e:
         raise click.BadParameter(str(e), ctx=ctx, param=param) from e
+    return check_vid(number) if what == "VID" else check_pid(number)
 
 
 def hex16_option(*decls: str, help: str) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
@@ -49,10 +73,37 @@ def hex16_option(*decls: str, help: str) -> Callable[[Callable[..., Any]], Calla
     return click.option(*decls, metavar="HEX16", callback=_hex16, help=help)
 
 
+def check_environment(home: PkiHome) -> None:
+    """Refuse environment variables that contradict the home's configuration (``config.env_conflict``).
+
+    The home's key store (module, token) is what its keys were made in; an environment variable naming
+    another one would otherwise be silently ignored.
+    """
+    if not home.is_initialized():
+        return
+    settings = home.key_store()
+    if settings.kind != "pkcs11":
+        return
+    for env, configured in ((MODULE_ENV, settings.module), (TOKEN_ENV, settings.token)):
+        value = os.environ.get(env)
+        if value and configured and value != configured:
+            raise ConfigError(
+                "config.env_conflict",
+                f"{env}={value!r} but the home {str(home.path)!r} keeps its keys in {configured!r}: "
+                f"unset {env} (the home's configuration is used)",
+            )
+
+
+def _check_home(ctx: click.Context, _param: click.Parameter, value: str | None) -> str | None:
+    if not ctx.resilient_parsing:
+        check_environment(PkiHome.resolve(value))
+    return value
+
+
 def home_option(fn: Callable[..., Any]) -> Callable[..., Any]:
-    """``--home DIR`` (``$MATTER_PKI_HOME``, default ``~/.matter-pki``)."""
+    """``--home DIR`` (``$MATTER_PKI_HOME``, default ``~/.matter-pki``), checked against the environment."""
     return click.option(
-        "--home", "home", type=click.Path(file_okay=False), default=None,
+        "--home", "home", type=click.Path(file_okay=False), default=None, callback=_check_home,
         help=f"PKI home folder [env {HOME_ENV}; default ~/.matter-pki].",
     )(fn)
 
@@ -73,30 +124,16 @@ def _now() -> datetime:
     return datetime.now(UTC).replace(microsecond=0)
 
 
-def _ask_passphrase(confirm: bool) -> bytes:
-    value = passphrase_from_env()
-    if value is not None:
-        return value
-    if not sys.stdin.isatty():
-        raise KeyStoreError("key.passphrase_missing", "no key passphrase: set MATTER_PKI_PASSPHRASE (no terminal to prompt)")
-    return str(click.prompt("Key passphrase", hide_input=True, confirmation_prompt=confirm, err=True)).encode()
-
-
-def _ask_pin() -> str:
-    value = os.environ.get(PIN_ENV)
-    if value:
-        return value
-    if not sys.stdin.isatty():
-        raise KeyStoreError("key.pkcs11_pin", f"no PKCS#11 user PIN: set {PIN_ENV} (no terminal to prompt)")
-    return str(click.prompt("PKCS#11 user PIN", hide_input=True, err=True))
+_ask_passphrase = ca_passphrase
+_ask_pin = pkcs11_pin
 
 
 def _secrets() -> Secrets:
-    return Secrets(passphrase_source=_ask_passphrase, pin_source=_ask_pin)
+    return cli_secrets()
 
 
 def _info(message: str) -> None:
-    click.echo(message, err=True)
+    note(message)
 
 
 @contextlib.contextmanager
@@ -123,14 +160,21 @@ def _progress(enabled: bool) -> Iterator[tuple[Callable[[int], None], Callable[[
         yield start, advance
 
 
-def _summary(outcomes: list[Outcome], notes: list[str], fmt: str, extra: dict[str, Any]) -> None:
+def _summary(
+    outcomes: list[Outcome], notes: list[str], fmt: str, extra: dict[str, Any], err_path: Callable[[Outcome], Path]
+) -> None:
     counts = {s: sum(1 for o in outcomes if o.status == s) for s in ("issued", "reused", "skipped", "refused")}
     refused = [o for o in outcomes if o.status == "refused"]
+    earlier = sum(1 for o in outcomes if o.status == "skipped" and err_path(o).exists())
+    if earlier:
+        notes = [*notes, f"{earlier} of the CSRs already answered were refused by an earlier run (.err); "
+                 "re-examine them with --retry-refused"]  # fmt: skip
     if fmt == "json":
-        emit_json({**extra, "counts": counts, "notes": notes, "results": [o.to_dict() for o in outcomes]})
+        emit_json({**extra, "counts": counts, "refused_earlier": earlier, "notes": notes,
+                   "results": [o.to_dict() for o in outcomes]})  # fmt: skip
         return
-    for note in notes:
-        _info(f"note: {note}")
+    for line in notes:
+        _info(f"note: {line}")
     click.echo(
         f"issued {counts['issued']}, re-delivered from ledger {counts['reused']}, "
         f"already answered {counts['skipped']}, refused {counts['refused']}"
@@ -144,6 +188,7 @@ def _summary(outcomes: list[Outcome], notes: list[str], fmt: str, extra: dict[st
 
 
 # -- init ----------------------------------------------------------------------------------------
+@example("MATTER_PKI_PASSPHRASE=... matter-pki init --vid FFF1 --cn 'ACME PAA'")
 @click.command("init")
 @home_option
 @hex16_option("--vid", help="VendorID of a VID-scoped PAA (e.g. FFF1).")
@@ -155,11 +200,13 @@ def _summary(outcomes: list[Outcome], notes: list[str], fmt: str, extra: dict[st
 @click.option("--key-store", type=click.Choice(["file", "pkcs11"]), default="file", show_default=True)
 @click.option("--pkcs11-module", help=f"PKCS#11 library [env {MODULE_ENV}].")
 @click.option("--pkcs11-token", help=f"PKCS#11 token label [env {TOKEN_ENV}]; PIN from {PIN_ENV}.")
+@passphrase_file_option
+@format_option()
 @cli_errors
 def init_cmd(
     home: str | None, vid: int | None, no_vid: bool, import_paa: str | None, cn: str | None,
     organization: str | None, validity_days: int | None, key_store: str, pkcs11_module: str | None,
-    pkcs11_token: str | None,
+    pkcs11_token: str | None, fmt: str,
 ) -> None:
     """Create a PKI home with a new PAA (--vid or --no-vid), or under an imported PAA (--import-paa)."""
     if sum((vid is not None, no_vid, import_paa is not None)) != 1:
@@ -173,25 +220,51 @@ def init_cmd(
         if cn or organization or validity_days:
             raise InputError("input.init_mode", "--cn, --o and --validity-days do not apply to an imported PAA")
         info = ca_ops.import_paa(pki, read_file(import_paa, "PAA certificate"), settings=settings, now=_now())
-        click.echo(f"imported PAA into {pki.path}")
-        _info("PAIs are created by CSR: matter-pki pai create --csr-out pai.csr, then matter-pki pai import")
+        text = f"imported PAA into {pki.path}"
+        hint = "PAIs are created by CSR: matter-pki pai create --csr-out pai.csr, then matter-pki pai import"
     else:
         info = ca_ops.init_paa(
             pki, vid=vid, common_name=cn, organization=organization, validity_days=validity_days,
             settings=settings, secrets=_secrets(), now=_now(),
         )
         scope = f"VID {info.vid:04X}" if info.vid is not None else "no VID"
-        click.echo(f"created PAA ({scope}, {settings.kind} key) in {pki.path}")
-        _info("next: matter-pki pai create --pid 8000")
+        text = f"created PAA ({scope}, {settings.kind} key) in {pki.path}"
+        hint = "next: matter-pki pai create --pid 8000"
+    if fmt == "json":
+        emit_json(_ca_data(pki, info))
+        return
+    click.echo(text)
     click.echo(f"certificate: {pki.cert_path(PAA_ID)}")
+    _ca_notes(info)
+    _info(hint)
+
+
+def _ca_data(pki: PkiHome, info: CaInfo, **extra: Any) -> dict[str, Any]:
+    """The JSON of ``init``, ``pai create`` and ``pai import`` (one shape for the three)."""
+    cert = pki.cert_path(info.id)
+    return {
+        "id": info.id, "role": info.role, "state": info.state, "home": str(pki.path),
+        "vid": format_hex16(info.vid) if info.vid is not None else None,
+        "pid": format_hex16(info.pid) if info.pid is not None else None,
+        "imported": info.imported, "certificate": str(cert) if cert.exists() else None,
+        "csr": None, **extra, "notes": [n for n in (vid_note(info.vid),) if n],
+    }  # fmt: skip
+
+
+def _ca_notes(info: CaInfo) -> None:
+    note_text = vid_note(info.vid)
+    if note_text:
+        _info(f"note: {note_text}")
 
 
 # -- pai -----------------------------------------------------------------------------------------
+@example("matter-pki pai list --format json")
 @click.group("pai")
 def pai_group() -> None:
     """Product Attestation Intermediates."""
 
 
+@example("matter-pki pai create --pid 8000", "matter-pki pai create --csr-out - > pai.csr   # under an imported PAA")
 @pai_group.command("create")
 @home_option
 @hex16_option("--pid", help="Scope the PAI to one ProductID (e.g. 8000).")
@@ -200,13 +273,17 @@ def pai_group() -> None:
 @click.option("--o", "organization", help="PAI organization (O).")
 @click.option("--validity-days", type=click.IntRange(min=1), help="PAI validity in days (default: no expiry).")
 @click.option("--id", "pai_id", help="PAI id (default pai-<n>).")
-@click.option("--csr-out", type=click.Path(dir_okay=False), help="Write a CSR for an external PAA instead of signing here.")
+@click.option("--csr-out", type=click.Path(dir_okay=False, allow_dash=True),
+              help="Write a CSR for an external PAA instead of signing here ('-': stdout).")
+@passphrase_file_option
+@format_option()
 @cli_errors
 def pai_create(
     home: str | None, pid: int | None, vid: int | None, cn: str | None, organization: str | None,
-    validity_days: int | None, pai_id: str | None, csr_out: str | None,
+    validity_days: int | None, pai_id: str | None, csr_out: str | None, fmt: str,
 ) -> None:
     """Create a PAI; prints its id. With --csr-out, only the key and a CSR are made (then 'pai import')."""
+    check_stdout_free(csr_out, fmt)
     pki = PkiHome.resolve(home)
     args: dict[str, Any] = {
         "pid": pid, "vid": vid, "common_name": cn, "organization": organization,
@@ -214,34 +291,49 @@ def pai_create(
     }
     if csr_out is None:
         info = ca_ops.create_pai(pki, **args)
+        if fmt == "json":
+            emit_json(_ca_data(pki, info))
+            return
         click.echo(info.id)
         _info(f"certificate: {pki.cert_path(info.id)}")
+        _ca_notes(info)
         return
-    if Path(csr_out).exists():
+    if csr_out != STDIO and Path(csr_out).exists():
         raise InputError("input.exists", f"{csr_out!r} exists; refusing to overwrite it")
     info, pem = ca_ops.create_pai_request(pki, **args)
-    from matter_pki.storage.local import atomic_write
+    where = write_output(csr_out, pem, what="CSR file")
+    if fmt == "json":
+        emit_json(_ca_data(pki, info, csr=where))
+        return
+    if csr_out != STDIO:
+        click.echo(info.id)
+    _ca_notes(info)
+    _info(f"CSR written to {where}; after the PAA owner signs it: matter-pki pai import --pai {info.id} --cert FILE")
 
-    atomic_write(csr_out, pem, exclusive=True)
-    click.echo(info.id)
-    _info(f"CSR written to {csr_out}; after the PAA owner signs it: matter-pki pai import --pai {info.id} --cert FILE")
 
-
+@example("matter-pki pai import --pai pai-1 --cert pai.pem")
 @pai_group.command("import")
 @home_option
 @click.option("--pai", "pai_id", required=True, help="The pending PAI id printed by 'pai create --csr-out'.")
-@click.option("--cert", required=True, type=click.Path(dir_okay=False), help="The PAI certificate signed by the PAA.")
+@click.option("--cert", required=True, metavar="CERT", help="The PAI certificate signed by the PAA (a file or '-').")
+@format_option()
 @cli_errors
-def pai_import(home: str | None, pai_id: str, cert: str) -> None:
+def pai_import(home: str | None, pai_id: str, cert: str, fmt: str) -> None:
     """Install the certificate issued by the external PAA for a pending PAI."""
+    from matter_pki.cli.common import read_input
+
     pki = PkiHome.resolve(home)
-    info = ca_ops.import_pai(pki, pai_id, read_file(cert, "PAI certificate"), now=_now())
+    info = ca_ops.import_pai(pki, pai_id, read_input(cert, "PAI certificate"), now=_now())
+    if fmt == "json":
+        emit_json(_ca_data(pki, info))
+        return
     click.echo(f"{info.id} is active")
 
 
+@example("matter-pki pai list --all")
 @pai_group.command("list")
 @home_option
-@click.option("--format", "fmt", type=FORMATS, default="text", show_default=True)
+@format_option()
 @click.option("--all", "include_paa", is_flag=True, help="Include the PAA.")
 @cli_errors
 def pai_list(home: str | None, fmt: str, include_paa: bool) -> None:
@@ -266,11 +358,13 @@ def pai_list(home: str | None, fmt: str, include_paa: bool) -> None:
 
 
 # -- dac -----------------------------------------------------------------------------------------
+@example("matter-pki dac list --status revoked --format csv")
 @click.group("dac")
 def dac_group() -> None:
     """Device Attestation Certificates."""
 
 
+@example("matter-pki dac issue --pai pai-1 --pid 8000 --csr csrs/ --out dacs/ --jobs 0")
 @dac_group.command("issue")
 @home_option
 @click.option("--pai", "pai_id", required=True, help="Issuing PAI id.")
@@ -280,44 +374,68 @@ def dac_group() -> None:
 @validity_options
 @click.option("--cn", default="Matter DAC", show_default=True, help="DAC common name.")
 @click.option("--jobs", type=click.IntRange(min=0), default=1, show_default=True, help="Signing processes (0: one per core).")
-@click.option("--format", "fmt", type=FORMATS, default="text", show_default=True)
-@cli_errors
+@click.option("--retry-refused", is_flag=True, help="Examine CSRs refused by an earlier run (<name>.err) again.")
+@passphrase_file_option
+@format_option()
+@cli_errors(interrupted=BATCH_INTERRUPTED)
 def dac_issue(
     home: str | None, pai_id: str, pid: int | None, csr: str, out: str, validity_days: int | None,
-    no_expiry: bool, cn: str, jobs: int, fmt: str,
+    no_expiry: bool, cn: str, jobs: int, retry_refused: bool, fmt: str,
 ) -> None:
     """Issue DACs: <name>.pem per CSR (plus pai.pem, paa.pem), <name>.err for refusals. Exit 1 if any refused."""
     pki = PkiHome.resolve(home)
     single = not Path(csr).is_dir()
+    if not single:
+        _require_csrs(Path(csr), [])
     with _progress(not single and fmt == "text") as (start, advance):
         report = issue_files(
             pki, pai_id=pai_id, csr_path=Path(csr), out_dir=Path(out), secrets=_secrets(), now=_now(), pid=pid,
             validity_days=_days(validity_days, no_expiry), common_name=cn, jobs=jobs, on_start=start, on_result=advance,
+            retry_refused=retry_refused,
         )
+    if not single:
+        _require_csrs(Path(csr), report.notes, report.outcomes)
     refused = [o for o in report.outcomes if o.status == "refused"]
     if single and fmt == "text" and report.outcomes:
         o = report.outcomes[0]
         if o.status == "refused":
             click.echo(f"error[{o.code}]: {o.message}", err=True)
+        elif o.status == "skipped" and (Path(out) / f"{o.name}.err").exists():
+            click.echo(f"already refused by an earlier run: {Path(out) / o.name}.err")
+            _info("note: re-examine it with --retry-refused")
         elif o.status == "skipped":
-            click.echo(f"already answered: {Path(out) / o.name}.pem or .err exists")
+            click.echo(f"already answered: {Path(out) / o.name}.pem exists")
         else:
             again = " (already in the ledger: same DAC)" if o.status == "reused" else ""
             click.echo(f"{Path(out) / o.name}.pem serial {o.serial}{again}")
     else:
-        _summary(report.outcomes, report.notes, fmt, {"output": str(report.out_dir)})
-    sys.exit(1 if refused else 0)
+        _summary(report.outcomes, report.notes, fmt, {"output": str(report.out_dir)},
+                 lambda o: Path(out) / f"{o.name}.err")  # fmt: skip
+    sys.exit(ExitStatus.REFUSED if refused else ExitStatus.OK)
 
 
+def _require_csrs(folder: Path, notes: list[str], outcomes: list[Outcome] | None = None) -> None:
+    """An empty batch is an error (``input.no_csr``), not a run that answers nothing."""
+    if outcomes is None:
+        if any(p.name.endswith(".csr") for p in folder.iterdir()):
+            return
+    elif outcomes:
+        return
+    for line in notes:
+        _info(f"note: {line}")
+    raise InputError("input.no_csr", f"no <name>.csr to answer in {str(folder)!r}")
+
+
+@example("matter-pki dac show 5A3F09C1D2 --pem > dac.pem")
 @dac_group.command("show")
 @home_option
 @click.argument("serial")
 @click.option("--pai", "pai_id", help="Issuing CA id, when the serial is not unique.")
-@click.option("--format", "fmt", type=FORMATS, default="text", show_default=True)
+@format_option()
 @click.option("--pem", "as_pem", is_flag=True, help="Print the certificate PEM instead.")
 @cli_errors
 def dac_show(home: str | None, serial: str, pai_id: str | None, fmt: str, as_pem: bool) -> None:
-    """Show the ledger entry of a certificate by serial (hex)."""
+    """Show the ledger entries of a certificate serial (hex); JSON is always a list."""
     pki = PkiHome.resolve(home).require()
     with Ledger(pki.ledger_path) as ledger:
         entries = ledger.find_serial(serial_hex(parse_serial(serial)), pai_id)
@@ -328,7 +446,7 @@ def dac_show(home: str | None, serial: str, pai_id: str | None, fmt: str, as_pem
             click.echo(der_to_pem(e.der).decode(), nl=False)
         return
     if fmt == "json":
-        emit_json([e.to_dict() for e in entries] if len(entries) > 1 else entries[0].to_dict())
+        emit_json([e.to_dict() for e in entries])
         return
     for i, e in enumerate(entries):
         if i:
@@ -338,7 +456,53 @@ def dac_show(home: str | None, serial: str, pai_id: str | None, fmt: str, as_pem
                 click.echo(f"{key + ':':<19}{value}")
 
 
+LIST_COLUMNS = (
+    "serial", "ca", "pid", "status", "issued_at", "not_before", "not_after", "operator", "revocation_reason",
+    "revoked_at", "csr_sha256", "subject",
+)  # fmt: skip
+
+
+@example("matter-pki dac list --pai pai-1 --since 7d --format csv > issued.csv")
+@dac_group.command("list")
+@home_option
+@click.option("--pai", "pai_id", help="Only DACs issued by this PAI.")
+@hex16_option("--pid", help="Only DACs with this ProductID.")
+@click.option("--status", type=click.Choice(["any", "issued", "revoked"]), default="any", show_default=True)
+@click.option("--since", help="Issued at or after: ISO 8601, or an age such as 24h / 7d.")
+@click.option("--until", help="Issued before: ISO 8601, or an age.")
+@format_option("csv")
+@cli_errors
+def dac_list(
+    home: str | None, pai_id: str | None, pid: int | None, status: str, since: str | None, until: str | None, fmt: str
+) -> None:
+    """The ledger's DACs (the 'openssl ca' index of this PKI), oldest first; JSON is a list."""
+    from matter_pki.cli.common import parse_when
+
+    pki = PkiHome.resolve(home).require()
+    start, end = parse_when(since), parse_when(until)
+    with Ledger(pki.ledger_path) as ledger:
+        entries = ledger.entries(ca=pai_id, kind="dac")
+    rows = [
+        e.to_dict() for e in entries
+        if (pid is None or e.pid == pid) and status in ("any", e.status)
+        and (start is None or e.issued_at >= iso(start)) and (end is None or e.issued_at < iso(end))
+    ]  # fmt: skip
+    if fmt == "json":
+        emit_json(rows)
+    elif fmt == "csv":
+        import csv
+
+        writer = csv.DictWriter(sys.stdout, fieldnames=LIST_COLUMNS, extrasaction="ignore", lineterminator="\n")
+        writer.writeheader()
+        writer.writerows(rows)
+    else:
+        for r in rows:
+            click.echo(f"{r['serial']:<42} {r['ca']:<12} {r['pid'] or '-':<5} {r['status']:<8} {r['issued_at']}")
+        _info(f"{len(rows)} DAC(s)")
+
+
 # -- csr generate --------------------------------------------------------------------------------
+@example("MATTER_PKI_DEVICE_PASSPHRASE=... matter-pki csr generate --count 1000 --out csrs")
 @click.command("generate")
 @home_option
 @click.option("--count", type=click.IntRange(min=1), required=True, help="How many devices.")
@@ -348,10 +512,12 @@ def dac_show(home: str | None, serial: str, pai_id: str | None, fmt: str, as_pem
 @click.option("--key-store", type=click.Choice(["file", "pkcs11"]), default="file", show_default=True)
 @click.option("--pkcs11-module", help=f"PKCS#11 library [env {MODULE_ENV}; default: the home's].")
 @click.option("--pkcs11-token", help=f"PKCS#11 token label [env {TOKEN_ENV}; default: the home's].")
+@device_passphrase_option
+@format_option()
 @cli_errors
 def csr_generate(
     home: str | None, count: int, out: str, prefix: str, start: int, key_store: str,
-    pkcs11_module: str | None, pkcs11_token: str | None,
+    pkcs11_module: str | None, pkcs11_token: str | None, fmt: str,
 ) -> None:
     """Generate factory device key pairs (P-256) and CSRs: encrypted <name>.key files (0600) or HSM keys."""
     passphrase: bytes | None = None
@@ -363,40 +529,53 @@ def csr_generate(
             pkcs11_token = pkcs11_token or pki.key_store().token
         pkcs11 = Pkcs11Config.from_env(pkcs11_module, pkcs11_token, pin=_ask_pin())
     else:
-        passphrase = _ask_passphrase(True)
+        passphrase = device_passphrase(True)
     made = generate_device_csrs(Path(out), count=count, prefix=prefix, start=start, passphrase=passphrase, pkcs11=pkcs11)
     where = "token " + pkcs11.token if pkcs11 else "encrypted .key files (0600)"
+    if fmt == "json":
+        emit_json({"out": out, "count": len(made), "first": made[0].name, "last": made[-1].name,
+                   "key_store": key_store, "token": pkcs11.token if pkcs11 else None})  # fmt: skip
+        return
     click.echo(f"generated {len(made)} CSRs in {out} ({made[0].name} .. {made[-1].name}); keys in {where}")
 
 
 # -- inbox ---------------------------------------------------------------------------------------
+@example("matter-pki inbox run --dir inbox --jobs 0")
 @click.group("inbox")
 def inbox_group() -> None:
     """The local CSR inbox (<dir>/<PAI id>/<PID>/<name>.csr)."""
 
 
+@example("matter-pki inbox run --dir inbox --retry-refused")
 @inbox_group.command("run")
 @home_option
 @click.option("--dir", "inbox_dir", required=True, type=click.Path(exists=True, file_okay=False), help="Inbox folder.")
 @validity_options
 @click.option("--cn", default="Matter DAC", show_default=True, help="DAC common name.")
 @click.option("--jobs", type=click.IntRange(min=0), default=1, show_default=True, help="Signing processes (0: one per core).")
-@click.option("--format", "fmt", type=FORMATS, default="text", show_default=True)
-@cli_errors
+@click.option("--retry-refused", is_flag=True, help="Examine CSRs refused by an earlier run (<name>.err) again.")
+@passphrase_file_option
+@format_option()
+@cli_errors(interrupted=BATCH_INTERRUPTED)
 def inbox_run(
-    home: str | None, inbox_dir: str, validity_days: int | None, no_expiry: bool, cn: str, jobs: int, fmt: str
+    home: str | None, inbox_dir: str, validity_days: int | None, no_expiry: bool, cn: str, jobs: int,
+    retry_refused: bool, fmt: str,
 ) -> None:
     """Answer every unanswered CSR in the inbox with <name>.pem or <name>.err (safe to re-run)."""
     pki = PkiHome.resolve(home)
     with _progress(fmt == "text") as (start, advance):
         report = run_inbox(
             pki, Path(inbox_dir), secrets=_secrets(), now=_now(), validity_days=_days(validity_days, no_expiry),
-            common_name=cn, jobs=jobs, on_start=start, on_result=advance,
+            common_name=cn, jobs=jobs, on_start=start, on_result=advance, retry_refused=retry_refused,
         )
-    _summary(report.outcomes, report.notes, fmt, {"inbox": inbox_dir})
+    if not report.notes:
+        _require_csrs(Path(inbox_dir), report.notes, report.outcomes)  # nothing at all: the wrong folder?
+    _summary(report.outcomes, report.notes, fmt, {"inbox": inbox_dir},
+             lambda o: (Path(inbox_dir) / o.key).with_suffix(".err"))  # fmt: skip
 
 
 # -- revocation ----------------------------------------------------------------------------------
+@example("matter-pki revoke --serial 5A3F09C1D2 --reason keyCompromise && matter-pki crl publish --pai pai-1")
 @click.command("revoke")
 @home_option
 @click.option("--serial", required=True, help="Serial number (hex).")
@@ -404,23 +583,29 @@ def inbox_run(
               "cessationOfOperation, privilegeWithdrawn or unspecified.")
 @click.option("--pai", "pai_id", help="The DAC's issuing PAI (when the serial is not unique).")
 @click.option("--paa", "is_pai", is_flag=True, help="The serial is a PAI's (issued by the PAA).")
+@format_option()
 @cli_errors
-def revoke_cmd(home: str | None, serial: str, reason: str, pai_id: str | None, is_pai: bool) -> None:
+def revoke_cmd(home: str | None, serial: str, reason: str, pai_id: str | None, is_pai: bool, fmt: str) -> None:
     """Revoke a DAC or a PAI in the ledger; then run 'matter-pki crl publish'."""
     if pai_id and is_pai:
         raise InputError("input.revoke_scope", "use either --pai or --paa")
     pki = PkiHome.resolve(home)
     entry = crl_ops.revoke(pki, serial=serial, reason=reason, ca=PAA_ID if is_pai else pai_id, now=_now())
     scope = "--paa" if entry.ca == PAA_ID else f"--pai {entry.ca}"
+    if fmt == "json":
+        emit_json(entry.to_dict())
+        return
     click.echo(f"revoked {entry.kind.upper()} {entry.serial} of {entry.ca} ({entry.revocation_reason})")
     _info(f"publish the CRL: matter-pki crl publish {scope}")
 
 
+@example("matter-pki crl publish --pai pai-1")
 @click.group("crl")
 def crl_group() -> None:
     """Certificate revocation lists."""
 
 
+@example("matter-pki crl publish --paa --next-update-days 30 --format json")
 @crl_group.command("publish")
 @home_option
 @click.option("--pai", "pai_id", help="CRL of DACs issued by this PAI.")
@@ -428,7 +613,8 @@ def crl_group() -> None:
 @click.option("--next-update-days", type=click.IntRange(min=1), default=crl_ops.DEFAULT_NEXT_UPDATE_DAYS, show_default=True)
 @click.option("--url", help="The DCL point's dataURL, written into an IssuingDistributionPoint (required with --signer).")
 @click.option("--signer", "signer_id", help="Sign an indirect CRL with this delegated CRL signer ('crl-signer create').")
-@click.option("--format", "fmt", type=FORMATS, default="text", show_default=True)
+@passphrase_file_option
+@format_option()
 @cli_errors
 def crl_publish(
     home: str | None, pai_id: str | None, is_paa: bool, next_update_days: int, url: str | None, signer_id: str | None,
@@ -461,6 +647,6 @@ def register(group: click.Group) -> None:
     if isinstance(existing, click.Group):
         existing.add_command(csr_generate)
     else:
-        csr = click.Group("csr", help="Device CSR tools.")
+        csr = example("matter-pki csr generate --count 10 --out csrs")(click.Group("csr", help="Device CSR tools."))
         csr.add_command(csr_generate)
         group.add_command(csr)

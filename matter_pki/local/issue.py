@@ -48,6 +48,7 @@ from matter_pki.storage.local import (
     atomic_write_at,
     atomic_write_many_at,
     exists_at,
+    fsync_dir,
     open_dir,
     read_regular_at,
     remove_stale_temps,
@@ -105,12 +106,25 @@ def der_to_pem(der: bytes) -> bytes:
 class OutputDir:
     """Where answers go: ``<name>.pem`` / ``<name>.err`` written atomically inside an open folder."""
 
-    def __init__(self, dir_fd: int) -> None:
+    def __init__(self, dir_fd: int, *, retry_refused: bool = False) -> None:
         self.fd = dir_fd
+        self.retry_refused = retry_refused
 
     def answered(self, name: str) -> bool:
-        """True when a ``.pem`` or ``.err`` for this name exists (the CSR is done)."""
-        return exists_at(self.fd, f"{name}.pem") or exists_at(self.fd, f"{name}.err")
+        """True when a ``.pem`` or ``.err`` for this name exists (the CSR is done).
+
+        With ``retry_refused`` an ``.err`` is removed first (under the folder lock) and the CSR is
+        examined again: a kill before its new answer leaves it unanswered, never doubly answered.
+        """
+        if exists_at(self.fd, f"{name}.pem"):
+            return True
+        if not exists_at(self.fd, f"{name}.err"):
+            return False
+        if not self.retry_refused:
+            return True
+        os.unlink(f"{name}.err", dir_fd=self.fd)
+        fsync_dir(self.fd)
+        return False
 
     def write_pem(self, name: str, der: bytes) -> None:
         """Write the DAC."""
@@ -468,6 +482,7 @@ def issue_files(
     on_start: Callable[[int], None] | None = None,
     on_result: Callable[[Outcome], None] | None = None,
     serials: Callable[[], int] | None = None,
+    retry_refused: bool = False,
 ) -> IssueReport:
     """Issue DACs for one CSR file or every ``*.csr`` in a folder into ``out_dir`` (+ ``pai.pem``, ``paa.pem``)."""
     from matter_pki.audit import AuditLog
@@ -500,7 +515,7 @@ def issue_files(
                 secrets=secrets, now=now, request_id=uuid.uuid4().hex, common_name=common_name, jobs=jobs,
                 serials=serials,
             )
-            out = OutputDir(fd)
+            out = OutputDir(fd, retry_refused=retry_refused)
             pai_pem, paa_pem = issuer.chain_pem
             out.write_if_changed("pai.pem", pai_pem)
             out.write_if_changed("paa.pem", paa_pem)

@@ -7,12 +7,15 @@ Each is asked for at most once per ``Secrets`` instance.
 
 from __future__ import annotations
 
+import os
+import stat
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 from matter_pki.backends.keyfile import FileKeySigner, generate_key_file, passphrase_from_env
 from matter_pki.backends.pkcs11 import PIN_ENV, Pkcs11Config, Pkcs11SignerFactory, generate_keypair
-from matter_pki.errors import ConfigError, KeyStoreError
+from matter_pki.errors import ConfigError, InputError, KeyStoreError
 from matter_pki.local.home import KeyRef, KeyStoreSettings, PkiHome
 
 if TYPE_CHECKING:
@@ -23,6 +26,10 @@ if TYPE_CHECKING:
     from matter_pki.batch import SignerFactory
 
 KEY_FILE = "key.pem"
+PASSPHRASE_ENV = "MATTER_PKI_PASSPHRASE"
+#: Device keys (``csr generate``) have their own passphrase, never the CA's unless the user chooses so.
+DEVICE_PASSPHRASE_ENV = "MATTER_PKI_DEVICE_PASSPHRASE"
+MAX_SECRET_FILE_BYTES = 4096
 
 
 def _missing_passphrase(confirm: bool) -> bytes:
@@ -52,8 +59,6 @@ class Secrets:
     @classmethod
     def from_env(cls) -> Secrets:
         """``MATTER_PKI_PASSPHRASE`` and ``MATTER_PKI_PKCS11_PIN``; errors when asked for an unset one."""
-        import os
-
         return cls.fixed(passphrase_from_env(), os.environ.get(PIN_ENV))
 
     def passphrase(self, *, confirm: bool = False) -> bytes:
@@ -67,6 +72,28 @@ class Secrets:
         if self._pin is None:
             self._pin = self.pin_source()
         return self._pin
+
+
+def read_secret_file(path: str | Path, what: str = "passphrase file") -> bytes:
+    """The first line of a secret file (``--passphrase-file``); refuses empty and group/other-readable files."""
+    p = Path(path)
+    try:
+        with p.open("rb") as fh:
+            info = os.fstat(fh.fileno())
+            data = fh.read(MAX_SECRET_FILE_BYTES + 1)
+    except OSError as e:
+        raise InputError("input.passphrase_file", f"cannot read {what} {str(p)!r}: {e.strerror}") from e
+    if stat.S_ISREG(info.st_mode) and info.st_mode & 0o077:
+        raise InputError(
+            "input.passphrase_file",
+            f"{what} {str(p)!r} has mode {stat.S_IMODE(info.st_mode):04o}; it must be 0600 (chmod 600)",
+        )
+    if len(data) > MAX_SECRET_FILE_BYTES:
+        raise InputError("input.passphrase_file", f"{what} {str(p)!r} is too large for a passphrase")
+    secret = data.split(b"\n", 1)[0].removesuffix(b"\r")
+    if not secret:
+        raise InputError("input.passphrase_file", f"{what} {str(p)!r} is empty (the passphrase is its first line)")
+    return secret
 
 
 def pkcs11_config(settings: KeyStoreSettings, secrets: Secrets) -> Pkcs11Config:

@@ -206,7 +206,7 @@ def test_dac_show_and_pai_list(tmp_path: Path) -> None:
     dac = x509.load_pem_x509_certificate((tmp_path / "out" / "d.pem").read_bytes())
     serial = f"{dac.serial_number:x}"
     # dac show: the ledger row, in JSON and as PEM
-    shown = json.loads(run_cli(["dac", "show", serial, "--format", "json"], env).stdout)
+    [shown] = json.loads(run_cli(["dac", "show", serial, "--format", "json"], env).stdout)
     assert shown["ca"] == "pai-1" and shown["pid"] == "8000" and shown["status"] == "issued"
     assert shown["operator"] == "tester"
     assert shown["csr_sha256"] == load_device_csr((tmp_path / "d.csr").read_bytes()).sha256
@@ -243,7 +243,7 @@ def test_wrong_or_missing_passphrase_issues_nothing(tmp_path: Path) -> None:
     assert "Zebra-Quartz-991" not in wrong.output
     env: dict[str, str | None] = {**cli_env(tmp_path / "home"), "MATTER_PKI_PASSPHRASE": None}  # unset
     missing = run_cli(args, env)  # type: ignore[arg-type]
-    assert missing.exit_code == 1 and "error[key.passphrase_missing]" in missing.stderr
+    assert missing.exit_code == 2 and "error[key.passphrase_missing]" in missing.stderr
     assert not list((tmp_path / "out").glob("dev-*"))
 
 

@@ -78,7 +78,7 @@ def test_hsm_device_keys_and_csrs(tmp_path: Path, softhsm_token: Token) -> None:
 def test_hsm_without_pin_is_a_coded_error(tmp_path: Path, softhsm_token: Token) -> None:  # noqa: F811
     env: dict[str, str | None] = {**_env(tmp_path, softhsm_token), "MATTER_PKI_PKCS11_PIN": None}
     result = run_cli(["init", "--vid", "FFF1", "--key-store", "pkcs11"], env)  # type: ignore[arg-type]
-    assert result.exit_code == 1 and "error[key.pkcs11_pin]" in result.stderr
+    assert result.exit_code == 2 and "error[key.pkcs11_pin]" in result.stderr
     assert not (tmp_path / "home" / "config.json").exists()
     # Nothing half-made is left behind: init can run again once the PIN is given
     assert run_cli(["init", "--vid", "FFF1", "--key-store", "pkcs11"], _env(tmp_path, softhsm_token)).exit_code == 0

@@ -60,7 +60,7 @@ def test_revoke_dac_and_publish_crl(tmp_path: Path) -> None:
     assert rs["revoked_serial_numbers"] == [serial_text.zfill(len(serial_text) + len(serial_text) % 2)]
     assert base64.b64decode(rs["crl_signer_cert"]) == pai.public_bytes(Encoding.DER)
     # AND the ledger and the audit log know
-    shown = json.loads(run_cli(["dac", "show", f"{dac.serial_number:X}", "--format", "json"], env).stdout)
+    [shown] = json.loads(run_cli(["dac", "show", f"{dac.serial_number:X}", "--format", "json"], env).stdout)
     assert (shown["status"], shown["revocation_reason"]) == ("revoked", "keyCompromise")
     events = [json.loads(line) for line in (tmp_path / "home" / "audit" / "audit.log").read_text().splitlines()]
     assert [e["event"] for e in events].count("cert.revoked") == 1

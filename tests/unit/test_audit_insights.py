@@ -268,7 +268,7 @@ def test_since_after_until_is_refused(logs) -> None:
 # -- CLI ------------------------------------------------------------------------------------------
 def test_cli_runs_the_canned_query(logs, monkeypatch: pytest.MonkeyPatch) -> None:
     client, stub = logs
-    monkeypatch.setattr(cli_audit, "_client", lambda service, region: client)
+    monkeypatch.setattr(cli_audit, "_client", lambda service, region, profile=None: client)
     monkeypatch.setattr(cli_audit, "_sleep", lambda _s: None)
     query = build_query("revocations", ca_arn=CA)
     expect_query(stub, "q1", (T0, T0 + 9), 5, query=query)
@@ -287,7 +287,7 @@ def test_cli_runs_the_canned_query(logs, monkeypatch: pytest.MonkeyPatch) -> Non
 
 
 def test_cli_bad_arn_is_a_usage_error(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(cli_audit, "_client", lambda service, region: pytest.fail("no AWS call expected"))
+    monkeypatch.setattr(cli_audit, "_client", lambda service, region, profile=None: pytest.fail("no AWS call expected"))
     result = CliRunner().invoke(main, ["audit", "query", "--aws", "--log-group", "G", "--query", "issued", "--ca", "nope"])
     assert result.exit_code == 2 and "error[input.ca_arn]" in result.output
 

@@ -116,7 +116,7 @@ def test_cli_downloads_csv(pca, s3, tmp_path: Path, monkeypatch: pytest.MonkeyPa
     body = b"awsAccountId,serial\n111122223333,5a:01\n"
     s3.put_object(Bucket=BUCKET, Key=csv_key, Body=body)
     clients = {"acm-pca": client, "s3": s3}
-    monkeypatch.setattr(cli_audit, "_client", lambda service, region: clients[service])
+    monkeypatch.setattr(cli_audit, "_client", lambda service, region, profile=None: clients[service])
     monkeypatch.setattr(cli_audit, "_sleep", lambda _s: None)
     result = CliRunner().invoke(main, ["audit", "report", "--aws", "--ca", CA, "--bucket", BUCKET,
                                        "--out", str(tmp_path), "--report-format", "CSV"])

@@ -330,7 +330,7 @@ def test_no_digests_is_not_ok(s3, ct_key) -> None:
 # -- CLI ------------------------------------------------------------------------------------------
 @pytest.fixture
 def cli(s3, monkeypatch: pytest.MonkeyPatch, ct_key, tmp_path: Path):
-    monkeypatch.setattr(cli_audit, "_client", lambda service, region: s3 if service == "s3" else pytest.fail(service))
+    monkeypatch.setattr(cli_audit, "_client", lambda service, region, profile=None: s3 if service == "s3" else pytest.fail(service))
     pem = tmp_path / "cloudtrail.pem"
     pem.write_bytes(ct_key.public_key().public_bytes(serialization.Encoding.PEM,
                                                      serialization.PublicFormat.SubjectPublicKeyInfo))

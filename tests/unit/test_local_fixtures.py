@@ -184,7 +184,7 @@ def softhsm_skip_reason() -> str | None:
     try:
         import pkcs11  # noqa: F401
     except ImportError:
-        return "python-pkcs11 not installed (pip install 'matter-pki[pkcs11]')"
+        return "python-pkcs11 not installed (pip install '.[pkcs11]')"
     return None
 
 

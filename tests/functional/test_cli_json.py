@@ -1,0 +1,201 @@
+"""``--format json``: one JSON document on stdout per command, always the same shape (a list stays a list,
+whatever the number of items), nothing else on stdout or stderr.
+
+Every command that has ``--format`` must be listed in ``SHAPES`` below (or in ``SHAPES_ELSEWHERE`` with
+the test that checks its JSON); a new command with ``--format`` fails the coverage test until it is.
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime, timedelta
+from typing import TYPE_CHECKING, Any
+
+import click
+import pytest
+from click.testing import CliRunner
+from cryptography import x509
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.hazmat.primitives.serialization import Encoding
+
+from matter_pki.cli import main
+from matter_pki.profiles import PaaProfile, PaiProfile, Validity, sign
+from tests.lambdas.fakes import ModelPrivateCa
+from tests.unit.test_audit_pca_report import BUCKET, CA, KEY, REPORT, expect_report, pca, s3  # noqa: F401 - fixtures
+from tests.unit.test_cli_aws import _use, fake_waiter_delay
+from tests.unit.test_local_fixtures import cli_env, good_csr, write_csrs
+
+if TYPE_CHECKING:
+    from pathlib import Path
+
+# Command -> (JSON type, the keys of the object or of each list item).
+SHAPES: dict[str, tuple[type, set[str]]] = {
+    "init": (dict, {"id", "role", "state", "home", "vid", "pid", "imported", "certificate", "csr", "notes"}),
+    "pai create": (dict, {"id", "role", "state", "home", "vid", "pid", "imported", "certificate", "csr", "notes"}),
+    "pai import": (dict, {"id", "role", "state", "home", "vid", "pid", "imported", "certificate", "csr", "notes"}),
+    "pai list": (list, {"id", "vid", "pid", "state", "key_store"}),
+    "dac issue": (dict, {"output", "counts", "refused_earlier", "notes", "results"}),
+    "inbox run": (dict, {"inbox", "counts", "refused_earlier", "notes", "results"}),
+    "dac show": (list, {"kind", "ca", "serial", "subject", "pid", "csr_sha256", "not_before", "not_after", "issued_at",
+                        "operator", "status", "revocation_reason", "revoked_at"}),
+    "dac list": (list, {"kind", "ca", "serial", "subject", "pid", "csr_sha256", "not_before", "not_after", "issued_at",
+                        "operator", "status", "revocation_reason", "revoked_at"}),
+    "revoke": (dict, {"kind", "ca", "serial", "status", "revocation_reason", "revoked_at"}),
+    "crl publish": (dict, {"ca", "crl_number", "revoked", "crl", "pem", "revocation_set"}),
+    "csr generate": (dict, {"out", "count", "first", "last", "key_store", "token"}),
+    "csr check": (dict, {"accepted", "sha256"}),
+    "validate-att-cert": (dict, {"valid", "result", "result_code", "reason_code", "reason", "findings"}),
+    "lint": (list, {"severity", "code", "message"}),
+    "codes": (list, {"code", "kind", "severity", "exit", "chip", "clause", "description"}),
+    "audit query": (list, {"seq", "event", "time"}),
+    "audit verify": (dict, {"ok", "records"}),
+    "audit seal": (dict, {"sealed", "first", "last", "seal_seq"}),
+    "audit queries": (list, {"name", "title"}),
+    "aws create-pai": (dict, {"pai_arn", "out"}),
+    "audit report": (dict, {"report_id", "bucket", "key", "path", "size"}),
+}
+# Commands whose JSON is checked by another test (AWS pipelines with moto / Stubber).
+SHAPES_ELSEWHERE = {
+    "aws issue-dac": "tests/unit/test_cli_aws.py::test_issue_dac_writes_a_validated_dac",
+    "aws submit": "tests/unit/test_cli_aws.py::test_submit_uploads_waits_and_downloads",
+    "audit verify-trail": "tests/unit/test_audit_trail.py (cli --format json)",
+}
+
+
+def _commands_with_format(group: click.Group, path: tuple[str, ...] = ()) -> set[str]:
+    found = set()
+    for name, cmd in group.commands.items():
+        if isinstance(cmd, click.Group):
+            found |= _commands_with_format(cmd, (*path, name))
+        elif any("--format" in getattr(p, "opts", []) for p in cmd.params):
+            found.add(" ".join((*path, name)))
+    return found
+
+
+def test_every_command_with_format_has_a_json_shape_test() -> None:
+    missing = _commands_with_format(main) - set(SHAPES) - set(SHAPES_ELSEWHERE)
+    assert not missing, f"add a JSON shape for {sorted(missing)} to SHAPES in {__file__}"
+
+
+def check(command: str, result: Any) -> Any:
+    """The run succeeded (or was a documented refusal), printed only JSON of the command's shape."""
+    assert result.exit_code in (0, 1), result.output
+    assert result.stderr == "", result.stderr  # json mode: no notes on stderr
+    data = json.loads(result.stdout)
+    kind, keys = SHAPES[command]
+    assert isinstance(data, kind), (command, data)
+    items = data if isinstance(data, list) else [data]
+    assert items, command
+    for item in items:
+        assert keys <= set(item), (command, keys - set(item))
+    return data
+
+
+@pytest.fixture(scope="module")
+def world(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
+    """A home built with the CLI in JSON mode, recording each command's shape as it goes."""
+    root = tmp_path_factory.mktemp("json")
+    env = cli_env(root / "home", MATTER_PKI_DEVICE_PASSPHRASE="device-pass")
+
+    def run(command: str, *args: str, **kwargs: Any) -> Any:
+        result = CliRunner().invoke(main, [*command.split(), *args, "--format", "json"], env=env, **kwargs)
+        return check(command, result)
+
+    out: dict[str, Any] = {"root": root, "env": env, "run": run}
+    out["init"] = run("init", "--vid", "FFF1")
+    out["pai create"] = run("pai create", "--pid", "8000")
+    out["csr generate"] = run("csr generate", "--count", "2", "--out", str(root / "gen"))
+    write_csrs(root / "csrs", 2)
+    out["dac issue"] = run("dac issue", "--pai", "pai-1", "--csr", str(root / "csrs"), "--out", str(root / "out"))
+    write_csrs(root / "inbox" / "pai-1" / "8000", 1)
+    out["inbox run"] = run("inbox run", "--dir", str(root / "inbox"))
+    return out
+
+
+def test_init_and_pai_create(world: dict[str, Any]) -> None:
+    assert world["init"]["role"] == "paa" and world["init"]["vid"] == "FFF1" and world["init"]["notes"]
+    assert world["pai create"]["id"] == "pai-1" and world["pai create"]["pid"] == "8000"
+
+
+def test_batch_commands(world: dict[str, Any]) -> None:
+    assert world["dac issue"]["counts"]["issued"] == 2 and len(world["dac issue"]["results"]) == 2
+    assert world["inbox run"]["counts"]["issued"] == 1
+    assert world["csr generate"]["count"] == 2 and world["csr generate"]["key_store"] == "file"
+
+
+def test_ledger_commands_keep_lists_lists(world: dict[str, Any]) -> None:
+    run = world["run"]
+    [entry] = run("dac show", world["dac issue"]["results"][0]["serial"])  # one match: still a list
+    assert entry["status"] == "issued"
+    assert len(run("dac list", "--pai", "pai-1")) == 3
+    assert run("pai list")[0]["id"] == "pai-1"
+    revoked = run("revoke", "--serial", entry["serial"], "--reason", "keyCompromise")
+    assert revoked["status"] == "revoked"
+    assert run("crl publish", "--pai", "pai-1")["revoked"] == 1
+
+
+def test_validation_commands(world: dict[str, Any]) -> None:
+    run, out = world["run"], world["root"] / "out"
+    name = world["dac issue"]["results"][0]["name"]
+    verdict = run("validate-att-cert", "-a", str(out / "paa.pem"), "-i", str(out / "pai.pem"), "-d", str(out / f"{name}.pem"))
+    assert verdict["valid"] is True
+    findings = run("lint", str(out / f"{name}.pem"), "--role", "pai")  # a DAC linted as a PAI: findings, exit 1
+    assert "ext.basic_constraints_ca" in {f["code"] for f in findings}
+    (world["root"] / "c.csr").write_bytes(good_csr())
+    assert run("csr check", str(world["root"] / "c.csr"))["accepted"] is True
+    rows = run("codes")
+    assert {r["kind"] for r in rows} == {"finding", "error"}
+
+
+def test_audit_commands(world: dict[str, Any]) -> None:
+    run = world["run"]
+    home = str(world["root"] / "home")
+    assert run("audit query", "--home", home, "--event", "dac.*")
+    assert run("audit seal", "--home", home)["sealed"] in (True, False)
+    assert run("audit verify", "--home", home)["ok"] is True
+    assert {q["name"] for q in run("audit queries")} >= {"ca-lifecycle"}
+
+
+def test_pai_import_json(tmp_path: Path) -> None:
+    # GIVEN a home under an imported PAA and a pending PAI whose CSR the PAA owner signs
+    paa_key = ec.generate_private_key(ec.SECP256R1())
+    start = datetime.now(UTC).replace(microsecond=0) - timedelta(hours=2)
+    paa = sign(PaaProfile(vid=0xFFF1, validity=Validity.no_expiry(start)).builder(paa_key.public_key(), serial=0x77), paa_key)
+    (tmp_path / "paa.pem").write_bytes(paa.public_bytes(Encoding.PEM))
+    env = cli_env(tmp_path / "home")
+    assert CliRunner().invoke(main, ["init", "--import-paa", str(tmp_path / "paa.pem")], env=env).exit_code == 0
+    requested = CliRunner().invoke(main, ["pai", "create", "--pid", "8000", "--csr-out", "-"], env=env)
+    csr = x509.load_pem_x509_csr(requested.stdout.encode())
+    profile = PaiProfile(vid=0xFFF1, pid=0x8000, validity=Validity.no_expiry(start + timedelta(hours=1)))
+    pai = sign(profile.builder(csr.public_key(), serial=0x99, issuer=paa), paa_key)  # type: ignore[arg-type]
+    # WHEN the certificate is imported from stdin in JSON mode THEN the CA shape, now active
+    result = CliRunner().invoke(main, ["pai", "import", "--pai", "pai-1", "--cert", "-", "--format", "json"], env=env,
+                                input=pai.public_bytes(Encoding.PEM))  # fmt: skip
+    data = check("pai import", result)
+    assert data["state"] == "active" and data["id"] == "pai-1" and data["pid"] == "8000"
+
+
+def test_aws_create_pai_json(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    fake = ModelPrivateCa()
+    paa = fake.add_paa()
+    _use(monkeypatch, fake)
+    fake_waiter_delay(monkeypatch)
+    result = CliRunner().invoke(main, ["aws", "create-pai", "--paa-arn", paa, "--vid", "FFF1", "-o", str(tmp_path / "p.pem"),
+                                       "--format", "json"])  # fmt: skip
+    data = check("aws create-pai", result)
+    assert data["pai_arn"] in fake.cas and data["out"] == str(tmp_path / "p.pem")
+
+
+def test_audit_report_json(pca: Any, s3: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:  # noqa: F811
+    from matter_pki.cli import audit as cli_audit
+
+    client, stub = pca
+    expect_report(stub, ["SUCCESS"])
+    s3.put_object(Bucket=BUCKET, Key=KEY, Body=json.dumps(REPORT).encode())
+    clients = {"acm-pca": client, "s3": s3}
+    monkeypatch.setattr(cli_audit, "_client", lambda service, region, profile=None: clients[service])
+    monkeypatch.setattr(cli_audit, "_sleep", lambda _s: None)
+    result = CliRunner().invoke(main, ["audit", "report", "--aws", "--ca", CA, "--bucket", BUCKET, "--out", str(tmp_path),
+                                       "--format", "json"])  # fmt: skip
+    data = check("audit report", result)
+    assert data["key"] == KEY and data["size"] == len(json.dumps(REPORT))
