@@ -271,14 +271,14 @@ def signer_findings(v: CrlView, signer: x509.Certificate) -> Iterator[Finding]:
 
     raw_signer = parse_certificate(signer.public_bytes(Encoding.DER))
     if v.raw.issuer != raw_signer.subject.der:
-        yield _f("crl.issuer_mismatch", "the CRL issuer is not byte-for-byte the signer's subject")
+        yield _f("crl.signer_name_mismatch", "the CRL issuer is not byte-for-byte the signer's subject")
     try:
         skid = signer.extensions.get_extension_for_class(x509.SubjectKeyIdentifier).value.key_identifier
     except x509.ExtensionNotFound:
         skid = None
     akid = v.raw.akid()
     if akid is not None and akid != skid:
-        yield _f("crl.akid_mismatch", f"CRL AKID {akid.hex().upper()} is not the signer SKID {(skid or b'').hex().upper() or '(none)'}")
+        yield _f("crl.signer_akid_mismatch", f"CRL AKID {akid.hex().upper()} is not the signer SKID {(skid or b'').hex().upper() or '(none)'}")
     key = signer.public_key()
     ok = False
     if isinstance(key, ec.EllipticCurvePublicKey) and v.raw.signature_algorithm_oid == ECDSA_SHA256:
@@ -288,7 +288,7 @@ def signer_findings(v: CrlView, signer: x509.Certificate) -> Iterator[Finding]:
         except InvalidSignature:
             ok = False
     if not ok:
-        yield _f("crl.signature_invalid", "the CRL signature does not verify with the signer's key")
+        yield _f("crl.signer_signature_invalid", "the CRL signature does not verify with the signer's key")
     try:
         ku = signer.extensions.get_extension_for_class(x509.KeyUsage).value
         crl_sign = ku.crl_sign

@@ -1,5 +1,6 @@
 """The error-code registry: every code the source raises is registered, with an exit class and a clause
-that points at the Matter specification, the SDK source or an RFC (never at notes the package does not ship).
+that points at the Matter specification, the SDK or DCL source, an RFC or AWS documentation (never at notes
+the package does not ship).
 
 To register a new code, add a row to ``matter_pki/error_codes.csv``: ``code,exit,clause,description``
 with ``exit`` one of refused / usage / retry / interrupted / internal (README, "Exit status").
@@ -25,8 +26,9 @@ from matter_pki.findings import catalogue
 ROOT = Path(__file__).resolve().parents[2]
 SCANNED = ("matter_pki", "lambdas", "cdk")
 CODE = re.compile(r"[a-z][a-z0-9_]*\.[a-z0-9][a-z0-9_.-]*")
-# A clause names where the rule comes from: the SDK source, the Matter specification, an RFC / X.690, AWS docs.
-CLAUSE = re.compile(r"-|(SDK |Matter Core |RFC \d+|X\.690 |AWS ).+")
+# A clause names where the rule comes from: the SDK source, the Matter specification, an RFC / X.690, AWS docs,
+# the Distributed Compliance Ledger's source (zigbee-alliance/distributed-compliance-ledger).
+CLAUSE = re.compile(r"-|(SDK |Matter Core |RFC \d+|X\.690 |AWS |DCL ).+")
 ERROR_CLASSES = {n for n, c in vars(errors).items() if inspect.isclass(c) and issubclass(c, MatterPkiError)}
 
 
@@ -109,7 +111,7 @@ def test_registry_shape_and_clauses() -> None:
 
 
 def test_finding_clauses_point_at_the_spec_or_sdk_not_at_unshipped_notes() -> None:
-    # GIVEN the finding catalogue WHEN its clauses are read THEN each names SDK source, an RFC, X.690 or '-'
+    # GIVEN the finding catalogue WHEN its clauses are read THEN each names SDK or DCL source, an RFC, X.690 or '-'
     for info in catalogue().values():
         assert "matter-rules" not in info.clause, info.code
         assert CLAUSE.fullmatch(info.clause), (info.code, info.clause)

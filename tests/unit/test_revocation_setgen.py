@@ -193,7 +193,7 @@ def test_extra_checks_catch_what_the_sdk_script_does_not() -> None:
     # THEN the SDK's steps pass (the point is kept) and the extra step 8 reports both
     assert report.accepted
     step8 = next(s for s in report.steps if s.step == "8")
-    assert {f.code for f in step8.findings} >= {"crl.signature_invalid", "crl.expired"} and not step8.ok
+    assert {f.code for f in step8.findings} >= {"crl.signer_signature_invalid", "crl.expired"} and not step8.ok
 
 
 def test_delegated_paa_point_without_delegator_fails_the_commissioner_cross_check() -> None:
