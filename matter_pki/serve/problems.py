@@ -13,10 +13,39 @@ from __future__ import annotations
 
 from typing import Any, TypedDict
 
+from matter_pki.errorcodes import ExitClass, registry
+
 PROBLEM_TYPE = "application/problem+json"
 TYPE_PREFIX = "urn:matter-pki:code:"
 
-# Codes the service itself adds (the rest come from the CA: csr.*, issue.*, profile.*, ...).
+# What a code means is decided once, in the error-code registry (``error_codes.csv``): its exit class.
+# A code's HTTP status follows from it, with finer statuses only where HTTP has them (below):
+# refused -> 422, usage -> 400, retry -> 503 (with Retry-After), internal -> 500. Codes of the service's own
+# resources (keys, storage, the audit log, the home's configuration) are 503 whatever their class: for an
+# operator at the CLI they are "fix it", for a station they are "retry when the operator has".
+STATUS_BY_EXIT_CLASS: dict[ExitClass, tuple[int, str]] = {
+    ExitClass.REFUSED: (422, "Request refused"),
+    ExitClass.USAGE: (400, "Invalid request"),
+    ExitClass.RETRY: (503, "Service busy"),
+    ExitClass.INTERRUPTED: (503, "Service interrupted"),
+    ExitClass.INTERNAL: (500, "Internal error"),
+}
+#: Statuses that tell a station to send the same request again later (the "retry" exit class).
+RETRY_STATUSES = frozenset({408, 429, 503})
+SERVER_SIDE: tuple[tuple[str, str], ...] = (
+    ("key.", "Signing key unavailable"),
+    ("storage.", "Storage unavailable"),
+    ("audit.", "Audit log unavailable"),
+    ("config.", "CA not configured for this request"),
+)
+_TITLES: tuple[tuple[str, str], ...] = (
+    ("csr.", "CSR refused"),
+    ("profile.", "Issuance refused"),
+    ("issue.", "Issuance refused"),
+    ("cert.", "Certificate refused"),
+)
+
+# Codes the service itself answers with (their exit class is in the registry too).
 SERVICE_CODES: dict[str, tuple[int, str]] = {
     "serve.station_unknown": (403, "Station not registered"),
     "serve.station_revoked": (403, "Station revoked"),
@@ -33,37 +62,22 @@ SERVICE_CODES: dict[str, tuple[int, str]] = {
     "serve.method": (405, "Method not allowed"),
     "serve.batch_invalid": (400, "Batch request invalid"),
     "serve.internal": (500, "Internal error"),
-    # Station management and start-up (CLI only; listed here so every serve.* code has one entry).
-    "serve.station_exists": (409, "Station name taken"),
-    "serve.station_already_revoked": (409, "Station already revoked"),
-    "serve.ca_missing": (503, "Service CA missing"),
 }
 
-# Exact codes first, then the first matching prefix.
+# CA codes with a finer status than their exit class gives.
 _EXACT: dict[str, tuple[int, str]] = {
     "csr.too_large": (413, "CSR too large"),
     "issue.csr_already_issued": (409, "Device key already certified"),
     "issue.csr_revoked": (409, "Device key revoked"),
     "issue.key_reused": (409, "Device key already certified"),
     "issue.key_revoked": (409, "Device key revoked"),
+    # The release check refused a DAC the CA signed: final for this CSR (a refusal), but the CA's fault.
     "issue.validation_failed": (500, "Issued DAC failed validation"),
     "issue.worker_died": (503, "Signing unavailable"),
-    "issue.batch_order": (500, "Internal error"),
     "config.unknown_ca": (404, "Unknown CA"),
     "ledger.serial_unknown": (404, "Unknown certificate"),
     "storage.busy": (503, "Service busy"),
 }
-_PREFIX: tuple[tuple[str, int, str], ...] = (
-    ("csr.", 422, "CSR refused"),
-    ("profile.", 422, "Issuance refused"),
-    ("issue.", 422, "Issuance refused"),
-    ("cert.", 422, "Certificate refused"),
-    ("input.", 400, "Invalid request"),
-    ("key.", 503, "Signing key unavailable"),
-    ("storage.", 503, "Storage unavailable"),
-    ("audit.", 503, "Audit log unavailable"),
-    ("config.", 503, "CA not configured for this request"),
-)
 
 
 class Problem(TypedDict, total=False):
@@ -79,15 +93,21 @@ class Problem(TypedDict, total=False):
 
 
 def status_of(code: str) -> tuple[int, str]:
-    """(HTTP status, title) for an error code; unknown codes are 500."""
+    """(HTTP status, title) for an error code: its own entry, the service's resources, else its exit class."""
     if code in SERVICE_CODES:
         return SERVICE_CODES[code]
     if code in _EXACT:
         return _EXACT[code]
-    for prefix, status, title in _PREFIX:
+    for prefix, title in SERVER_SIDE:
         if code.startswith(prefix):
-            return status, title
-    return 500, "Internal error"
+            return 503, title
+    known = registry().get(code)
+    if known is None:
+        return 500, "Internal error"
+    status, title = STATUS_BY_EXIT_CLASS[known.exit]
+    if known.exit is ExitClass.REFUSED:
+        title = next((t for prefix, t in _TITLES if code.startswith(prefix)), title)
+    return status, title
 
 
 def problem(code: str, detail: str, *, request_id: str | None = None, **extra: Any) -> Problem:

@@ -9,9 +9,10 @@ from pathlib import Path
 
 import pytest
 
+from matter_pki.errorcodes import ExitClass, registry
 from matter_pki.errors import MatterPkiError
 from matter_pki.serve.app import JSON_TYPE, PEM_CHAIN, negotiate, openapi_document, parse_batch
-from matter_pki.serve.problems import SERVICE_CODES, problem, status_of
+from matter_pki.serve.problems import RETRY_STATUSES, SERVER_SIDE, SERVICE_CODES, problem, status_of
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -22,12 +23,31 @@ REPO = Path(__file__).resolve().parents[2]
         ("csr.key_curve", 422), ("csr.too_large", 413), ("issue.csr_revoked", 409), ("issue.csr_already_issued", 409),
         ("profile.pid_not_allowed", 422), ("input.pid", 400), ("key.passphrase_wrong", 503), ("storage.busy", 503),
         ("serve.station_revoked", 403), ("serve.quota_exceeded", 429), ("serve.timeout", 408), ("ledger.serial_unknown", 404),
-        ("issue.validation_failed", 500), ("something.new", 500),
+        ("issue.validation_failed", 500), ("something.new", 500), ("issue.batch_order", 500), ("input.serial", 400),
+        ("config.home_missing", 503), ("serve.busy", 503), ("issue.worker_died", 503),
     ],
 )
 def test_each_code_has_one_http_status(code: str, status: int) -> None:
     # GIVEN/WHEN a code THEN its status
     assert status_of(code)[0] == status
+
+
+def test_http_statuses_agree_with_the_exit_classes() -> None:
+    # GIVEN every registered code WHEN it becomes an HTTP problem
+    for code, info in registry().items():
+        status = status_of(code)[0]
+        server_side = any(code.startswith(prefix) for prefix, _title in SERVER_SIDE)
+        # THEN "retry later" (or "re-run to finish") at the CLI is "retry later" over HTTP (408 / 429 / 503), and
+        # nothing else is, except the service's own resources (503: the operator fixes them, the station retries)
+        if info.exit in (ExitClass.RETRY, ExitClass.INTERRUPTED):
+            assert status in RETRY_STATUSES, (code, status)
+        elif not server_side:
+            assert status not in RETRY_STATUSES, (code, info.exit, status)
+        # AND a bug is a 5xx, a refusal or a usage error a 4xx (or the release check's 500: the CA's own DAC)
+        if info.exit is ExitClass.INTERNAL:
+            assert status >= 500, code
+        elif info.exit in (ExitClass.REFUSED, ExitClass.USAGE) and not server_side and code != "issue.validation_failed":
+            assert 400 <= status < 500, (code, info.exit, status)
 
 
 def test_a_problem_is_rfc9457_with_the_cli_code() -> None:
@@ -83,13 +103,15 @@ def test_malformed_batches_are_coded(body: bytes) -> None:
 
 
 def test_every_service_code_is_documented() -> None:
-    # GIVEN the service's own codes, the docs and the API document
+    # GIVEN the service's own codes (the registry's serve.*), the docs and the API document
     docs = (REPO / "docs" / "serve.md").read_text()
     api = openapi_document().decode()
-    # THEN each code appears in docs/serve.md, and each in the docs table has a status here
-    missing = [code for code in SERVICE_CODES if code not in docs]
+    service_codes = {code for code in registry() if code.startswith("serve.")}
+    # THEN each code appears in docs/serve.md, each HTTP one is registered, and each documented one is a code or event
+    missing = [code for code in service_codes if code not in docs]
     assert not missing, missing
+    assert set(SERVICE_CODES) <= service_codes
     documented = set(re.findall(r"`(serve\.[a-z_]+)`", docs))
     audit_events = {"serve.ca_created", "serve.server_cert", "serve.started", "serve.stopped", "serve.refused"}
-    assert documented <= set(SERVICE_CODES) | audit_events
+    assert documented <= service_codes | audit_events
     assert json.loads(api)["openapi"].startswith("3.1")
