@@ -17,8 +17,9 @@ Conventions (README, "Exit status" and "Command-line conventions"):
 - ``example()``: the example shown at the end of a command's ``--help``.
 - ``aws_options`` / ``aws_client()``: ``--region`` / ``--profile`` and a boto3 client whose
   configuration problems (no boto3, unknown profile, no region, no credentials) are coded errors.
-- ``passphrase_file_option`` / ``device_passphrase_option`` with ``cli_secrets()`` /
-  ``device_passphrase()``: where key passphrases come from.
+- ``passphrase_file_option`` / ``device_passphrase_option`` / ``pin_file_option`` (all made by
+  ``secret_file_option``) with ``cli_secrets()`` / ``device_passphrase()``: where key passphrases and the
+  PKCS#11 PIN come from (a file or the environment, else a prompt on a terminal; never an option value).
 """
 
 from __future__ import annotations
@@ -441,33 +442,40 @@ def parse_when(value: str | None) -> datetime | None:
 
 
 # -- secrets ---------------------------------------------------------------------------------------
-def _load_passphrase_file(ctx: click.Context, param: click.Parameter, value: str | None) -> None:
-    if value is None:
-        return
-    from matter_pki.local.keys import DEVICE_PASSPHRASE_ENV, PASSPHRASE_ENV, read_secret_file
+def secret_file_option(flag: str, env: str, help: str) -> Callable[[F], F]:
+    """``FLAG FILE``: a secret from the first line of a 0600 file, put into ``env``, which every reader of it uses."""
 
-    secret = read_secret_file(value, param.opts[-1])
-    if param.name == "device_passphrase_file":
-        os.environ[DEVICE_PASSPHRASE_ENV] = secret.decode()
-    else:
-        # The one channel every consumer of the key passphrase reads (CA keys, the audit key, workers).
-        os.environ[PASSPHRASE_ENV] = secret.decode()
+    def load(_ctx: click.Context, _param: click.Parameter, value: str | None) -> None:
+        if value is None:
+            return
+        from matter_pki.local.keys import read_secret_file
+
+        os.environ[env] = read_secret_file(value, flag).decode()
+
+    return click.option(flag, type=click.Path(dir_okay=False), expose_value=False, callback=load, help=help)
 
 
 def passphrase_file_option(fn: F) -> F:
     """``--passphrase-file FILE``: the key passphrase (first line), as ``MATTER_PKI_PASSPHRASE`` would give it."""
-    return click.option(
-        "--passphrase-file", type=click.Path(dir_okay=False), expose_value=False, callback=_load_passphrase_file,
-        help="Read the key passphrase from the first line of FILE (mode 0600) instead of MATTER_PKI_PASSPHRASE.",
+    # The one channel every consumer of the key passphrase reads (CA keys, the audit key, workers).
+    return secret_file_option(
+        "--passphrase-file", "MATTER_PKI_PASSPHRASE",
+        "Read the key passphrase from the first line of FILE (mode 0600) instead of MATTER_PKI_PASSPHRASE.",
     )(fn)  # fmt: skip
 
 
 def device_passphrase_option(fn: F) -> F:
     """``--device-passphrase-file FILE``: the passphrase of device keys, kept apart from the CA's."""
-    return click.option(
-        "--device-passphrase-file", type=click.Path(dir_okay=False), expose_value=False,
-        callback=_load_passphrase_file,
-        help="Read the device-key passphrase from FILE instead of MATTER_PKI_DEVICE_PASSPHRASE.",
+    return secret_file_option(
+        "--device-passphrase-file", "MATTER_PKI_DEVICE_PASSPHRASE",
+        "Read the device-key passphrase from FILE instead of MATTER_PKI_DEVICE_PASSPHRASE.",
+    )(fn)  # fmt: skip
+
+
+def pin_file_option(fn: F) -> F:
+    """``--pin-file FILE``: the PKCS#11 user PIN (first line), as ``MATTER_PKI_PKCS11_PIN`` would give it."""
+    return secret_file_option(
+        "--pin-file", "MATTER_PKI_PKCS11_PIN", "Read the PKCS#11 user PIN from the first line of FILE (mode 0600) instead of MATTER_PKI_PKCS11_PIN.",
     )(fn)  # fmt: skip
 
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import sys
 from datetime import UTC, datetime
 from pathlib import Path
@@ -10,7 +9,17 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
-from matter_pki.cli.common import cli_errors, emit_json
+from matter_pki.cli.common import (
+    ca_passphrase,
+    cli_errors,
+    emit_json,
+    example,
+    format_option,
+    note,
+    passphrase_file_option,
+    pin_file_option,
+    secret_file_option,
+)
 from matter_pki.cli.local import home_option
 from matter_pki.errors import ConfigError, InputError, KeyStoreError
 from matter_pki.local.home import PkiHome
@@ -20,7 +29,6 @@ if TYPE_CHECKING:
     from matter_pki.audit import AuditLog
 
 STATION_PASSPHRASE_ENV = "MATTER_PKI_STATION_PASSPHRASE"
-FORMATS = click.Choice(["text", "json"])
 
 
 def _now() -> datetime:
@@ -34,29 +42,13 @@ def _pids(ctx: click.Context, param: click.Parameter, values: tuple[str, ...]) -
         raise click.BadParameter(str(e), ctx=ctx, param=param) from e
 
 
-def _home_passphrase(passphrase_file: str | None) -> bytes:
-    """The home passphrase: --passphrase-file, else $MATTER_PKI_PASSPHRASE, else a prompt on a terminal."""
-    from matter_pki.serve.server import PASSPHRASE_ENV, read_secret_file
+def _station_passphrase() -> bytes:
+    """The station key's passphrase: --key-passphrase-file / $MATTER_PKI_STATION_PASSPHRASE, else a prompt."""
+    from matter_pki.backends.keyfile import passphrase_from_env
 
-    if passphrase_file is not None:
-        return read_secret_file(passphrase_file, "passphrase")
-    value = os.environ.get(PASSPHRASE_ENV)
+    value = passphrase_from_env(STATION_PASSPHRASE_ENV)
     if value:
-        return value.encode()
-    if not sys.stdin.isatty():
-        raise KeyStoreError("key.passphrase_missing", f"no key passphrase: set {PASSPHRASE_ENV} or give --passphrase-file")
-    return str(click.prompt("Key passphrase", hide_input=True, err=True)).encode()
-
-
-def _station_passphrase(key_passphrase_file: str | None) -> bytes:
-    """The station key's passphrase: --key-passphrase-file, else $MATTER_PKI_STATION_PASSPHRASE, else a prompt."""
-    from matter_pki.serve.server import read_secret_file
-
-    if key_passphrase_file is not None:
-        return read_secret_file(key_passphrase_file, "station key passphrase")
-    value = os.environ.get(STATION_PASSPHRASE_ENV)
-    if value:
-        return value.encode()
+        return value
     if not sys.stdin.isatty():
         raise KeyStoreError(
             "key.passphrase_missing",
@@ -72,12 +64,16 @@ def _audit(pki: PkiHome, passphrase: bytes | None) -> AuditLog:
 
 
 # -- serve ---------------------------------------------------------------------------------------
+@example(
+    "matter-pki serve --home /var/lib/matter-pki --listen 0.0.0.0:8443 --san ca.factory.example \\",
+    '    --passphrase-file "$CREDENTIALS_DIRECTORY/passphrase"',
+)
 @click.command("serve")
 @home_option
 @click.option("--listen", default="127.0.0.1:8443", show_default=True, help="HOST:PORT to listen on (port 0: any).")
 @click.option("--san", "names", multiple=True, help="Extra DNS name or IP address for the server certificate (repeatable).")
-@click.option("--passphrase-file", type=click.Path(dir_okay=False), help="File holding the home passphrase [else env MATTER_PKI_PASSPHRASE].")
-@click.option("--pin-file", type=click.Path(dir_okay=False), help="File holding the PKCS#11 user PIN [else env MATTER_PKI_PKCS11_PIN].")
+@passphrase_file_option
+@pin_file_option
 @click.option("--validity-days", type=click.IntRange(min=1), help="DAC validity in days (default: no expiry).")
 @click.option("--cn", default="Matter DAC", show_default=True, help="DAC common name.")
 @click.option("--max-batch", type=click.IntRange(1, 4096), default=256, show_default=True, help="CSRs signed per batch at most.")
@@ -96,17 +92,13 @@ def _audit(pki: PkiHome, passphrase: bytes | None) -> AuditLog:
 @click.option("--log-level", type=click.Choice(["debug", "info", "warning", "error"]), default="info", show_default=True)
 @cli_errors
 def serve_cmd(
-    home: str | None, listen: str, names: tuple[str, ...], passphrase_file: str | None, pin_file: str | None,
-    validity_days: int | None, cn: str, max_batch: int, max_queue: int, max_batch_request: int, max_connections: int,
+    home: str | None, listen: str, names: tuple[str, ...], validity_days: int | None, cn: str, max_batch: int, max_queue: int, max_batch_request: int, max_connections: int,
     header_timeout: float, body_timeout: float, handshake_timeout: float, keep_alive: int, shutdown_timeout: int,
     batch_wait: float, refusal_interval: float, log_level: str,
 ) -> None:
     """Serve DACs over HTTPS to registered stations (client certificates required). JSON logs on stderr.
 
-    \b
-    Example:
-      matter-pki serve --home /var/lib/matter-pki --listen 0.0.0.0:8443 --san ca.factory.example \\
-          --passphrase-file "$CREDENTIALS_DIRECTORY/passphrase"
+    The passphrase (and a PKCS#11 home's PIN) are read once, at start, and removed from the environment.
     """
     try:
         from matter_pki.serve.protocol import ConnectionLimits
@@ -124,18 +116,20 @@ def serve_cmd(
         log_level=log_level,
         limits=ConnectionLimits(header_timeout=header_timeout, max_connections=max_connections, handshake_timeout=handshake_timeout),
     )
-    secrets, passphrase = read_secrets(passphrase_file, pin_file)
+    secrets, passphrase = read_secrets()
     service = Service(PkiHome.resolve(home), options, secrets, passphrase)
     service.prepare()
     sys.exit(service.serve())
 
 
 # -- station -------------------------------------------------------------------------------------
+@example("matter-pki station list --format json")
 @click.group("station")
 def station_group() -> None:
     """Production stations allowed to call 'matter-pki serve'."""
 
 
+@example("MATTER_PKI_STATION_PASSPHRASE=... matter-pki station add line-1 --pai pai-1 --pid 8000 --quota 5000/day --out line-1/")
 @station_group.command("add")
 @home_option
 @click.argument("name")
@@ -144,26 +138,24 @@ def station_group() -> None:
 @click.option("--quota", help="New DACs per UTC day at most, e.g. 5000/day (default: no limit).")
 @click.option("--out", "out", required=True, type=click.Path(file_okay=False), help="Folder for station.key, station.pem, ca.pem, station.json.")
 @click.option("--validity-days", type=click.IntRange(min=1), default=365, show_default=True, help="Client certificate validity.")
-@click.option("--passphrase-file", type=click.Path(dir_okay=False), help="File holding the home passphrase [else env MATTER_PKI_PASSPHRASE].")
-@click.option("--key-passphrase-file", type=click.Path(dir_okay=False), help=f"File holding the station key's passphrase [else env {STATION_PASSPHRASE_ENV}].")
-@click.option("--format", "fmt", type=FORMATS, default="text", show_default=True)
+@passphrase_file_option
+@secret_file_option(
+    "--key-passphrase-file", STATION_PASSPHRASE_ENV,
+    f"Read the station key's own passphrase from the first line of FILE (mode 0600) instead of {STATION_PASSPHRASE_ENV}.",
+)
+@format_option()
 @cli_errors
 def station_add(
     home: str | None, name: str, pai_id: str, pids: tuple[int, ...], quota: str | None, out: str, validity_days: int,
-    passphrase_file: str | None, key_passphrase_file: str | None, fmt: str,
+    fmt: str,
 ) -> None:
-    """Register a station: writes its encrypted key, client certificate and the CA bundle into --out.
-
-    \b
-    Example:
-      MATTER_PKI_STATION_PASSPHRASE=... matter-pki station add line-1 --pai pai-1 --pid 8000 --quota 5000/day --out line-1/
-    """
+    """Register a station: writes its encrypted key, client certificate and the CA bundle into --out."""
     from matter_pki.serve.stations import add_station, parse_quota
 
     pki = PkiHome.resolve(home)
     per_day = parse_quota(quota)
-    passphrase = _home_passphrase(passphrase_file)
-    station_passphrase = _station_passphrase(key_passphrase_file)
+    passphrase = ca_passphrase(False)
+    station_passphrase = _station_passphrase()
     if station_passphrase == passphrase:
         raise InputError("input.passphrase_reused", "the station key must not be encrypted with the home passphrase")
     station = add_station(
@@ -174,12 +166,13 @@ def station_add(
         emit_json({**station.to_dict(), "out": out})
         return
     click.echo(f"station {station.name}: PAI {station.pai}, PID {', '.join(f'{p:04X}' for p in station.pids)}")
-    click.echo(f"files: {Path(out) / 'station.key'} (encrypted), station.pem, ca.pem, station.json")
+    note(f"files: {Path(out) / 'station.key'} (encrypted), station.pem, ca.pem, station.json")
 
 
+@example("matter-pki station list --format json")
 @station_group.command("list")
 @home_option
-@click.option("--format", "fmt", type=FORMATS, default="text", show_default=True)
+@format_option()
 @cli_errors
 def station_list(home: str | None, fmt: str) -> None:
     """List stations: PAI, PIDs, quota and today's use, status."""
@@ -204,20 +197,25 @@ def station_list(home: str | None, fmt: str) -> None:
     Console(width=200).print(table)
 
 
+@example("matter-pki station revoke line-1 --reason 'key stolen'")
 @station_group.command("revoke")
 @home_option
 @click.argument("name")
 @click.option("--reason", help="Why (recorded in the registry and the audit log).")
+@passphrase_file_option
+@format_option()
 @cli_errors
-def station_revoke(home: str | None, name: str, reason: str | None) -> None:
+def station_revoke(home: str | None, name: str, reason: str | None, fmt: str) -> None:
     """Revoke a station: a running server refuses it from its next request on."""
+    from matter_pki.backends.keyfile import passphrase_from_env
     from matter_pki.serve.stations import revoke_station
 
     pki = PkiHome.resolve(home)
-    passphrase = os.environ.get("MATTER_PKI_PASSPHRASE")
-    station = revoke_station(
-        pki, name, reason=reason, audit=_audit(pki, passphrase.encode() if passphrase else None), now=_now()
-    )
+    passphrase = passphrase_from_env() or None  # optional here: it only signs the audit log's head
+    station = revoke_station(pki, name, reason=reason, audit=_audit(pki, passphrase), now=_now())
+    if fmt == "json":
+        emit_json(station.to_dict())
+        return
     click.echo(f"revoked station {station.name} at {station.revoked_at}")
 
 

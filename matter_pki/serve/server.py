@@ -1,8 +1,9 @@
 """Start and stop the service: secrets read once, keys opened once, TLS with client certificates required.
 
 Start-up, in order, each failure a coded error before anything listens: read the passphrase (and the
-PKCS#11 PIN) once, from a file or the environment; make sure the service CA and a current server
-certificate exist (``serve/``); open every active PAI's key; bind the socket; serve.
+PKCS#11 PIN) once, from the environment (``--passphrase-file`` / ``--pin-file`` put a file's there), and
+remove them from it; make sure the service CA and a current server certificate exist (``serve/``); open
+every active PAI's key; bind the socket; serve.
 
 Shutdown (SIGTERM or SIGINT): stop accepting connections, close idle ones, let every request already
 received finish (up to ``shutdown_timeout`` seconds), answer everything queued, record
@@ -17,17 +18,15 @@ import os
 import signal
 import socket
 import ssl
-import stat
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from matter_pki.audit import AuditLog
 from matter_pki.backends.pkcs11 import PIN_ENV
 from matter_pki.errors import InputError, KeyStoreError
-from matter_pki.local.keys import Secrets
+from matter_pki.local.keys import PASSPHRASE_ENV, Secrets
 from matter_pki.serve import logs
 from matter_pki.serve.app import ApiSettings, ServiceContext, create_app
 from matter_pki.serve.batcher import Batcher
@@ -40,9 +39,6 @@ if TYPE_CHECKING:
     from collections.abc import MutableMapping
 
     from matter_pki.local.home import PkiHome
-
-PASSPHRASE_ENV = "MATTER_PKI_PASSPHRASE"
-MAX_SECRET_BYTES = 4096
 
 
 @dataclass(frozen=True, slots=True)
@@ -83,45 +79,16 @@ def parse_listen(text: str) -> tuple[str, int]:
     return host, int(port)
 
 
-def read_secret_file(path: str | Path, what: str) -> bytes:
-    """A secret from a file (mode 0600 or stricter; one trailing newline removed)."""
-    p = Path(path)
-    try:
-        info = p.stat()
-        if not stat.S_ISREG(info.st_mode):
-            raise InputError("input.not_a_file", f"{what} file {str(p)!r} is not a regular file")
-        if info.st_mode & 0o077:
-            raise KeyStoreError(
-                "key.permissions", f"{what} file {str(p)!r} has mode {stat.S_IMODE(info.st_mode):04o}; it must be 0600 or 0400"
-            )
-        if info.st_size > MAX_SECRET_BYTES:
-            raise InputError("input.too_large", f"{what} file {str(p)!r} is over {MAX_SECRET_BYTES} bytes")
-        data = p.read_bytes()
-    except FileNotFoundError as e:
-        raise InputError("input.not_a_file", f"{what} file {str(p)!r} does not exist") from e
-    except OSError as e:
-        raise InputError("input.unreadable", f"cannot read {what} file {str(p)!r}: {e.strerror}") from e
-    data = data[:-1] if data.endswith(b"\n") else data
-    if not data:
-        raise KeyStoreError("key.passphrase_empty", f"{what} file {str(p)!r} is empty")
-    return data
-
-
-def read_secrets(
-    passphrase_file: str | None, pin_file: str | None, environ: MutableMapping[str, str] | None = None
-) -> tuple[Secrets, bytes]:
-    """The passphrase and PIN, each read once: from its file if given, else the environment (then removed from it)."""
+def read_secrets(environ: MutableMapping[str, str] | None = None) -> tuple[Secrets, bytes]:
+    """The passphrase and PIN, read once from the environment (``--passphrase-file``/``--pin-file`` put them there)."""
     env = os.environ if environ is None else environ
-    if passphrase_file is not None:
-        passphrase = read_secret_file(passphrase_file, "passphrase")
-    else:
-        passphrase = env.get(PASSPHRASE_ENV, "").encode()
+    passphrase = env.get(PASSPHRASE_ENV, "").encode()
     if not passphrase:
         raise KeyStoreError(
             "key.passphrase_missing",
             f"no passphrase: give --passphrase-file FILE or set {PASSPHRASE_ENV} (the service keys are always file keys)",
         )
-    pin = read_secret_file(pin_file, "PIN").decode() if pin_file is not None else env.get(PIN_ENV)
+    pin = env.get(PIN_ENV) or None
     # Child processes and later readers of the environment must not see them.
     env.pop(PASSPHRASE_ENV, None)
     env.pop(PIN_ENV, None)

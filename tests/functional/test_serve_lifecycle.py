@@ -245,7 +245,7 @@ def _serve_once(pki: Pki, *args: str, env: dict[str, str]) -> subprocess.Complet
 
 @pytest.mark.parametrize(
     ("setup_secret", "code"),
-    [("wrong", "key.passphrase_wrong"), ("missing", "key.passphrase_missing"), ("loose-file", "key.permissions")],
+    [("wrong", "key.passphrase_wrong"), ("missing", "key.passphrase_missing"), ("loose-file", "input.passphrase_file")],
 )
 def test_start_up_errors_are_one_coded_line(tmp_path: Path, setup_secret: str, code: str) -> None:
     # GIVEN a home with a station, and a bad way to give the passphrase
