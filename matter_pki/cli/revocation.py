@@ -13,7 +13,21 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
-from matter_pki.cli.common import cli_errors, emit_json, parse_time, read_file
+from matter_pki.cli.common import (
+    ExitStatus,
+    aws_options,
+    check_stdout_free,
+    cli_errors,
+    emit_json,
+    example,
+    format_option,
+    note,
+    parse_time,
+    passphrase_file_option,
+    read_file,
+    read_input,
+    write_output,
+)
 from matter_pki.errors import InputError
 from matter_pki.findings import Finding, Severity
 
@@ -25,7 +39,6 @@ if TYPE_CHECKING:
     from matter_pki.revocation.dcl import RevocationPoint
     from matter_pki.revocation.setgen import PointReport
 
-FORMATS = click.Choice(["text", "json"])
 MAX_FETCH_BYTES = 4 * 1024 * 1024
 FETCH_TIMEOUT = 10.0
 
@@ -40,10 +53,11 @@ def _home_option(fn: Any) -> Any:
     return _local().home_option(fn)
 
 
-def _cert(path: str, what: str) -> x509.Certificate:
+def _cert(value: str, what: str) -> x509.Certificate:
+    """A certificate given as a file, ``-`` (stdin) or inline PEM/hex, like validate-att-cert's."""
     from matter_pki.local.ca import load_certificate_bytes
 
-    return load_certificate_bytes(read_file(path, what, max_bytes=64 * 1024), what)
+    return load_certificate_bytes(read_input(value, what, max_bytes=64 * 1024), what)
 
 
 def _print_findings(findings: Sequence[Finding]) -> None:
@@ -52,11 +66,13 @@ def _print_findings(findings: Sequence[Finding]) -> None:
 
 
 # -- crl-signer ----------------------------------------------------------------------------------------
+@example("matter-pki crl-signer create --pai pai-1 && matter-pki crl publish --pai pai-1 --signer signer-1 --url URL")
 @click.group("crl-signer")
 def crl_signer_group() -> None:
     """Delegated CRL signers issued by the PAA or a PAI (end-entity, keyUsage cRLSign)."""
 
 
+@example("matter-pki crl-signer create --pai pai-1 --id pai-1-crl --format json")
 @crl_signer_group.command("create")
 @_home_option
 @click.option("--pai", "pai_id", help="Issue from this PAI (it signs CRLs of its DACs).")
@@ -65,7 +81,8 @@ def crl_signer_group() -> None:
 @click.option("--cn", default="Matter CRL Signer", show_default=True, help="Subject common name.")
 @click.option("--validity-days", type=click.IntRange(min=1), help="Validity (default: until the issuer's notAfter).")
 @click.option("--digital-signature", is_flag=True, help="Also set digitalSignature in keyUsage.")
-@click.option("--format", "fmt", type=FORMATS, default="text", show_default=True)
+@passphrase_file_option
+@format_option()
 @cli_errors
 def crl_signer_create(
     home: str | None, pai_id: str | None, is_paa: bool, signer_id: str | None, cn: str, validity_days: int | None,
@@ -88,12 +105,13 @@ def crl_signer_create(
         emit_json({"id": info.id, "issuer": info.issuer, "certificate": str(cert_path), "key_store": info.key.store})
     else:
         click.echo(info.id)
-        click.echo(f"certificate: {cert_path}", err=True)
+        note(f"certificate: {cert_path}")
 
 
+@example("matter-pki crl-signer list --format json")
 @crl_signer_group.command("list")
 @_home_option
-@click.option("--format", "fmt", type=FORMATS, default="text", show_default=True)
+@format_option()
 @cli_errors
 def crl_signer_list(home: str | None, fmt: str) -> None:
     """List the home's CRL signers."""
@@ -110,23 +128,29 @@ def crl_signer_list(home: str | None, fmt: str) -> None:
         click.echo("no CRL signers")
 
 
+@example("matter-pki crl-signer revoke --id signer-1 --reason keyCompromise && matter-pki crl publish --pai pai-1")
 @crl_signer_group.command("revoke")
 @_home_option
 @click.option("--id", "signer_id", required=True, help="The signer to revoke.")
 @click.option("--reason", required=True, help="keyCompromise, superseded, cessationOfOperation, ...")
+@format_option()
 @cli_errors
-def crl_signer_revoke(home: str | None, signer_id: str, reason: str) -> None:
+def crl_signer_revoke(home: str | None, signer_id: str, reason: str, fmt: str) -> None:
     """Revoke a CRL signer: it can no longer sign; its issuer's next CRL lists it."""
     from matter_pki.local.crl_signers import revoke_crl_signer
     from matter_pki.local.home import PAA_ID, PkiHome
 
     row = revoke_crl_signer(PkiHome.resolve(home), signer_id, reason=reason, now=_local()._now())
     scope = "--paa" if row.issuer == PAA_ID else f"--pai {row.issuer}"
+    if fmt == "json":
+        emit_json(row.to_dict())
+        return
     click.echo(f"revoked CRL signer {signer_id} (serial {row.serial}, {row.revocation_reason})")
-    click.echo(f"publish the issuer's CRL: matter-pki crl publish {scope}; announce a new signer on the DCL", err=True)
+    note(f"publish the issuer's CRL: matter-pki crl publish {scope}; announce a new signer on the DCL")
 
 
 # -- dcl revocation-point ---------------------------------------------------------------------------
+@example("matter-pki dcl revocation-point --pai pai-1 --url https://crl.example.com/pai-1.crl --out dcl/")
 @click.group("dcl")
 def dcl_group() -> None:
     """Distributed Compliance Ledger payloads."""
@@ -141,9 +165,10 @@ def _emit_point(
     errors = [f for f in findings if f.severity >= Severity.ERROR]
     if errors:
         if fmt == "json":
-            emit_json({"ok": False, "findings": [f.to_dict() for f in findings]})
-        _print_findings(errors)
-        sys.exit(1)
+            emit_json({"ok": False, "point": point, "dcld": None, "findings": [f.to_dict() for f in findings]})
+        else:
+            _print_findings(errors)
+        sys.exit(ExitStatus.REFUSED)
     certificate = delegator = None
     if out is not None:
         folder = Path(out)
@@ -159,7 +184,7 @@ def _emit_point(
         emit_json({"ok": True, "point": point, "dcld": command, "findings": [f.to_dict() for f in findings]})
         return
     for f in findings:
-        click.echo(f"note: [{f.code}] {f.message}", err=True)
+        note(f"note: [{f.code}] {f.message}")
     click.echo(dcl.point_json(point))
     click.echo("")
     click.echo(command)
@@ -171,6 +196,7 @@ def _existing(path: str | None) -> list[RevocationPoint]:
     return load_points(read_file(path, "existing points")) if path else []
 
 
+@example("matter-pki dcl revocation-point --pai pai-1 --signer signer-1 --url https://crl.example.com/pai-1.crl --format json")
 @dcl_group.command("revocation-point")
 @_home_option
 @click.option("--pai", "pai_id", help="The point for this PAI's CRL (its DACs).")
@@ -183,7 +209,7 @@ def _existing(path: str | None) -> list[RevocationPoint]:
 @click.option("--existing", type=click.Path(dir_okay=False), help="Points already on the DCL (dcld query pki revocation-points output).")
 @click.option("--out", type=click.Path(file_okay=False), help="Write revocation-point.json and the PEMs the command names.")
 @click.option("--from", "account", default="$DCL_ACCOUNT", show_default=True, help="dcld key name of the vendor account.")
-@click.option("--format", "fmt", type=FORMATS, default="text", show_default=True)
+@format_option()
 @cli_errors
 def dcl_revocation_point(
     home: str | None, pai_id: str | None, is_paa: bool, signer_id: str | None, url: str, label: str | None,
@@ -254,17 +280,18 @@ def _report_text(reports: Sequence[PointReport]) -> None:
                     click.echo(f"      {f.severity.name:<8} {f.code}: {f.message}")
 
 
+@example("matter-pki crl check --point dcl/revocation-point.json --crl ~/.matter-pki/crl/pai-1.crl --paa paa.pem")
 @click.command("check")
 @click.option("--point", "point_path", required=True, type=click.Path(dir_okay=False),
               help="The revocation point(s): JSON as printed by 'dcl revocation-point --format json' or dcld.")
 @click.option("--crl", "crl_path", type=click.Path(dir_okay=False), help="The CRL exactly as the dataURL serves it (DER).")
 @click.option("--fetch", is_flag=True, help="Fetch each point's CRL from its dataURL instead.")
-@click.option("--paa", "paa_path", required=True, type=click.Path(dir_okay=False), help="The PAA the signer chains to.")
+@click.option("--paa", "paa_path", required=True, metavar="CERT", help="The PAA the signer chains to (a file, '-' or the PEM).")
 @click.option("--dcl-points", type=click.Path(dir_okay=False), help="The other points on the DCL (for the IDP rule, step 7b).")
-@click.option("--cert", "extra_certs", multiple=True, type=click.Path(dir_okay=False), help="More DCL certificates (e.g. PAIs).")
+@click.option("--cert", "extra_certs", multiple=True, metavar="CERT", help="More DCL certificates (e.g. PAIs).")
 @click.option("--at", default=None, help="Time for the CRL validity check (ISO 8601, default now).")
 @click.option("--revocation-set-out", type=click.Path(dir_okay=False), help="Write the resulting revocation set (JSON).")
-@click.option("--format", "fmt", type=FORMATS, default="text", show_default=True)
+@format_option()
 @cli_errors
 def crl_check(
     point_path: str, crl_path: str | None, fetch: bool, paa_path: str, dcl_points: str | None,
@@ -301,25 +328,30 @@ def crl_check(
         emit_json({"ok": not failed, "points": [r.to_dict() for r in reports]})
     else:
         _report_text(reports)
-    sys.exit(1 if failed else 0)
+    sys.exit(ExitStatus.REFUSED if failed else ExitStatus.OK)
 
 
 # -- revocation check ------------------------------------------------------------------------------
+@example("matter-pki revocation check --revocation-set set.json -d dac.pem -i pai.pem -a paa.pem")
 @click.group("revocation")
 def revocation_group() -> None:
     """The commissioner's revocation check."""
 
 
+@example("matter-pki revocation check --revocation-set set.json -d dac.pem -i pai.pem --format json")
 @revocation_group.command("check")
 @click.option("--revocation-set", "set_path", required=True, type=click.Path(dir_okay=False), help="Revocation set (JSON).")
-@click.option("--dac", required=True, type=click.Path(dir_okay=False), help="DAC (PEM, DER or hex).")
-@click.option("--pai", required=True, type=click.Path(dir_okay=False), help="PAI.")
-@click.option("--paa", type=click.Path(dir_okay=False), help="Also validate the chain first (commissioner order).")
+@click.option("-d", "--dac", required=True, metavar="CERT", help="DAC: a file (PEM, DER or hex), '-' for stdin, or the PEM/hex itself.")
+@click.option("-i", "--pai", required=True, metavar="CERT", help="PAI.")
+@click.option("-a", "--paa", metavar="CERT", help="Also validate the chain first (commissioner order).")
 @click.option("--at", default=None, help="Validation time for the chain (ISO 8601, default now).")
-@click.option("--format", "fmt", type=FORMATS, default="text", show_default=True)
+@format_option()
 @cli_errors
 def revocation_check(set_path: str, dac: str, pai: str, paa: str | None, at: str | None, fmt: str) -> None:
-    """Answer 0, kPaiRevoked 202, kDacRevoked 302 or kPaiAndDacRevoked 208 as the SDK's revocation delegate does."""
+    """Answer 0, kPaiRevoked 202, kDacRevoked 302 or kPaiAndDacRevoked 208 as the SDK's revocation delegate does.
+
+    Exit 0 not revoked, 1 revoked (or, with --paa, an invalid chain: ``stage`` is then ``chain``).
+    """
     from matter_pki.cli.validate import _cert as cert_der
     from matter_pki.revocation.delegate import check_revocation, load_revocation_set
 
@@ -330,14 +362,15 @@ def revocation_check(set_path: str, dac: str, pai: str, paa: str | None, at: str
         chain = validate_att_cert(paa=cert_der(paa, "PAA"), pai=pai_der, dac=dac_der, at=parse_time(at), mode="commissioner")
         if not chain.ok:
             if fmt == "json":
-                emit_json({"code": int(chain.result), "result": chain.result.name, "stage": "chain", "reason": chain.reason})
+                emit_json({"stage": "chain", "code": int(chain.result), "result": chain.result.name, "reason": chain.reason,
+                           "dac_revoked": None, "pai_revoked": None, "dac_notes": [], "pai_notes": [], "warnings": []})  # fmt: skip
             else:
                 click.echo(f"invalid: {chain.result.label} [{chain.code}] {chain.reason}")
-            sys.exit(1)
+            sys.exit(ExitStatus.REFUSED)
     rset = load_revocation_set(read_file(set_path, "revocation set", max_bytes=64 * 1024 * 1024))
     verdict = check_revocation(dac=dac_der, pai=pai_der, revocation_set=rset)
     if fmt == "json":
-        emit_json(verdict.to_dict())
+        emit_json({"stage": "revocation", **verdict.to_dict(), "reason": None})
     else:
         for w in verdict.warnings:
             click.echo(f"warning: [{w.code}] {w.message}", err=True)
@@ -346,27 +379,27 @@ def revocation_check(set_path: str, dac: str, pai: str, paa: str | None, at: str
         for who, lookup in (("DAC", verdict.dac), ("PAI", verdict.pai)):
             for note in lookup.notes:
                 click.echo(f"  {who}: {note}")
-    sys.exit(0 if verdict.code == 0 else 1)
+    sys.exit(ExitStatus.OK if verdict.code == 0 else ExitStatus.REFUSED)
 
 
 # -- aws ------------------------------------------------------------------------------------------
+@example("matter-pki aws revocation-point --outputs cdk-outputs.json --pai 1 --out dcl/")
 @click.command("revocation-point")
 @click.option("--outputs", "outputs_path", type=click.Path(dir_okay=False), help="cdk deploy --outputs-file JSON.")
 @click.option("--stack", help="Stack name in the outputs file (when several hold the outputs).")
 @click.option("--pai", "pai_index", type=click.IntRange(min=1), help="PAI number in the outputs (PAI<n>).")
 @click.option("--ca-arn", help="The PAI's Private CA ARN (instead of --pai).")
 @click.option("--crl-base-url", help="Base URL serving the CRL bucket (default: output CrlBaseUrl).")
-@click.option("--pai-cert", type=click.Path(dir_okay=False), help="PAI certificate (default: fetched from Private CA).")
-@click.option("--paa-cert", type=click.Path(dir_okay=False), help="PAA certificate (default: fetched from Private CA).")
-@click.option("--signer-cert", type=click.Path(dir_okay=False), help="The KMS delegated signer ('aws crl-signer'): announce its CRL instead.")
+@click.option("--pai-cert", metavar="CERT", help="PAI certificate (default: fetched from Private CA).")
+@click.option("--paa-cert", metavar="CERT", help="PAA certificate (default: fetched from Private CA).")
+@click.option("--signer-cert", metavar="CERT", help="The KMS delegated signer ('aws crl-signer'): announce its CRL instead.")
 @click.option("--url", help="dataURL (default <CrlBaseUrl>/crl/<CA id>.crl, or .../delegated-crl/<CA id>.crl with --signer-cert).")
 @click.option("--label", help="Label (default '<CN> CRL').")
 @click.option("--existing", type=click.Path(dir_okay=False), help="Points already on the DCL (dcld query output).")
 @click.option("--out", type=click.Path(file_okay=False), help="Write revocation-point.json and the PEMs the command names.")
 @click.option("--from", "account", default="$DCL_ACCOUNT", show_default=True, help="dcld key name of the vendor account.")
-@click.option("--format", "fmt", type=FORMATS, default="text", show_default=True)
-@click.option("--region", default=None, help="AWS region.")
-@click.option("--profile", default=None, help="AWS named profile.")
+@format_option()
+@aws_options
 @cli_errors
 def aws_revocation_point(
     outputs_path: str | None, stack: str | None, pai_index: int | None, ca_arn: str | None, crl_base_url: str | None,
@@ -396,7 +429,7 @@ def aws_revocation_point(
         pai = _cert(pai_cert, "PAI") if pai_cert else chain.pai
         paa = _cert(paa_cert, "PAA") if paa_cert else chain.paa
     if signer_cert:
-        signer = aws_crl.check_signer_certificate(read_file(signer_cert, "signer certificate"), pai=pai)
+        signer = aws_crl.check_signer_certificate(read_input(signer_cert, "signer certificate"), pai=pai)
         point = dcl.build_revocation_point(signer=signer, delegator=pai, paa=paa, is_paa=False, data_url=url, label=label)
     else:
         point = dcl.build_revocation_point(signer=pai, delegator=None, paa=paa, is_paa=False, data_url=url, label=label)
@@ -404,18 +437,22 @@ def aws_revocation_point(
     _emit_point(point, findings, fmt=fmt, update=False, out=out, account=account)
 
 
+@example("matter-pki aws crl-signer --pai-arn ARN --kms-key-id alias/matter-crl-signer -o crl-signer.pem")
 @click.command("crl-signer")
 @click.option("--pai-arn", required=True, help="The Private CA PAI that issues the signer.")
 @click.option("--kms-key-id", required=True, help="The ECC_NIST_P256 SIGN_VERIFY KMS key (id, ARN or alias).")
-@click.option("--out", "out_path", required=True, type=click.Path(dir_okay=False), help="Where to write the signer certificate (PEM).")
+@click.option(
+    "-o", "--out", "out_path", required=True, type=click.Path(dir_okay=False, allow_dash=True),
+    help="Where to write the signer certificate (PEM; '-': stdout).",
+)
 @click.option("--validity-days", type=click.IntRange(min=1), help="Validity (default: until the PAI's notAfter).")
 @click.option("--cn", default="Matter CRL Signer", show_default=True, help="Subject common name.")
 @click.option("--force", is_flag=True, help="Overwrite --out.")
-@click.option("--region", default=None, help="AWS region.")
-@click.option("--profile", default=None, help="AWS named profile.")
+@format_option()
+@aws_options
 @cli_errors
 def aws_crl_signer(
-    pai_arn: str, kms_key_id: str, out_path: str, validity_days: int | None, cn: str, force: bool,
+    pai_arn: str, kms_key_id: str, out_path: str, validity_days: int | None, cn: str, force: bool, fmt: str,
     region: str | None, profile: str | None,
 ) -> None:  # fmt: skip
     """Have a Private CA PAI issue a delegated CRL signer for a KMS key (CSR signed in KMS), check it, write it."""
@@ -429,9 +466,9 @@ def aws_crl_signer(
     from matter_pki.cli.aws import make_client
     from matter_pki.local.ca import start_under
     from matter_pki.profiles import Validity
-    from matter_pki.storage.local import atomic_write
 
-    if Path(out_path).exists() and not force:
+    check_stdout_free(out_path, fmt)
+    if out_path != "-" and Path(out_path).exists() and not force:
         raise InputError("input.exists", f"{out_path!r} exists; use --force to overwrite it")
     pca = PrivateCa(make_client("acm-pca", region, profile))
     key = KmsEcPrivateKey(make_client("kms", region, profile), kms_key_id)
@@ -442,22 +479,30 @@ def aws_crl_signer(
         pca, key, pai_arn=pai_arn, validity=Validity(not_before=start, not_after=end), common_name=cn,
         token=idempotency_token("crl-signer", pai_arn, key.key_arn, str(int(start.timestamp()))),
     )  # fmt: skip
-    atomic_write(out_path, signer.certificate.public_bytes(Encoding.PEM))
-    click.echo(f"CRL signer {signer.certificate.serial_number:X} issued by {pai_arn} -> {out_path}")
+    where = write_output(out_path, signer.certificate.public_bytes(Encoding.PEM), what="signer certificate", overwrite=True)
+    data = {
+        "serial": f"{signer.certificate.serial_number:X}", "pai_arn": pai_arn, "kms_key_arn": key.key_arn,
+        "not_after": signer.certificate.not_valid_after_utc.isoformat(), "out": where,
+    }  # fmt: skip
+    if fmt == "json":
+        emit_json(data)
+    else:
+        click.echo(f"CRL signer {data['serial']} issued by {pai_arn} -> {where}", err=out_path == "-")
 
 
+@example("matter-pki aws publish-crl --pai-arn ARN --kms-key-id alias/matter-crl-signer --signer-cert crl-signer.pem "
+         "--audit-report report.json --bucket CRL-BUCKET --url https://CDN/delegated-crl/CA-ID.crl")
 @click.command("publish-crl")
 @click.option("--pai-arn", required=True, help="The Private CA PAI whose revocations the CRL lists.")
 @click.option("--kms-key-id", required=True, help="The signer's KMS key.")
-@click.option("--signer-cert", required=True, type=click.Path(dir_okay=False), help="The signer certificate ('aws crl-signer').")
+@click.option("--signer-cert", required=True, metavar="CERT", help="The signer certificate ('aws crl-signer'; a file, '-' or the PEM).")
 @click.option("--audit-report", required=True, type=click.Path(dir_okay=False), help="The PAI's Private CA audit report (JSON): the revocation records.")
 @click.option("--bucket", required=True, help="The CRL bucket (stack output CrlBucketName).")
 @click.option("--url", required=True, help="The dataURL (and IDP URI) the CRL is served at.")
 @click.option("--key", "object_key", help="Object key (default delegated-crl/<CA id>.crl).")
 @click.option("--next-update-days", type=click.IntRange(min=1, max=3650), default=30, show_default=True)
-@click.option("--format", "fmt", type=FORMATS, default="text", show_default=True)
-@click.option("--region", default=None, help="AWS region.")
-@click.option("--profile", default=None, help="AWS named profile.")
+@format_option()
+@aws_options
 @cli_errors
 def aws_publish_crl(
     pai_arn: str, kms_key_id: str, signer_cert: str, audit_report: str, bucket: str, url: str, object_key: str | None,
@@ -470,7 +515,7 @@ def aws_publish_crl(
     from matter_pki.cli.aws import make_client
 
     chain = PrivateCa(make_client("acm-pca", region, profile)).ca_chain(pai_arn)
-    signer = aws_crl.check_signer_certificate(read_file(signer_cert, "signer certificate"), pai=chain.pai)
+    signer = aws_crl.check_signer_certificate(read_input(signer_cert, "signer certificate"), pai=chain.pai)
     key = KmsEcPrivateKey(make_client("kms", region, profile), kms_key_id)
     revocations = aws_crl.revocations_from_audit_report(read_file(audit_report, "audit report", max_bytes=256 * 1024 * 1024))
     published = aws_crl.publish_kms_crl(
@@ -478,7 +523,8 @@ def aws_publish_crl(
         revocations=revocations, bucket=bucket, object_key=object_key or f"{aws_crl.DELEGATED_CRL_PREFIX}{aws_crl.ca_id(pai_arn)}.crl",
         url=url, now=_local()._now(), next_update_days=next_update_days,
     )  # fmt: skip
-    data = {"bucket": published.bucket, "key": published.key, "crl_number": published.crl_number, "revoked": published.revoked}
+    data = {"bucket": published.bucket, "key": published.key, "url": url, "crl_number": published.crl_number,
+            "revoked": published.revoked}  # fmt: skip
     if fmt == "json":
         emit_json(data)
     else:

@@ -22,6 +22,9 @@ from matter_pki.cli import main
 from matter_pki.profiles import PaaProfile, PaiProfile, Validity, sign
 from tests.lambdas.fakes import ModelPrivateCa
 from tests.unit.test_audit_pca_report import BUCKET, CA, KEY, REPORT, expect_report, pca, s3  # noqa: F401 - fixtures
+from tests.unit.test_aws_crl import BUCKET as CRL_BUCKET
+from tests.unit.test_aws_crl import URL as CRL_URL
+from tests.unit.test_aws_crl import _report, aws  # noqa: F401 - fixture
 from tests.unit.test_cli_aws import _use, fake_waiter_delay
 from tests.unit.test_local_fixtures import cli_env, good_csr, write_csrs
 
@@ -53,6 +56,24 @@ SHAPES: dict[str, tuple[type, set[str]]] = {
     "audit queries": (list, {"name", "title"}),
     "aws create-pai": (dict, {"pai_arn", "out"}),
     "audit report": (dict, {"report_id", "bucket", "key", "path", "size"}),
+    # Revocation: delegated CRL signers, DCL points, the SDK's dry run, the commissioner's check, AWS.
+    "crl-signer create": (dict, {"id", "issuer", "certificate", "key_store"}),
+    "crl-signer list": (list, {"id", "issuer", "serial", "subject", "not_before", "not_after", "issued_at", "operator",
+                               "status", "revocation_reason", "revoked_at", "key_store"}),
+    "crl-signer revoke": (dict, {"id", "issuer", "serial", "subject", "status", "revocation_reason", "revoked_at"}),
+    "dcl revocation-point": (dict, {"ok", "point", "dcld", "findings"}),
+    "crl check": (dict, {"ok", "points"}),
+    "revocation check": (dict, {"stage", "code", "result", "reason", "dac_revoked", "pai_revoked", "dac_notes",
+                                "pai_notes", "warnings"}),
+    "aws revocation-point": (dict, {"ok", "point", "dcld", "findings"}),
+    "aws crl-signer": (dict, {"serial", "pai_arn", "kms_key_arn", "not_after", "out"}),
+    "aws publish-crl": (dict, {"bucket", "key", "url", "crl_number", "revoked"}),
+    # The signing service's stations.
+    "station add": (dict, {"name", "pai", "pids", "quota_per_day", "status", "serial", "cert_sha256", "not_after",
+                           "created_at", "revoked_at", "revocation_reason", "out"}),
+    "station list": (list, {"name", "pai", "pids", "quota_per_day", "status", "serial", "not_after", "revoked_at",
+                            "used_today"}),
+    "station revoke": (dict, {"name", "pai", "pids", "status", "serial", "revoked_at", "revocation_reason"}),
 }
 # Commands whose JSON is checked by another test (AWS pipelines with moto / Stubber).
 SHAPES_ELSEWHERE = {
@@ -199,3 +220,76 @@ def test_audit_report_json(pca: Any, s3: Any, tmp_path: Path, monkeypatch: pytes
                                        "--format", "json"])  # fmt: skip
     data = check("audit report", result)
     assert data["key"] == KEY and data["size"] == len(json.dumps(REPORT))
+
+
+def test_revocation_commands_json(world: dict[str, Any]) -> None:
+    # GIVEN the home of the other JSON tests (pai-1 with DACs), and a delegated CRL signer of pai-1
+    run, root, out = world["run"], world["root"], world["root"] / "out"
+    url = "https://crl.example.com/json-signer.crl"
+    created = run("crl-signer create", "--pai", "pai-1", "--id", "json-signer")
+    assert created["id"] == "json-signer" and created["issuer"] == "pai-1" and created["key_store"] == "file"
+    listed = run("crl-signer list")
+    assert "json-signer" in {r["id"] for r in listed}
+    # WHEN its indirect CRL is published, announced on the DCL, dry-run and used for a revocation check
+    crl = run("crl publish", "--pai", "pai-1", "--signer", "json-signer", "--url", url)["crl"]
+    point = run("dcl revocation-point", "--pai", "pai-1", "--signer", "json-signer", "--url", url, "--out", str(root / "dcl"))
+    assert point["ok"] and point["point"]["dataURL"] == url and "add-revocation-point" in point["dcld"]
+    paa = str(root / "home" / "ca" / "paa" / "cert.pem")
+    report = run("crl check", "--point", str(root / "dcl" / "revocation-point.json"), "--crl", crl, "--paa", paa,
+                 "--revocation-set-out", str(root / "set.json"))  # fmt: skip
+    assert report["ok"] and report["points"][0]["accepted"]
+    name = world["dac issue"]["results"][1]["name"]
+    verdict = run("revocation check", "--revocation-set", str(root / "set.json"), "-d", str(out / f"{name}.pem"),
+                  "-i", str(out / "pai.pem"), "-a", str(out / "paa.pem"))  # fmt: skip
+    assert verdict["stage"] == "revocation" and verdict["code"] in (0, 302)
+    # AND a chain that fails first answers with the same shape (stage "chain")
+    broken = run("revocation check", "--revocation-set", str(root / "set.json"), "-d", str(out / f"{name}.pem"),
+                 "-i", str(out / "pai.pem"), "-a", str(out / "pai.pem"))  # fmt: skip
+    assert broken["stage"] == "chain" and broken["dac_revoked"] is None
+    # AND a point the DCL would refuse is the same shape, not ok, without a dcld command
+    refused = run("dcl revocation-point", "--pai", "pai-1", "--url", "ftp://crl.example.com/x.crl")
+    assert refused["ok"] is False and refused["dcld"] is None and "dcl.data_url" in {f["code"] for f in refused["findings"]}
+    revoked = run("crl-signer revoke", "--id", "json-signer", "--reason", "superseded")
+    assert revoked["status"] == "revoked" and revoked["revocation_reason"] == "superseded"
+
+
+def test_station_commands_json(world: dict[str, Any]) -> None:
+    # GIVEN the home of the other JSON tests and the station key's own passphrase
+    env = {**world["env"], "MATTER_PKI_STATION_PASSPHRASE": "station passphrase, not the home's"}
+
+    def run(command: str, *args: str) -> Any:
+        return check(command, CliRunner().invoke(main, [*command.split(), *args, "--format", "json"], env=env))
+
+    # WHEN a station is added, listed and revoked THEN each answers its one shape (a list stays a list)
+    added = run("station add", "json-line", "--pai", "pai-1", "--pid", "8000", "--quota", "100/day",
+                "--out", str(world["root"] / "json-line"))  # fmt: skip
+    assert (added["name"], added["pids"], added["quota_per_day"]) == ("json-line", ["8000"], 100)
+    [row] = run("station list")
+    assert row["name"] == "json-line" and row["used_today"] == 0
+    revoked = run("station revoke", "json-line", "--reason", "line closed")
+    assert (revoked["status"], revoked["revocation_reason"]) == ("revoked", "line closed")
+
+
+def test_aws_revocation_commands_json(aws: dict[str, Any], tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:  # noqa: F811
+    # GIVEN a (model) Private CA PAI, a KMS key and the CRL bucket (moto), reached through the CLI's client factory
+    from matter_pki.cli import aws as aws_cli
+
+    clients = {"acm-pca": aws["fake"].client(), "kms": aws["kms"], "s3": aws["s3"]}
+    monkeypatch.setattr(aws_cli, "make_client", lambda service, region, profile: clients[service])
+    fake_waiter_delay(monkeypatch)
+    arn = aws["pai_arn"]
+
+    def run(command: str, *args: str) -> Any:
+        return check(command, CliRunner().invoke(main, [*command.split(), *args, "--format", "json"]))
+
+    # WHEN the KMS signer is issued, a CRL published with it and its DCL point asked for
+    signer = run("aws crl-signer", "--pai-arn", arn, "--kms-key-id", aws["key_id"], "-o", str(tmp_path / "signer.pem"))
+    assert signer["pai_arn"] == arn and signer["out"] == str(tmp_path / "signer.pem")
+    (tmp_path / "report.json").write_bytes(_report([(0x1111, "2026-01-02T03:04:05+0000")]))
+    published = run("aws publish-crl", "--pai-arn", arn, "--kms-key-id", aws["key_id"], "--signer-cert", str(tmp_path / "signer.pem"),
+                    "--audit-report", str(tmp_path / "report.json"), "--bucket", CRL_BUCKET, "--url", CRL_URL)  # fmt: skip
+    assert published["revoked"] == 1 and published["key"].startswith("delegated-crl/") and published["url"] == CRL_URL
+    point = run("aws revocation-point", "--ca-arn", arn, "--crl-base-url", "https://d1.cloudfront.net",
+                "--signer-cert", str(tmp_path / "signer.pem"))  # fmt: skip
+    # THEN each answers its one shape
+    assert point["ok"] and "/delegated-crl/" in point["point"]["dataURL"] and "crlSignerDelegator" in point["point"]

@@ -59,6 +59,10 @@ AWS_COMMANDS = {
     "aws submit": ["aws", "submit", "--bucket", "csr-bucket", "--pai-arn", PAI_ARN, "--pid", "8000", "--csr", "{csr}"],
     "audit query --aws": ["audit", "query", "--aws", "--log-group", "MatterAudit"],
     "audit report --aws": ["audit", "report", "--aws", "--ca", PAI_ARN, "--bucket", "reports", "--out", "{out}"],
+    "aws crl-signer": ["aws", "crl-signer", "--pai-arn", PAI_ARN, "--kms-key-id", "alias/crl-signer", "-o", "{out}"],
+    "aws publish-crl": ["aws", "publish-crl", "--pai-arn", PAI_ARN, "--kms-key-id", "alias/crl-signer", "--signer-cert", "{csr}",
+                        "--audit-report", "{csr}", "--bucket", "crl-bucket", "--url", "https://crl.example.com/delegated-crl/a.crl"],
+    "aws revocation-point": ["aws", "revocation-point", "--ca-arn", PAI_ARN, "--url", "https://crl.example.com/crl/a.crl"],
 }
 
 
@@ -79,7 +83,8 @@ def no_aws(tmp_path: Path) -> dict[str, str | None]:
 
 def _aws_args(name: str, tmp_path: Path) -> list[str]:
     (tmp_path / "d.csr").write_bytes(good_csr())
-    return [a.format(csr=tmp_path / "d.csr", out=tmp_path / "out.pem" if "issue" in name else tmp_path) for a in AWS_COMMANDS[name]]
+    out = tmp_path / "out.pem" if "issue" in name or "crl-signer" in name else tmp_path
+    return [a.format(csr=tmp_path / "d.csr", out=out) for a in AWS_COMMANDS[name]]
 
 
 FAKE_KEYS = {"AWS_ACCESS_KEY_ID": "AKIDEXAMPLE", "AWS_SECRET_ACCESS_KEY": "not-a-secret"}
