@@ -88,3 +88,7 @@ class TransientError(BackendError):
 
 class AuditError(MatterPkiError):
     """The audit log is unreadable or fails verification (``audit.*``)."""
+
+
+class OperatorError(BackendError):
+    """A backend refused for a reason only an operator can fix (quota, CA state, settings); never a per-request answer."""

@@ -38,7 +38,7 @@ from cryptography.hazmat.primitives.serialization import Encoding
 from matter_pki.batch import BatchContext, BatchItem, BatchResult, issue_batch
 from matter_pki.csr import MAX_CSR_BYTES, csr_digest
 from matter_pki.errors import ConfigError, CsrError, InputError, IssuanceError, MatterPkiError, StorageError
-from matter_pki.layout import dumps_err, err_record, parse_csr_key
+from matter_pki.layout import CsrKey, dumps_err, err_record, parse_csr_key
 from matter_pki.local.ca import SERIAL_ATTEMPTS, operator, start_under, validity_from
 from matter_pki.local.home import PAA_ID, PkiHome
 from matter_pki.local.keys import Secrets, signer_factory
@@ -109,19 +109,19 @@ class OutputDir:
 
     def answered(self, name: str) -> bool:
         """True when a ``.pem`` or ``.err`` for this name exists (the CSR is done)."""
-        return exists_at(self.fd, f"{name}.pem") or exists_at(self.fd, f"{name}.err")
+        return any(exists_at(self.fd, answer) for answer in CsrKey.named(name).answers)
 
     def write_pem(self, name: str, der: bytes) -> None:
         """Write the DAC."""
-        atomic_write_at(self.fd, f"{name}.pem", der_to_pem(der))
+        atomic_write_at(self.fd, CsrKey.named(name).pem, der_to_pem(der))
 
     def write_pems(self, dacs: list[tuple[str, bytes]]) -> None:
         """Write several DACs (one folder fsync for the group)."""
-        atomic_write_many_at(self.fd, [(f"{name}.pem", der_to_pem(der)) for name, der in dacs])
+        atomic_write_many_at(self.fd, [(CsrKey.named(name).pem, der_to_pem(der)) for name, der in dacs])
 
     def write_err(self, name: str, data: bytes) -> None:
         """Write a refusal."""
-        atomic_write_at(self.fd, f"{name}.err", data)
+        atomic_write_at(self.fd, CsrKey.named(name).err, data)
 
     def write_if_changed(self, name: str, data: bytes) -> None:
         """Write a shared file (chain certificates) unless it already holds exactly ``data``."""
@@ -478,7 +478,7 @@ def issue_files(
     else:
         single = read_csr_file(csr_path)
         inputs, notes = [single], []
-        answers = {(out_dir / f"{single.name}{suffix}").resolve() for suffix in (".pem", ".err")}
+        answers = {(out_dir / answer).resolve() for answer in CsrKey.named(single.name).answers}
         if csr_path.resolve() in answers:
             raise InputError("input.csr_is_output", f"{str(csr_path)!r} would be overwritten by its own answer")
     try:
