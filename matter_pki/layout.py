@@ -54,6 +54,13 @@ class CsrKey:
         """A key without a folder (``dac issue`` writes ``<name>.pem`` into its output folder)."""
         return cls(ca=ca, pid=pid, name=name, prefix="")
 
+    @classmethod
+    def unchecked(cls, key: str) -> CsrKey:
+        """Split any ``.../<name>.csr`` key without checking it (to answer a refused key next to itself)."""
+        folder, _, filename = key.rpartition("/")
+        name = filename[: -len(CSR_SUFFIX)] if filename.endswith(CSR_SUFFIX) else filename
+        return cls(ca="", pid=0, name=name, prefix=f"{folder}/" if folder else "")
+
     @property
     def csr(self) -> str:
         """The CSR key."""
