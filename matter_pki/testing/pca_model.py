@@ -158,7 +158,7 @@ def issue_certificate(
         )
     custom = {e["ObjectIdentifier"]: e for e in (passthrough.get("Extensions") or {}).get("CustomExtensions") or []}
     public_key = csr.public_key()
-    skid = x509.SubjectKeyIdentifier.from_public_key(public_key)  # type: ignore[arg-type]
+    skid = x509.SubjectKeyIdentifier.from_public_key(public_key)
     exts: list[tuple[x509.ExtensionType, bool]] = []
     if template == PCA_TEMPLATE_PAA:
         issuer_name = subject
@@ -200,7 +200,7 @@ def issue_certificate(
         x509.CertificateBuilder()
         .subject_name(subject)
         .issuer_name(issuer_name)
-        .public_key(public_key)  # type: ignore[arg-type]
+        .public_key(public_key)
         .serial_number(serial)
         .not_valid_before(not_before)
         .not_valid_after(not_after)

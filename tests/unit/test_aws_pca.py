@@ -48,7 +48,6 @@ from matter_pki.errors import (
     TransientError,
 )
 from matter_pki.gate import ReleaseRefused
-from matter_pki.validity import ValidityPolicy
 from matter_pki.lint import lint
 from matter_pki.profiles import (
     NO_EXPIRY,
@@ -59,6 +58,7 @@ from matter_pki.profiles import (
     Validity,
 )
 from matter_pki.validate import validate_att_cert
+from matter_pki.validity import ValidityPolicy
 from tests.lambdas.fakes import REGION, ModelPrivateCa, p256_csr
 
 NOW = datetime(2026, 6, 1, 12, 0, 0, tzinfo=UTC)
