@@ -117,7 +117,7 @@ class ValidityPolicy:
             return "'no-expiry' DACs would outlive a PAI that expires; Private CA refuses them (use 'issuer')"
         days = self.days or 0
         if ca_days is not None and days >= ca_days:
-            return f"{days} days must be less than the PAI validity ({ca_days} days)"
+            return f"{days} days must be less than the PAI validityInDays ({ca_days})"
         if ca_end is not None:
             start = require_utc(now or datetime.now(UTC), "now")
             if start + timedelta(days=days) > require_utc(ca_end, "PAI end"):
