@@ -41,7 +41,7 @@ if TYPE_CHECKING:
     from collections.abc import Callable, Mapping
 
     from matter_pki.pipeline.events import S3ObjectRef
-    from matter_pki.storage.s3 import S3Object, S3Store
+    from matter_pki.storage.s3 import S3Head, S3Object, S3Store
 
 Status = Literal["issued", "refused", "exists", "ignored", "missing", "stale"]
 #: Conditional-write rounds on one claim before the record is retried later.
@@ -106,7 +106,7 @@ class _Progress:
     device: DeviceCsr | None = None
 
 
-def _same_object(ref: S3ObjectRef, obj: S3Object) -> bool:
+def _same_object(ref: S3ObjectRef, obj: S3Object | S3Head) -> bool:
     """The event names the object's current version (by version id, or by ETag in an unversioned bucket)."""
     if ref.version_id and obj.version_id:
         return ref.version_id == obj.version_id
@@ -269,9 +269,11 @@ class Pipeline:
         """The certificate ARN for this (PAI, PID, CSR): from its claim, or from one IssueCertificate under it."""
         bucket = ref.bucket
         fresh: Claim | None = None
-        for _round in range(CLAIM_ROUNDS):
+        found: tuple[Claim, str] | None = None
+        for round_ in range(CLAIM_ROUNDS):
             deadline.check("claim")
-            found = self.claims.load(bucket, name)
+            if round_:  # the first round creates without reading: the usual case for a new CSR
+                found = self.claims.load(bucket, name)
             attempt = Attempt(uuid.uuid4().hex, self._now())
             if found is None:
                 fresh = fresh or self._new_claim(ref, csr_key, chain, device)
@@ -296,7 +298,7 @@ class Pipeline:
                 etag = self.claims.replace(bucket, name, claim, seen)
             if etag is None:
                 continue  # another delivery wrote the claim first: read it again
-            return self._attempt(bucket, name, claim, attempt, chain, device, fields, deadline), claim
+            return self._attempt(bucket, name, claim, etag, attempt, chain, device, fields, deadline), claim
         raise TransientError("pipeline.claim_contention", f"claim {name} kept changing; the record is retried later")
 
     def _attempt(
@@ -304,6 +306,7 @@ class Pipeline:
         bucket: str,
         name: str,
         claim: Claim,
+        etag: str,
         attempt: Attempt,
         chain: CaChain,
         device: DeviceCsr,
@@ -317,16 +320,26 @@ class Pipeline:
         except MatterPkiError as e:
             outcome = "not_issued" if e.context.get("not_issued") else "unknown"
             try:
-                self._settle(bucket, name, attempt.id, outcome)
+                self._settle(bucket, name, attempt.id, outcome, known=(claim, etag))
             except MatterPkiError as settle_error:  # the attempt stays pending: the safe reading
                 self.log.warning("could not record an IssueCertificate outcome", extra={**fields, "code": settle_error.code})
             raise
-        self._settle(bucket, name, attempt.id, "issued", arn)
+        self._settle(bucket, name, attempt.id, "issued", arn, known=(claim, etag))
         return arn
 
-    def _settle(self, bucket: str, name: str, attempt_id: str, outcome: str, arn: str | None = None) -> None:
-        for _round in range(CLAIM_ROUNDS):
-            found = self.claims.load(bucket, name)
+    def _settle(
+        self,
+        bucket: str,
+        name: str,
+        attempt_id: str,
+        outcome: str,
+        arn: str | None = None,
+        *,
+        known: tuple[Claim, str] | None = None,
+    ) -> None:
+        """Record an attempt's outcome with a conditional replace (first on the claim as this delivery wrote it)."""
+        for round_ in range(CLAIM_ROUNDS):
+            found = known if round_ == 0 and known is not None else self.claims.load(bucket, name)
             if found is None:
                 raise OperatorError("pipeline.claim_lost", f"claim {name} disappeared")
             claim, etag = found
@@ -369,9 +382,14 @@ class Pipeline:
     ) -> Outcome:
         # The CSR may have been overwritten while this one was issued: never publish it as the answer
         # to the newer object (its certificate stays recorded in its claim).
-        current = self._read_current(ref, fields, deadline)
-        if isinstance(current, Outcome):
-            return current
+        deadline.check("head_object")
+        current = self.store.head(ref.bucket, ref.key)
+        if current is None or not _same_object(ref, current):
+            self.log.info(
+                "skipped: the CSR was overwritten or deleted while it was signed; its certificate stays in its claim",
+                extra={**fields, "event_version": ref.version_id},
+            )
+            return Outcome(ref.key, "stale")
         pem = x509.load_der_x509_certificate(der).public_bytes(Encoding.PEM)
         metadata = {
             "serial": f"{serial:X}",
