@@ -487,13 +487,18 @@ class PrivateCa:
         return self.wait_certificate(ca_arn, certificate_arn)
 
     def revoke(self, ca_arn: str, certificate_serial: int, *, reason: str = "UNSPECIFIED") -> None:
-        """``RevokeCertificate`` by serial (hex, as the API reference's examples write it)."""
-        self._call(
-            "revoke_certificate",
-            CertificateAuthorityArn=ca_arn,
-            CertificateSerial=_serial_text(certificate_serial),
-            RevocationReason=reason,
-        )
+        """``RevokeCertificate`` by serial (hex, as the API reference's examples write it); revoked already is done."""
+        try:
+            self._call(
+                "revoke_certificate",
+                CertificateAuthorityArn=ca_arn,
+                CertificateSerial=_serial_text(certificate_serial),
+                RevocationReason=reason,
+            )
+        except MatterPkiError as e:
+            # API reference, RevokeCertificate: RequestAlreadyProcessedException, "already been completed".
+            if e.context.get("aws_code") != "RequestAlreadyProcessedException":
+                raise
 
     # -- PAI on Private CA ------------------------------------------------------------------------
     def root_certificate(self, paa_arn: str) -> bytes:

@@ -604,3 +604,14 @@ def test_the_model_copies_a_csr_san_and_the_gate_refuses_and_revokes_it(fake: Mo
         release_or_revoke(pca, der, certificate_arn=cert_arn, device=device, profile=profile, chain=chain, at=NOW)
     assert err.value.code == "issue.unexpected_extension" and err.value.context["revoked"] is True
     assert fake.revoked_serials() == [err.value.serial]
+
+
+def test_revoking_twice_is_done_once(fake: ModelPrivateCa) -> None:
+    # GIVEN a certificate revoked once (a retried refusal revokes again)
+    arn = fake.pai_8000  # type: ignore[attr-defined]
+    pca = PrivateCa(fake.client(), waiter_delay=0)
+    issued = issue_dac_on_pca(pca, p256_csr(), ca_arn=arn, pid=0x8000, now=NOW)
+    pca.revoke(arn, issued.serial)
+    # WHEN revoked again THEN Private CA's RequestAlreadyProcessedException counts as done
+    pca.revoke(arn, issued.serial)
+    assert fake.revoked_serials() == [issued.serial]
