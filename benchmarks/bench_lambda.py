@@ -1,6 +1,15 @@
-"""Benchmark the DAC-signing Lambda: per-CSR handler overhead (Private CA latency excluded) and cold start.
+"""Benchmark the DAC-signing Lambda: per-CSR handler overhead, GB-seconds per DAC, and cold start.
 
     python benchmarks/bench_lambda.py [--csrs 500] [--workers 1 4] [--s3 memory|moto] [--imports 5]
+                                      [--gbs-csrs 50] [--gbs-latency 1.0]
+
+* GB-seconds per DAC at the default IssueCertificate quota, for the stack's settings (memory, batch
+  size, workers, reserved concurrency and waiter delay are read from ``cdk/matter_cdk``): the real
+  handler runs batches of ``BATCH_SIZE`` records on ``WORKERS`` threads against the Private CA MODEL,
+  each certificate pending for ``--gbs-latency`` seconds of real time (GetCertificate answers
+  RequestInProgressException until then). Lambda bills each invocation's duration, rounded up to
+  the millisecond, times its memory: GB-s per DAC = memory (GB) × mean billed duration / records per
+  invocation. The sustained rate is min(quota, concurrency × records per invocation / duration).
 
 * Per-CSR overhead: the real handler (Powertools batch processing, pipeline, botocore request
   serialisation and validation, CSR intake, chain validation, PEM/JSON writes) on batches of 10 SQS
@@ -18,8 +27,10 @@ Not a test: it prints numbers. Each CSR is delivered once; redeliveries cost one
 from __future__ import annotations
 
 import argparse
+import hashlib
 import io
 import json
+import math
 import os
 import random
 import statistics
@@ -42,13 +53,12 @@ os.environ.setdefault("POWERTOOLS_LOG_LEVEL", "WARNING")  # logging cost is meas
 
 
 class MemoryS3:
-    """The S3 calls the pipeline makes, answered from a dict behind a real botocore client."""
+    """The S3 calls the pipeline makes (HEAD, ranged GET, conditional PUT), from a dict behind a real botocore client."""
 
     def __init__(self) -> None:
         import boto3
 
-        self.objects: dict[str, tuple[bytes, dict[str, str]]] = {}
-        self.tags: dict[str, list[dict[str, str]]] = {}
+        self.objects: dict[str, tuple[bytes, dict[str, str], str]] = {}
         self.client = boto3.client("s3", region_name="us-east-1")
         self.client.meta.events.register("before-parameter-build.s3.*", self._remember)
         self.client.meta.events.register("before-call.s3.*", self._answer)
@@ -57,46 +67,57 @@ class MemoryS3:
     def _remember(params: dict[str, Any], context: dict[str, Any], **_: Any) -> None:
         context["bench_params"] = dict(params)
 
+    def put(self, key: str, body: bytes) -> str:
+        """Store an object as an upload would; returns its ETag (MD5, as S3 gives for a single PUT)."""
+        etag = '"' + hashlib.md5(body).hexdigest() + '"'  # noqa: S324 - S3's ETag of a single-part upload
+        self.objects[key] = (body, {}, etag)
+        return etag
+
     def _answer(self, model: Any, context: dict[str, Any], **_: Any) -> Any:
+        from datetime import UTC, datetime
+
         from botocore.response import StreamingBody
 
         from tests.lambdas.fakes import response
 
         p = context["bench_params"]
         name = model.name
-        if name == "ListObjectsV2":
-            keys = sorted(k for k in self.objects if k.startswith(p["Prefix"]))
-            return response(
-                200, {"Contents": [{"Key": k} for k in keys], "IsTruncated": False, "KeyCount": len(keys)}
-            )
+        found = self.objects.get(p.get("Key", ""))
+        if name == "HeadObject":
+            if found is None:
+                return response(404, code="404")
+            return response(200, {"ETag": found[2], "ContentLength": len(found[0]), "LastModified": datetime.now(UTC)})
         if name == "GetObject":
-            if p["Key"] not in self.objects:
+            if found is None:
                 return response(404, code="NoSuchKey")
-            body, _meta = self.objects[p["Key"]]
-            part = body[:4097]
+            body, _meta, etag = found
+            part = body[:16385]
             return response(
                 200,
                 {"Body": StreamingBody(io.BytesIO(part), len(part)), "ContentLength": len(part),
-                 "ContentRange": f"bytes 0-{len(part) - 1}/{len(body)}", "ETag": '"e"', "TagCount": len(self.tags.get(p["Key"], []))},
+                 "ContentRange": f"bytes 0-{len(part) - 1}/{len(body)}", "ETag": etag, "TagCount": 0},
             )  # fmt: skip
         if name == "PutObject":
-            if p.get("IfNoneMatch") == "*" and p["Key"] in self.objects:
+            if (p.get("IfNoneMatch") == "*" and found is not None) or (
+                p.get("IfMatch") is not None and (found is None or found[2] != p["IfMatch"])
+            ):
                 return response(412, code="PreconditionFailed")
             body = p["Body"] if isinstance(p["Body"], bytes) else p["Body"].read()
-            self.objects[p["Key"]] = (body, p.get("Metadata", {}))
-            return response(200, {"ETag": '"e"'})
-        if name == "PutObjectTagging":
-            self.tags[p["Key"]] = p["Tagging"]["TagSet"]
-            return response(200, {})
-        if name == "GetObjectTagging":
-            return response(200, {"TagSet": self.tags.get(p["Key"], [])})
+            etag = self.put(p["Key"], body)
+            return response(200, {"ETag": etag})
         raise NotImplementedError(name)
 
 
-def _event(keys: list[str]) -> dict[str, Any]:
+def _event(keys: list[str], etags: dict[str, str] | None = None) -> dict[str, Any]:
     from tests.lambdas.fakes import s3_event, sqs_record
 
-    return {"Records": [sqs_record(s3_event(BUCKET, k, size=400)) for k in keys]}
+    records = []
+    for k in keys:
+        event = s3_event(BUCKET, k, size=400)
+        if etags is not None:  # what S3 sends: the uploaded object's ETag
+            event["Records"][0]["s3"]["object"]["eTag"] = etags[k].strip('"')
+        records.append(sqs_record(event))
+    return {"Records": records}
 
 
 def bench_overhead(csrs: int, workers: int, s3_kind: str, latency: float = 0.0) -> dict[str, float]:
@@ -119,21 +140,27 @@ def bench_overhead(csrs: int, workers: int, s3_kind: str, latency: float = 0.0) 
             spent[0] += time.perf_counter() - t
 
     fake._answer = timed  # type: ignore[method-assign]
+    etags: dict[str, str] = {}
     if s3_kind == "moto":
         import boto3
 
         s3 = boto3.client("s3", region_name="us-east-1")
         s3.create_bucket(Bucket=BUCKET)
-        put = lambda k, b: s3.put_object(Bucket=BUCKET, Key=k, Body=b)  # noqa: E731
+
+        def put(k: str, b: bytes) -> None:
+            etags[k] = s3.put_object(Bucket=BUCKET, Key=k, Body=b)["ETag"]
     else:
         memory = MemoryS3()
         s3 = memory.client
-        put = lambda k, b: memory.objects.__setitem__(k, (b, {}))  # noqa: E731
+
+        def put(k: str, b: bytes) -> None:
+            etags[k] = memory.put(k, b)
+
     handler = load_handler()
     pipeline.configure(
         pca=fake.client(),
         s3=s3,
-        config=PipelineConfig(workers=workers, waiter_delay=latency),
+        config=PipelineConfig(workers=workers, waiter_delay=latency, csr_bucket=BUCKET),
         logger=handler.logger,
     )
     keys = [f"{pai}/8000/bench-{uuid.uuid4().hex[:12]}.csr" for _ in range(csrs)]
@@ -142,17 +169,17 @@ def bench_overhead(csrs: int, workers: int, s3_kind: str, latency: float = 0.0) 
     # warm-up: chain fetch, imports, first-call caches
     warm = f"{pai}/8000/warm.csr"
     put(warm, p256_csr())
-    handler.lambda_handler(_event([warm]), LambdaContext())
+    handler.lambda_handler(_event([warm], etags), LambdaContext())
     spent[0] = 0.0
     start = time.perf_counter()
     for i in range(0, csrs, 10):
-        result = handler.lambda_handler(_event(keys[i : i + 10]), LambdaContext())
+        result = handler.lambda_handler(_event(keys[i : i + 10], etags), LambdaContext())
         assert not result["batchItemFailures"], result
     total = time.perf_counter() - start
-    # redelivery: the .pem exists, one listing per CSR
+    # redelivery: the .pem exists, one HeadObject per CSR
     start = time.perf_counter()
     for i in range(0, csrs, 10):
-        handler.lambda_handler(_event(keys[i : i + 10]), LambdaContext())
+        handler.lambda_handler(_event(keys[i : i + 10], etags), LambdaContext())
     again = time.perf_counter() - start
     pipeline.reset()
     out = {"wall_ms_per_csr": 1000 * total / csrs, "redelivery_ms_per_csr": 1000 * again / csrs}
@@ -191,7 +218,7 @@ def bench_pure(csrs: int) -> dict[str, float]:
             ca_arn=pai,
             device=d,
             profile=profile,
-            token=dac_token(bucket="b", key="k", version=None, csr_sha256=d.sha256),
+            token=dac_token(pai_arn=pai, pid=0x8000, csr_sha256=d.sha256),
         )
         ders.append((d, pca.fetch(pai, pca.issue(request))))
     t = time.perf_counter()
@@ -201,6 +228,72 @@ def bench_pure(csrs: int) -> dict[str, float]:
     assert all(len(der) < 600 for _d, der in ders), [len(der) for _d, der in ders]
     _ = Encoding
     return {"csr_intake_ms": 1000 * intake / csrs, "dac_check_ms": 1000 * check / len(ders)}
+
+
+def stack_settings() -> dict[str, Any]:
+    """The CSR pipeline stack's Lambda settings and its concurrency at the default IssueCertificate quota."""
+    sys.path.insert(0, str(ROOT / "cdk"))
+    from matter_cdk.config import DEFAULT_PCA_ISSUE_RATE_LIMIT
+    from matter_cdk.stacks import csr_pipeline_stack as stack
+
+    return {
+        "memory_mb": stack.LAMBDA_MEMORY_MB,
+        "timeout_s": stack.LAMBDA_TIMEOUT.to_seconds(),
+        "batch_size": stack.BATCH_SIZE,
+        "workers": stack.WORKERS,
+        "issue_quota_per_s": DEFAULT_PCA_ISSUE_RATE_LIMIT,
+        "reserved_concurrency": stack.reserved_concurrency(DEFAULT_PCA_ISSUE_RATE_LIMIT),
+        "waiter_delay_s": 0.5,  # PipelineConfig's default (the stack does not override it)
+    }
+
+
+def bench_gb_seconds(csrs: int, latency: float) -> dict[str, Any]:
+    """Billed GB-seconds per DAC for the stack's settings, each certificate pending ``latency`` s (real time)."""
+    from datetime import timedelta
+
+    from matter_pki import pipeline
+    from matter_pki.pipeline import PipelineConfig
+    from tests.lambdas.conftest import LambdaContext, load_handler
+    from tests.lambdas.fakes import ModelPrivateCa, p256_csr
+
+    settings = stack_settings()
+    batch = settings["batch_size"]
+    fake = ModelPrivateCa(
+        rng=random.Random(2), pending_for=timedelta(seconds=latency), issue_quota_per_second=settings["issue_quota_per_s"]
+    )
+    pai = fake.add_pai(fake.add_paa(), pid=0x8000)
+    memory = MemoryS3()
+    etags: dict[str, str] = {}
+    handler = load_handler()
+    pipeline.configure(
+        pca=fake.client(),
+        s3=memory.client,
+        config=PipelineConfig(workers=settings["workers"], waiter_delay=settings["waiter_delay_s"], csr_bucket=BUCKET),
+        logger=handler.logger,
+    )
+    keys = [f"{pai}/8000/gbs-{uuid.uuid4().hex[:12]}.csr" for _ in range(csrs + batch)]
+    for key in keys:
+        etags[key] = memory.put(key, p256_csr())
+    handler.lambda_handler(_event(keys[:batch], etags), LambdaContext())  # warm container
+    billed: list[int] = []
+    for i in range(batch, len(keys), batch):
+        start = time.perf_counter()
+        result = handler.lambda_handler(_event(keys[i : i + batch], etags), LambdaContext())
+        billed.append(math.ceil((time.perf_counter() - start) * 1000))
+        assert not result["batchItemFailures"], result
+    pipeline.reset()
+    duration_s = statistics.mean(billed) / 1000
+    gb = settings["memory_mb"] / 1024
+    in_flight = settings["reserved_concurrency"] * batch
+    return {
+        "stack": settings,
+        "pca_latency_s": latency,
+        "invocations": len(billed),
+        "billed_ms_per_invocation": {"mean": statistics.mean(billed), "max": max(billed)},
+        "gb_seconds_per_dac": gb * duration_s / batch,
+        "get_certificate_calls_per_dac": fake.calls["GetCertificate"] / (len(keys)),
+        "sustained_dacs_per_s": min(settings["issue_quota_per_s"], in_flight / duration_s),
+    }
 
 
 def bench_cold_start(runs: int) -> dict[str, Any]:
@@ -217,8 +310,8 @@ def bench_cold_start(runs: int) -> dict[str, Any]:
         for _ in range(runs)
     ]
     clients = (
-        "import time; from matter_pki import pipeline; t = time.perf_counter(); pipeline.aws_clients(8); "
-        "print(time.perf_counter() - t)"
+        "import time; from matter_pki import pipeline; t = time.perf_counter(); "
+        "pipeline.aws_clients(pipeline.PipelineConfig(workers=8)); print(time.perf_counter() - t)"
     )
     client_walls = [
         float(
@@ -255,6 +348,8 @@ def main() -> None:
     parser.add_argument("--workers", type=int, nargs="+", default=[1, 4])
     parser.add_argument("--s3", choices=["memory", "moto"], default="memory")
     parser.add_argument("--imports", type=int, default=5, help="fresh interpreters for the cold-start median")
+    parser.add_argument("--gbs-csrs", type=int, default=50, help="CSRs for the GB-seconds run (0 to skip)")
+    parser.add_argument("--gbs-latency", type=float, default=1.0, help="seconds each certificate stays pending there")
     parser.add_argument(
         "--pca-latency", type=float, default=0.2,
         help="also run with each certificate pending for this many seconds (first poll in progress), 0 to skip",
@@ -276,6 +371,8 @@ def main() -> None:
                 min(args.csrs, 50), workers, args.s3, latency=args.pca_latency
             )
     results["pure_checks"] = bench_pure(min(args.csrs, 500))
+    if args.gbs_csrs:
+        results["gb_seconds_at_default_quota"] = bench_gb_seconds(args.gbs_csrs, args.gbs_latency)
     if ctx is not None:
         ctx.stop()
     results["cold_start"] = bench_cold_start(args.imports)

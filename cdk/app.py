@@ -56,8 +56,9 @@ def build_app(
         assert config.pipeline is not None
         pai = PaiStack(app, f"{prefix}MatterStackPAI", config=config, env=env)
         pipeline = CsrPipelineStack(
-            app, f"{prefix}MatterCsrPipeline", pais=pai.pai_refs, settings=config.pipeline, env=env
-        )
+            app, f"{prefix}MatterCsrPipeline", pais=pai.pai_refs, settings=config.pipeline, prefix=prefix,
+            crl_bucket=pai.crl_bucket, env=env,
+        )  # fmt: skip
         pipeline.add_stack_dependency(pai, "the signer may only run once the PAIs are active")
         stacks += [pai, pipeline]
         if config.cross_region:

@@ -10,7 +10,9 @@ Each process (the caller's for ``jobs=1`` or a batch of at most one chunk; other
 builds one ``fastpath.FastDacIssuer``: it opens the key once with ``signer_factory`` (which must be
 picklable: a top-level callable object), renders and fully validates the DAC template once, then
 issues each DAC from the template, falling back to ``issuance.issue_dac`` for anything unusual.
-The results are those of ``issue_dac`` for every item: same DER fields, same error codes.
+The results are those of ``issue_dac`` for every item: same DER fields, same error codes. Every DAC
+returned passed the release gate (``matter_pki.gate``); a certificate the gate withheld is reported
+in ``BatchResult.withheld`` for the caller's ledger and audit log.
 
 Streaming: items are read lazily in chunks of ``chunk_size``; at most ``2 * jobs`` chunks are in
 flight, so memory does not grow with the batch. Results come back in input order, one per item.
@@ -54,8 +56,8 @@ DEFAULT_CHUNK = 256
 # Generators that only read os.urandom: each worker may call its own copy.
 _WORKER_SAFE_SERIALS: tuple[Callable[[], int], ...] = (random_dac_serial, default_serial)
 
-# A BatchResult without its name: (der, serial, csr_sha256, error code, error message).
-_Answer = tuple[bytes | None, int | None, str | None, str | None, str | None]
+# A BatchResult without its name: (der, serial, csr_sha256, error code, error message, withheld serials).
+_Answer = tuple[bytes | None, int | None, str | None, str | None, str | None, tuple[int, ...]]
 
 
 class SignerFactory(Protocol):
@@ -97,6 +99,9 @@ class BatchResult:
     csr_sha256: str | None = None
     error_code: str | None = None
     error_message: str | None = None
+    #: Serials of certificates signed while answering this CSR and withheld by the release gate
+    #: (never released; the caller records and audits them). Empty in the normal case.
+    withheld: tuple[int, ...] = ()
 
     @property
     def ok(self) -> bool:
@@ -195,8 +200,8 @@ def _answer(issuer: FastDacIssuer, csr: bytes, serial: int | None) -> _Answer:
     try:
         dac, number, sha = issuer.issue_parts(csr, serial)
     except MatterPkiError as e:
-        return (None, None, None, e.code, e.message)
-    return (dac, number, sha, None, None)
+        return (None, None, None, e.code, e.message, issuer.take_withheld())
+    return (dac, number, sha, None, None, issuer.take_withheld())
 
 
 # -- worker processes --------------------------------------------------------------------------

@@ -97,3 +97,7 @@ class AuditError(MatterPkiError):
 
 class ServiceError(MatterPkiError):
     """The DAC signing service refused a request or cannot serve (``serve.*``)."""
+
+
+class OperatorError(BackendError):
+    """A backend refused for a reason only an operator can fix (quota, CA state, settings); never a per-request answer."""

@@ -1,9 +1,9 @@
 """Fast DAC issuance: the DAC profile rendered once as a TBS template, three fields spliced per CSR.
 
 Every DAC of one batch shares all TBS bytes except the serial number, the public key point and the
-SKID (SHA-1 of the point, RFC 5280 4.2.1.2 method 1). ``DacTemplate`` is cut out of a probe DAC
-made by ``DacProfile.builder`` and signed by the PAI key, after that probe passed the chip-parity
-validator (``validate_att_cert(mode="commissioner")``). Per CSR the fast path then does only:
+SKID (SHA-1 of the point, RFC 5280 4.2.1.2 method 1). ``DacTemplate`` is the release gate's rendering
+of the profile (``gate.DacTemplate.from_parts``), adopted once a probe DAC made by
+``DacProfile.builder`` and signed by the PAI key passed the full release gate. Per CSR the fast path then does only:
 
 1. a strict skeleton parse of the CSR: DER or one plain PEM block; ``x509.load_der_x509_csr``
    (0.7 µs: strict DER, the same acceptance as the reference path's parser), then fixed bytes on
@@ -11,10 +11,14 @@ validator (``validate_att_cert(mode="commissioner")``). Per CSR the fast path th
    parameters, a signature BIT STRING without unused bits running to the end;
 2. proof of possession: the CSR signature verified with the CSR key;
 3. splice serial, point and SKID into the template, sign the TBS, assemble the certificate;
-4. the release check: the certificate is re-read byte by byte and must equal the template with
-   exactly those three fields, with consistent lengths, a positive minimal serial of at most 20
-   octets, a well-formed ECDSA-Sig-Value and at most 600 bytes (chip's kMaxDERCertLength). The
-   first fast DAC of each issuer also goes through the full validator.
+4. the fast release gate (``gate.DacTemplate.matches``): the certificate is re-read byte by byte
+   and must equal the template with exactly those three fields, with consistent lengths, a
+   positive minimal serial of at most 20 octets, a well-formed ECDSA-Sig-Value and at most 600
+   bytes; plus the signature check below. The template itself passed the full release gate
+   (``gate.ReleaseGate``) on a probe DAC, and the first fast DAC of each issuer passes it too.
+
+A certificate a gate refuses is never returned; its serial is kept in ``FastDacIssuer.withheld``
+for the caller's record, and the CSR is answered by the reference path (with a new serial).
 
 Anything else (PEM variants, other keys or algorithms, odd encodings, a failed check, a refused
 profile) goes through ``issuance.issue_dac``, the reference path, which gives the exact coded error
@@ -46,9 +50,15 @@ from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 from matter_pki import der
 from matter_pki.csr import MAX_CSR_BYTES
 from matter_pki.errors import IssuanceError, MatterPkiError
-from matter_pki.issuance import IssuedDac, check_released, issue_dac
-from matter_pki.lint import MAX_DER
-from matter_pki.oid import ExtensionOID
+from matter_pki.gate import (
+    ECDSA_SHA256_ALGID,
+    P256_SPKI_PREFIX,
+    DacTemplate,
+    ReleaseGate,
+    ReleaseRefused,
+    gate_for,
+)
+from matter_pki.issuance import IssuedDac, issue_dac
 from matter_pki.profiles import MAX_SERIAL_OCTETS, DacProfile, sign
 
 if TYPE_CHECKING:
@@ -60,14 +70,9 @@ if TYPE_CHECKING:
 VerifyPolicy = Literal["auto", "all", "sampled"]
 SAMPLE_EVERY = 128
 
-# SubjectPublicKeyInfo of a P-256 key: id-ecPublicKey, prime256v1, BIT STRING (0 unused bits), 0x04.
-P256_SPKI_PREFIX = bytes.fromhex("3059301306072a8648ce3d020106082a8648ce3d03010703420004")
-# AlgorithmIdentifier ecdsa-with-SHA256 (RFC 5758 3.2: parameters absent).
-ECDSA_SHA256_ALGID = bytes.fromhex("300a06082a8648ce3d040302")
 _PEM_BEGIN = b"-----BEGIN CERTIFICATE REQUEST-----"
 _PEM_END = b"-----END CERTIFICATE REQUEST-----"
 _WHITESPACE = b" \t\n\r\x0b\x0c"  # what bytes.split() splits on
-_SKID_OID = ExtensionOID.SUBJECT_KEY_IDENTIFIER.dotted_string
 _CURVE = ec.SECP256R1()
 _ECDSA = ec.ECDSA(hashes.SHA256())
 
@@ -172,151 +177,31 @@ def _element_length(buf: bytes, pos: int) -> int:
     return 2 + count + int.from_bytes(buf[pos + 2 : pos + 2 + count], "big")
 
 
-# -- ECDSA-Sig-Value ---------------------------------------------------------------------------
-def _positive_integer_end(sig: bytes, pos: int) -> int:
-    """End of a DER INTEGER at ``pos`` that is positive, minimal and 1..33 octets; -1 otherwise."""
-    if sig[pos] != der.INTEGER:
-        return -1
-    size = sig[pos + 1]
-    first = sig[pos + 2]
-    if not 1 <= size <= 33 or first & 0x80 or (first == 0 and (size == 1 or not sig[pos + 3] & 0x80)):
-        return -1
-    return pos + 2 + size
-
-
-def ecdsa_signature_well_formed(sig: bytes) -> bool:
-    """DER SEQUENCE { r INTEGER, s INTEGER } with r, s positive and minimal (RFC 3279 2.2.3)."""
-    try:
-        if len(sig) < 8 or sig[0] != der.SEQUENCE or sig[1] != len(sig) - 2:
-            return False
-        middle = _positive_integer_end(sig, 2)
-        return middle > 0 and _positive_integer_end(sig, middle) == len(sig)
-    except IndexError:
-        return False
-
-
-# -- the template ------------------------------------------------------------------------------
-@dataclass(frozen=True, slots=True)
-class DacTemplate:
-    """A DAC TBS with three holes: serial INTEGER content, public key point, SKID."""
-
-    heads: tuple[bytes, ...]  # heads[n]: TBS header through the serial's length octet, n content octets
-    after_serial: bytes
-    after_point: bytes
-    after_skid: bytes
-
-    @classmethod
-    def from_tbs(cls, tbs: bytes, *, serial: bytes, point: bytes) -> DacTemplate:
-        """Cut a template out of a TBS made by the profile builder, and check it reassembles it."""
-        top = der.expect(der.read_tlv(tbs), der.SEQUENCE, "tbsCertificate")
-        if top.end != len(tbs):
-            raise IssuanceError("issue.template", "trailing bytes after the TBS")
-        fields = der.children(tbs, top)
-        serial_tlv = der.expect(fields[1], der.INTEGER, "serialNumber")
-        spki = der.expect(fields[6], der.SEQUENCE, "subjectPublicKeyInfo")
-        if spki.encoded(tbs) != P256_SPKI_PREFIX + point[1:] or serial_tlv.value(tbs) != serial:
-            raise IssuanceError("issue.template", "the probe TBS does not carry the probe key and serial")
-        point_start = spki.end - 65
-        skid_start = _skid_offset(tbs, der.expect(fields[7], 0xA3, "extensions"))
-        version = tbs[top.value_start : serial_tlv.start]
-        after_serial = tbs[serial_tlv.end : point_start]
-        after_point = tbs[point_start + 65 : skid_start]
-        after_skid = tbs[skid_start + 20 :]
-        fixed = len(version) + len(after_serial) + 65 + len(after_point) + 20 + len(after_skid)
-        heads = tuple(
-            b"" if n == 0 else b"\x30" + der.encode_length(fixed + 2 + n) + version + bytes((der.INTEGER, n))
-            for n in range(MAX_SERIAL_OCTETS + 1)
-        )
-        template = cls(heads, after_serial, after_point, after_skid)
-        if template.tbs(serial, point, tbs[skid_start : skid_start + 20]) != tbs:
-            raise IssuanceError("issue.template", "the template does not reassemble the probe TBS")
-        return template
-
-    def tbs(self, serial: bytes, point: bytes, skid: bytes) -> bytes:
-        """The TBS for one DAC."""
-        return b"".join(
-            (self.heads[len(serial)], serial, self.after_serial, point, self.after_point, skid, self.after_skid)
-        )
-
-    def matches(self, cert: bytes, serial: bytes, point: bytes) -> bool:
-        """Release check: ``cert`` is the template with exactly this serial, point and SHA-1(point) SKID.
-
-        Also: outer and signature lengths consistent with the size, serial positive, minimal and at
-        most 20 octets, ecdsa-with-SHA256, a well-formed ECDSA-Sig-Value, at most 600 bytes (chip's
-        kMaxDERCertLength). The TBS length octets are those of ``heads``, checked when the template
-        was cut (``from_tbs`` reassembles the builder's TBS byte for byte).
-        """
-        size, n = len(serial), len(cert)
-        if not 0 < size <= MAX_SERIAL_OCTETS or serial[0] & 0x80 or (size > 1 and not serial[0] and not serial[1] & 0x80):
-            return False
-        head = self.heads[size]
-        point_at = 4 + len(head) + size + len(self.after_serial)
-        skid_at = point_at + 65 + len(self.after_point)
-        tbs_end = skid_at + 20 + len(self.after_skid)
-        bits = tbs_end + len(ECDSA_SHA256_ALGID)
-        return (
-            n <= MAX_DER
-            and cert[0] == der.SEQUENCE
-            and cert[1] == 0x82
-            and (cert[2] << 8 | cert[3]) == n - 4
-            and cert.startswith(head, 4)
-            and cert.startswith(serial, 4 + len(head))
-            and cert.startswith(self.after_serial, 4 + len(head) + size)
-            and cert[point_at : point_at + 65] == point
-            and point[0] == 0x04
-            and cert.startswith(self.after_point, point_at + 65)
-            and cert[skid_at : skid_at + 20] == hashlib.sha1(cert[point_at : point_at + 65]).digest()  # noqa: S324
-            and cert.startswith(self.after_skid, skid_at + 20)
-            and cert.startswith(ECDSA_SHA256_ALGID, tbs_end)
-            and cert[bits] == der.BIT_STRING
-            and cert[bits + 1] == n - bits - 2
-            and cert[bits + 2] == 0
-            and ecdsa_signature_well_formed(cert[bits + 3 :])
-        )
-
-    @staticmethod
-    def certificate(tbs: bytes, signature: bytes) -> bytes | None:
-        """Certificate DER from a TBS and a DER ECDSA signature (None if it is not 256..65535 bytes)."""
-        content = len(tbs) + len(ECDSA_SHA256_ALGID) + 3 + len(signature)
-        if len(signature) > 126 or not 0x100 <= content <= 0xFFFF:
-            return None
-        return b"".join(
-            (b"\x30\x82", content.to_bytes(2, "big"), tbs, ECDSA_SHA256_ALGID, bytes((der.BIT_STRING, len(signature) + 1, 0)), signature)
-        )
-
-
-def _skid_offset(tbs: bytes, extensions: der.Tlv) -> int:
-    (seq,) = der.children(tbs, extensions)
-    for ext in der.children(tbs, der.expect(seq, der.SEQUENCE, "Extensions")):
-        parts = der.children(tbs, ext)
-        if der.decode_oid(parts[0].value(tbs)) == _SKID_OID:
-            inner = der.read_tlv(tbs, parts[-1].value_start, parts[-1].end)
-            if inner.tag != der.OCTET_STRING or inner.length != 20 or inner.end != parts[-1].end:
-                break
-            return inner.value_start
-    raise IssuanceError("issue.template", "the probe DAC has no 20-byte subjectKeyIdentifier")
-
-
 def _point_of(public_key: ec.EllipticCurvePublicKey) -> bytes:
     return public_key.public_bytes(Encoding.X962, PublicFormat.UncompressedPoint)
 
 
-def render_template(
-    profile: DacProfile,
-    *,
-    pai: x509.Certificate,
-    paa_der: bytes,
-    signer: ec.EllipticCurvePrivateKey,
-    check_at: datetime,
-) -> DacTemplate:
-    """Sign a probe DAC with the profile builder, validate it fully, and cut the template out of it."""
+def render_template(gate: ReleaseGate, *, pai: x509.Certificate, signer: ec.EllipticCurvePrivateKey, check_at: datetime) -> DacTemplate:
+    """Sign a probe DAC with the profile builder, pass it through the full release gate, and take its template.
+
+    The template comes from the gate's own rendering of the profile (``DacTemplate.from_parts``) and
+    must reassemble the probe's TBS byte for byte and admit the probe itself.
+    """
     probe_key = ec.generate_private_key(_CURVE).public_key()
     probe_serial = random_dac_serial()
-    cert = sign(profile.builder(probe_key, serial=probe_serial, issuer=pai), signer)
-    check_released(cert.public_bytes(Encoding.DER), pai_der=pai.public_bytes(Encoding.DER), paa_der=paa_der, at=check_at)
+    point = _point_of(probe_key)
+    cert = sign(gate.profile.builder(probe_key, serial=probe_serial, issuer=pai), signer)
+    probe = cert.public_bytes(Encoding.DER)
+    gate.check(probe, public_point=point, at=check_at)
     octets = serial_octets(probe_serial)
     assert octets is not None
-    return DacTemplate.from_tbs(cert.tbs_certificate_bytes, serial=octets, point=_point_of(probe_key))
+    template = DacTemplate.from_parts(gate.parts)
+    if (
+        template.tbs(octets, point, hashlib.sha1(point).digest()) != cert.tbs_certificate_bytes  # noqa: S324
+        or template.matches(probe, point) != octets
+    ):
+        raise IssuanceError("issue.template", "the template does not reassemble the probe DAC")
+    return template
 
 
 # -- the issuer --------------------------------------------------------------------------------
@@ -336,7 +221,11 @@ def is_openssl_key(key: object) -> bool:
 
 @dataclass(slots=True)
 class FastDacIssuer:
-    """``issue_dac`` for one PAI, PID, validity and CN, with the template fast path in front of it."""
+    """``issue_dac`` for one PAI, PID, validity and CN, with the template fast path in front of it.
+
+    ``withheld``: serials of certificates signed while answering the last CSR and withheld by a
+    gate (the caller records them); empty in the normal case.
+    """
 
     paa: x509.Certificate
     pai: x509.Certificate
@@ -349,9 +238,10 @@ class FastDacIssuer:
     verify_signatures: VerifyPolicy = "auto"
     stats: FastStats = field(default_factory=FastStats)
     template: DacTemplate | None = field(init=False, default=None)
+    withheld: list[int] = field(init=False, default_factory=list)
+    _gate: ReleaseGate | None = field(init=False, default=None)
     _pai_key: ec.EllipticCurvePublicKey | None = field(init=False, default=None)
     _paa_der: bytes = field(init=False, default=b"")
-    _pai_der: bytes = field(init=False, default=b"")
     _at: datetime = field(init=False)
     _first_checked: bool = field(init=False, default=False)
     _verify_all: bool = field(init=False, default=False)
@@ -361,7 +251,6 @@ class FastDacIssuer:
         if self.verify_signatures not in ("auto", "all", "sampled"):
             raise ValueError(f"verify_signatures must be auto, all or sampled, not {self.verify_signatures!r}")
         self._paa_der = self.paa.public_bytes(Encoding.DER)
-        self._pai_der = self.pai.public_bytes(Encoding.DER)
         self._at = self.check_at or self.validity.not_before + timedelta(seconds=1)
         self._verify_all = self.verify_signatures == "all" or (
             self.verify_signatures == "auto" and not is_openssl_key(self.signer)
@@ -372,7 +261,13 @@ class FastDacIssuer:
         self._pai_key = pai_key
         try:
             profile = DacProfile.for_issuer(self.pai, pid=self.pid, validity=self.validity, common_name=self.common_name)
-            self.template = render_template(profile, pai=self.pai, paa_der=self._paa_der, signer=self.signer, check_at=self._at)
+            self._gate = gate_for(profile, pai=self.pai, paa_der=self._paa_der)
+            self.template = render_template(self._gate, pai=self.pai, signer=self.signer, check_at=self._at)
+        except ReleaseRefused as e:
+            # The probe was signed and withheld; the reference path answers every CSR with its code.
+            if e.serial is not None:
+                self.withheld.append(e.serial)
+            self.template = None
         except MatterPkiError:
             # The reference path raises the same coded error for every CSR, in its own order.
             self.template = None
@@ -381,6 +276,12 @@ class FastDacIssuer:
         """One DAC for one CSR; raises CsrError, ProfileError or IssuanceError exactly as ``issue_dac``."""
         der_, number, sha = self.issue_parts(csr, serial)
         return IssuedDac(der_, number, sha, self.validity.not_before, self.validity.not_after)
+
+    def take_withheld(self) -> tuple[int, ...]:
+        """Serials withheld since the last call (signed, never released)."""
+        out = tuple(self.withheld)
+        self.withheld.clear()
+        return out
 
     def issue_parts(self, csr: bytes, serial: int | None = None) -> tuple[bytes, int, str]:
         """(DAC DER, serial, CSR SHA-256 hex) for one CSR; raises as ``issue_dac``."""
@@ -395,24 +296,33 @@ class FastDacIssuer:
                     parsed = None
             if parsed is not None:
                 # Drawn only for an accepted CSR, as issue_dac does.
+                drawn_here = serial is None
                 serial = serial if serial is not None else self.serials()
+                before = len(self.withheld)
                 dac = self._splice(template, serial, parsed.point)
                 if dac is not None:
                     self.stats.fast += 1
                     return dac, serial, hashlib.sha256(parsed.der).hexdigest()
+                if drawn_here and len(self.withheld) > before:
+                    serial = None  # signed into a withheld certificate: the reference path draws another
         self.stats.reference += 1
-        issued = issue_dac(
-            csr,
-            pai=self.pai,
-            paa=self.paa,
-            signer=self.signer,
-            pid=self.pid,
-            validity=self.validity,
-            common_name=self.common_name,
-            serial=serial,
-            serials=self.serials,
-            check_at=self._at,
-        )
+        try:
+            issued = issue_dac(
+                csr,
+                pai=self.pai,
+                paa=self.paa,
+                signer=self.signer,
+                pid=self.pid,
+                validity=self.validity,
+                common_name=self.common_name,
+                serial=serial,
+                serials=self.serials,
+                check_at=self._at,
+            )
+        except ReleaseRefused as e:
+            if e.serial is not None:
+                self.withheld.append(e.serial)
+            raise
         return issued.der, issued.serial, issued.csr_sha256
 
     def _splice(self, template: DacTemplate, serial: int, point: bytes) -> bytes | None:
@@ -425,9 +335,12 @@ class FastDacIssuer:
         except MatterPkiError:
             return None  # a signer failure: the reference path reports it with its code
         cert = template.certificate(tbs, signature)
-        if cert is None or not template.matches(cert, octets, point):
+        # The fast release gate: the template with exactly this serial, point and SKID ...
+        if cert is None or template.matches(cert, point) != octets:
+            self.withheld.append(serial)
             return None
         self._signed += 1
+        # ... and a signature that verifies (every DAC of a non-OpenSSL signer; sampled otherwise).
         if self._verify_all or self._signed % SAMPLE_EVERY == 1:
             self.stats.verified += 1
             try:
@@ -435,12 +348,15 @@ class FastDacIssuer:
                 self._pai_key.verify(signature, tbs, _ECDSA)
             except InvalidSignature:
                 self._verify_all = True
+                self.withheld.append(serial)
                 return None
         if not self._first_checked:
             try:
-                check_released(cert, pai_der=self._pai_der, paa_der=self._paa_der, at=self._at)
-            except IssuanceError:
+                assert self._gate is not None
+                self._gate.check(cert, public_point=point, at=self._at)
+            except ReleaseRefused:
                 self.template = None  # the template is wrong: stop using it
+                self.withheld.append(serial)
                 return None
             self._first_checked = True
         return cert

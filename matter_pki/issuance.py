@@ -1,8 +1,9 @@
-"""Issue one DAC from a device CSR with any signer: intake, profile, sign, validate, release.
+"""Issue one DAC from a device CSR with any signer: intake, profile, sign, release gate.
 
 This is the reference path every backend and the batch engine must agree with byte for byte:
 the CSR contributes only its public key; the subject and extensions come from ``DacProfile``;
-the DAC is checked by the chip-parity validator (PAA → PAI → DAC) before it is returned.
+the DAC passes the release gate (``gate.ReleaseGate``: exactly the profile for this PAI and key,
+and the chip-parity validator PAA → PAI → DAC) before it is returned.
 """
 
 from __future__ import annotations
@@ -14,9 +15,8 @@ from typing import TYPE_CHECKING
 from cryptography.hazmat.primitives.serialization import Encoding
 
 from matter_pki.csr import DeviceCsr, load_device_csr
-from matter_pki.errors import IssuanceError
+from matter_pki.gate import gate_for
 from matter_pki.profiles import DacProfile, Validity, default_serial, sign
-from matter_pki.validate import validate_att_cert
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -36,16 +36,6 @@ class IssuedDac:
     not_after: datetime
 
 
-def check_released(dac_der: bytes, *, pai_der: bytes, paa_der: bytes, at: datetime) -> None:
-    """Refuse to release a DAC the chip-parity validator rejects (issue.validation_failed)."""
-    result = validate_att_cert(paa=paa_der, pai=pai_der, dac=dac_der, at=at, mode="commissioner")
-    if not result.ok:
-        raise IssuanceError(
-            "issue.validation_failed",
-            f"issued DAC failed validation: {result.result.label} [{result.code}] {result.reason}",
-        )
-
-
 def issue_dac(
     csr: bytes | DeviceCsr,
     *,
@@ -59,16 +49,12 @@ def issue_dac(
     serials: Callable[[], int] = default_serial,
     check_at: datetime | None = None,
 ) -> IssuedDac:
-    """Issue one DAC; raises CsrError, ProfileError or IssuanceError with stable codes."""
+    """Issue one DAC; raises CsrError, ProfileError or IssuanceError (``gate.ReleaseRefused``) with stable codes."""
     device = csr if isinstance(csr, DeviceCsr) else load_device_csr(csr)
     profile = DacProfile.for_issuer(pai, pid=pid, validity=validity, common_name=common_name)
     number = serial if serial is not None else serials()
     cert = sign(profile.builder(device.public_key, serial=number, issuer=pai), signer)
     der = cert.public_bytes(Encoding.DER)
-    check_released(
-        der,
-        pai_der=pai.public_bytes(Encoding.DER),
-        paa_der=paa.public_bytes(Encoding.DER),
-        at=check_at or validity.not_before + timedelta(seconds=1),
-    )
+    gate = gate_for(profile, pai=pai, paa_der=paa.public_bytes(Encoding.DER))
+    gate.check(der, public_point=device.public_point, at=check_at or validity.not_before + timedelta(seconds=1))
     return IssuedDac(der, number, device.sha256, validity.not_before, validity.not_after)

@@ -2,7 +2,13 @@
 
 ``<CA id>/<PID>/<name>.csr`` → ``<CA id>/<PID>/<name>.pem`` (the DAC) or ``<name>.err`` (JSON:
 code, message, request id). The CA id is a PAI ARN in the cloud and a PAI id locally. Names are
-checked so that no key can climb out of its folder or collide with a result file.
+checked so that no key can climb out of its folder or collide with a result file. ``CsrKey`` is the
+only place the ``.csr``/``.pem``/``.err`` names are made (cloud, local inbox and ``dac issue``).
+
+The Lambda also keeps one claim per (PAI, PID, CSR digest) under ``claims/`` (``claim_key``): the
+durable record that makes issuance exactly-once (``matter_pki.pipeline.claims``). Its keys end in
+``.json``, so the bucket's ``.csr`` notification never fires for them, and ``parse_csr_key``
+refuses them.
 """
 
 from __future__ import annotations
@@ -15,6 +21,8 @@ from typing import Any, TypedDict
 from matter_pki.errors import InputError, MatterPkiError
 
 MAX_KEY_LENGTH = 1024
+CSR_SUFFIX, PEM_SUFFIX, ERR_SUFFIX = ".csr", ".pem", ".err"
+CLAIMS_PREFIX = "claims/"
 _NAME_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,127}")
 _PID_RE = re.compile(r"[0-9A-Fa-f]{4}")
 _ARN_RE = re.compile(r"arn:aws[a-z-]*:acm-pca:[a-z0-9-]+:\d{12}:certificate-authority/[0-9a-f-]{36}")
@@ -41,20 +49,37 @@ class CsrKey:
     name: str
     prefix: str
 
+    @classmethod
+    def named(cls, name: str, *, ca: str = "", pid: int = 0) -> CsrKey:
+        """A key without a folder (``dac issue`` writes ``<name>.pem`` into its output folder)."""
+        return cls(ca=ca, pid=pid, name=name, prefix="")
+
+    @classmethod
+    def unchecked(cls, key: str) -> CsrKey:
+        """Split any ``.../<name>.csr`` key without checking it (to answer a refused key next to itself)."""
+        folder, _, filename = key.rpartition("/")
+        name = filename[: -len(CSR_SUFFIX)] if filename.endswith(CSR_SUFFIX) else filename
+        return cls(ca="", pid=0, name=name, prefix=f"{folder}/" if folder else "")
+
     @property
     def csr(self) -> str:
         """The CSR key."""
-        return f"{self.prefix}{self.name}.csr"
+        return f"{self.prefix}{self.name}{CSR_SUFFIX}"
 
     @property
     def pem(self) -> str:
         """Where the DAC goes."""
-        return f"{self.prefix}{self.name}.pem"
+        return f"{self.prefix}{self.name}{PEM_SUFFIX}"
 
     @property
     def err(self) -> str:
         """Where a refusal goes."""
-        return f"{self.prefix}{self.name}.err"
+        return f"{self.prefix}{self.name}{ERR_SUFFIX}"
+
+    @property
+    def answers(self) -> tuple[str, str]:
+        """``(pem, err)``: a CSR is answered when either exists."""
+        return self.pem, self.err
 
 
 def parse_csr_key(key: str, *, cloud: bool) -> CsrKey:
@@ -83,12 +108,24 @@ def parse_csr_key(key: str, *, cloud: bool) -> CsrKey:
     pid_text, filename = parts[-2], parts[-1]
     if not _PID_RE.fullmatch(pid_text):
         raise InputError("key.pid", f"PID segment {pid_text!r} must be 4 hex digits")
-    if not filename.endswith(".csr"):
+    if not filename.endswith(CSR_SUFFIX):
         raise InputError("key.suffix", f"{filename!r} is not a .csr file")
-    name = filename[: -len(".csr")]
+    name = filename[: -len(CSR_SUFFIX)]
     if not _NAME_RE.fullmatch(name):
         raise InputError("key.name", f"CSR name {name!r} must be 1-128 of [A-Za-z0-9._-], starting alphanumeric")
     return CsrKey(ca=ca, pid=int(pid_text, 16), name=name, prefix="/".join(parts[:-1]) + "/")
+
+
+def is_answer(key: str) -> bool:
+    """True for a ``.pem`` or ``.err`` name (a result, not a CSR)."""
+    return key.endswith((PEM_SUFFIX, ERR_SUFFIX))
+
+
+def claim_key(ca: str, pid: int, csr_sha256: str) -> str:
+    """The claim of one (PAI, PID, CSR digest): ``claims/<PAI ARN>/<PID>/<sha256>.json``."""
+    if len(csr_sha256) != 64 or any(c not in "0123456789abcdef" for c in csr_sha256):
+        raise InputError("key.claim", "a claim is named by the CSR's lower-case hex SHA-256")
+    return f"{CLAIMS_PREFIX}{ca}/{pid:04X}/{csr_sha256}.json"
 
 
 def err_record(error: MatterPkiError, *, csr_key: str, request_id: str, time: str, csr_sha256: str | None = None) -> ErrRecord:

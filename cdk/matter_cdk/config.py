@@ -6,7 +6,7 @@ Keys follow the public sample (aws-samples/aws-private-ca-matter-infrastructure)
 ``productIds``, ``paiCommonNames``, ``paiOrganizations``, ``paiOrganizationalUnits``,
 ``dacValidityInDays``. The sample took several of them as CloudFormation parameters; here every
 one is a context value (``-c key=value``) because subjects are rendered and VID/PID checked at
-synth time. Extra keys: ``pcaIssueRateLimit``, ``auditLockMode``, ``alarmTopicArn``.
+synth time. Extra keys: ``pcaIssueRateLimit``, ``auditLockMode``, ``alarmTopicArn``, ``crlDistribution``.
 
 The parser is a pure function of the context and environment mappings, so tests need no CDK.
 """
@@ -21,9 +21,11 @@ from datetime import UTC, datetime
 from enum import StrEnum
 from typing import TYPE_CHECKING, Any, Literal
 
-from matter_pki.errors import ProfileError
+from matter_pki.errors import MatterPkiError, ProfileError
 from matter_pki.idrules import check_pid, check_vid, vid_note
 from matter_pki.profiles import PaaProfile, PaiProfile, Validity
+from matter_pki.validity import WORDS as DAC_VALIDITY_WORDS
+from matter_pki.validity import ValidityPolicy
 from matter_pki.vidpid import format_hex16
 
 if TYPE_CHECKING:
@@ -40,7 +42,6 @@ DEFAULT_PAA_VALIDITY_DAYS = 3650
 DEFAULT_PAI_VALIDITY_DAYS = 3600
 #: The signer's policy when dacValidityInDays is not given: a DAC ends with its PAI.
 DEFAULT_DAC_VALIDITY = "issuer"
-DAC_VALIDITY_WORDS = ("issuer", "no-expiry")
 #: Private CA default quota for IssueCertificate, requests per second per account and Region.
 DEFAULT_PCA_ISSUE_RATE_LIMIT = 25
 MAX_PAI_COUNT = 20
@@ -161,6 +162,7 @@ class MatterConfig:
     mode: Mode
     prefix: str = ""
     crl_bucket_name: str | None = None
+    crl_distribution: bool = False
     paa: PaaSettings | None = None
     paa_arn: str | None = None
     paa_region: str | None = None
@@ -222,8 +224,17 @@ def load(context: Mapping[str, object], environ: Mapping[str, str] | None = None
     lock_mode = (ctx.text("auditLockMode") or "GOVERNANCE").upper()
     if lock_mode not in ("GOVERNANCE", "COMPLIANCE"):
         raise ContextError("auditLockMode", f"must be GOVERNANCE or COMPLIANCE, got {lock_mode!r}")
-    common: dict[str, Any] = {"prefix": prefix, "crl_bucket_name": crl_bucket, "audit_lock_mode": lock_mode}
-    common["delegated_crl_signer"] = ctx.flag("delegatedCrlSigner")
+    distribution = ctx.flag("crlDistribution")
+    if distribution and crl_bucket is not None and ctx.present("generatePaiCnt"):
+        raise ContextError(
+            "crlDistribution",
+            "needs the CRL bucket this stack creates (its policy admits the distribution): omit crlBucketName, "
+            "or put the distribution in front of the existing bucket where it was created",
+        )
+    common: dict[str, Any] = {
+        "prefix": prefix, "crl_bucket_name": crl_bucket, "crl_distribution": distribution, "audit_lock_mode": lock_mode,
+        "delegated_crl_signer": ctx.flag("delegatedCrlSigner"),
+    }  # fmt: skip
     if ctx.present("generatePaiCnt"):
         return _load_pai(ctx, env, common)
     return _load_paa(ctx, env, common)
@@ -333,16 +344,7 @@ def _load_pai(ctx: _Context, env: Mapping[str, str], common: dict[str, Any]) -> 
     for pai in pais:
         _check_profile(pai.profile, f"paiCommonNames/paiOrganizations/paiOrganizationalUnits[{pai.index}]")
     pai_validity = _validity(ctx, DEFAULT_PAI_VALIDITY_DAYS)
-    dac_validity = (ctx.text("dacValidityInDays") or DEFAULT_DAC_VALIDITY).lower()
-    if dac_validity not in DAC_VALIDITY_WORDS:
-        dac_days = ctx.integer("dacValidityInDays", minimum=1)
-        assert dac_days is not None
-        if pai_validity.days is not None and dac_days >= pai_validity.days:
-            raise ContextError(
-                "dacValidityInDays",
-                f"{dac_days} must be less than the PAI validityInDays ({pai_validity.days})",
-            )
-        dac_validity = str(dac_days)
+    dac_validity = _dac_validity(ctx, pai_validity)
     topic = ctx.text("alarmTopicArn")
     if topic is not None and not _TOPIC_ARN.fullmatch(topic):
         raise ContextError("alarmTopicArn", f"{topic!r} is not an SNS topic ARN")
@@ -365,6 +367,22 @@ def _load_pai(ctx: _Context, env: Mapping[str, str], common: dict[str, Any]) -> 
         notes=tuple(notes),
         **common,
     )
+
+
+def _dac_validity(ctx: _Context, pai_validity: CaValidity) -> str:
+    """``dacValidityInDays`` through the one validity policy (``matter_pki.validity``), fitted under the PAI."""
+    text = ctx.text("dacValidityInDays") or DEFAULT_DAC_VALIDITY
+    if text.lower() not in DAC_VALIDITY_WORDS:
+        ctx.integer("dacValidityInDays", minimum=1)  # a whole number of days, with the usual message
+    try:
+        policy = ValidityPolicy.parse(text)
+    except MatterPkiError as e:
+        raise ContextError("dacValidityInDays", e.message) from e
+    end = None if pai_validity.end_date is None else datetime.strptime(pai_validity.end_date, "%Y%m%d%H%M%S").replace(tzinfo=UTC)
+    problem = policy.fits_under(ca_days=pai_validity.days, ca_end=end)
+    if problem is not None:
+        raise ContextError("dacValidityInDays", problem)
+    return str(policy)
 
 
 def _validity(ctx: _Context, default_days: int) -> CaValidity:
@@ -484,6 +502,7 @@ CONTEXT_KEYS = (
     "generatePaiCnt",
     "stackNamePrefix",
     "crlBucketName",
+    "crlDistribution",
     "vendorId",
     "validityInDays",
     "validityEndDate",

@@ -1,9 +1,10 @@
 """SQS-triggered DAC signer: S3 ``<PAI ARN>/<PID>/<name>.csr`` → ``<name>.pem`` (DAC) or ``<name>.err``.
 
 Thin by design: the logic lives in ``matter_pki.pipeline``. Records of a batch run concurrently
-(``MATTER_WORKERS``); a permanent refusal writes ``.err`` and succeeds; only records that failed
-transiently (or on a configuration error) are reported in ``batchItemFailures``, which needs
-``ReportBatchItemFailures`` on the event source mapping.
+(``MATTER_WORKERS``); a refusal of the request writes ``.err`` and succeeds; records that failed
+transiently, or on a quota, set-up or configuration error, are reported in ``batchItemFailures``
+(``ReportBatchItemFailures`` on the event source mapping) and reach the DLQ after their receives.
+Every record is given back before the timeout (``remaining_ms``).
 """
 
 from __future__ import annotations

@@ -15,6 +15,7 @@ import time
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol
 
+from matter_pki.aws_errors import is_retryable
 from matter_pki.errors import BackendError, InputError, TransientError
 
 if TYPE_CHECKING:
@@ -26,7 +27,6 @@ PCA_SOURCE = "acm-pca.amazonaws.com"
 ROLE_PATH_RE = r"/:role\/MatterPKI\//"
 _CA_ARN_RE = re.compile(r"arn:aws[a-z-]*:acm-pca:[a-z0-9-]+:\d{12}:certificate-authority/[A-Za-z0-9-]{1,64}")
 _BUCKET_RE = re.compile(r"[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]")
-_THROTTLE_CODES = frozenset({"ThrottlingException", "LimitExceededException", "ServiceUnavailableException"})
 _PENDING = frozenset({"Scheduled", "Running", "Unknown"})
 _PRINCIPAL = "userIdentity.arn as principal"
 
@@ -333,7 +333,7 @@ def _call(fn: Callable[..., Mapping[str, Any]], **kwargs: Any) -> Mapping[str, A
         return fn(**kwargs)
     except ClientError as e:
         code = e.response.get("Error", {}).get("Code", "")
-        cls = TransientError if code in _THROTTLE_CODES else BackendError
+        cls = TransientError if is_retryable(e, service="logs") else BackendError
         raise cls("backend.logs", f"CloudWatch Logs {code}: {e}", aws_code=code) from e
     except BotoCoreError as e:
         raise TransientError("backend.logs", f"CloudWatch Logs call failed: {e}") from e

@@ -13,6 +13,7 @@ from pathlib import Path, PurePosixPath
 from typing import TYPE_CHECKING, Any, Literal, Protocol
 
 from matter_pki.audit.insights import check_bucket, check_ca_arn
+from matter_pki.aws_errors import is_retryable
 from matter_pki.errors import BackendError, StorageError, TransientError
 
 if TYPE_CHECKING:
@@ -114,7 +115,7 @@ def _call(service: str, fn: Callable[..., Mapping[str, Any]], **kwargs: Any) -> 
         return fn(**kwargs)
     except ClientError as e:
         code = e.response.get("Error", {}).get("Code", "")
-        cls = TransientError if code in ("ThrottlingException", "RequestInProgressException", "SlowDown") else BackendError
+        cls = TransientError if is_retryable(e, service=service) else BackendError
         raise cls(f"backend.{service}", f"{service} {code}: {e}", aws_code=code) from e
     except BotoCoreError as e:
         raise TransientError(f"backend.{service}", f"{service} call failed: {e}") from e

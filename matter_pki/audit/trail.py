@@ -35,6 +35,7 @@ from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import padding, rsa
 
+from matter_pki.aws_errors import is_retryable
 from matter_pki.errors import BackendError, InputError, TransientError
 
 if TYPE_CHECKING:
@@ -415,7 +416,7 @@ def verify_trail(s3: S3Client, *, bucket: str, prefix: str, keys: KeySource, reg
 
 def _wrap(service: str, e: Any) -> BackendError:
     code = e.response.get("Error", {}).get("Code", "")
-    cls = TransientError if code in ("ThrottlingException", "SlowDown", "RequestTimeout") else BackendError
+    cls = TransientError if is_retryable(e, service=service) else BackendError
     return cls(f"backend.{service}", f"{service} {code}: {e}", aws_code=code)
 
 

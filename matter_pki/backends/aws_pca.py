@@ -3,14 +3,21 @@
 The profile decides everything (``DacProfile.pca_issue_parts()``): template, subject from the PAI's
 VID and the requested PID, the minimal-DER keyUsage, SHA256WITHECDSA and the validity. This module
 adds the CA ARN, the CSR (our re-encoded PEM, never the uploaded bytes) and an IdempotencyToken
-derived from what identifies the request, checks what the service model cannot (enums, patterns,
-base64, lengths), calls ``acm-pca`` through an injected boto3 client, and refuses to release a
-certificate the chip-parity validator rejects or that is not the one requested.
+derived from (PAI, PID, CSR digest), checks what the service model cannot (enums, patterns, base64,
+lengths), calls ``acm-pca`` through an injected boto3 client, and releases a certificate only through
+the release gate (``matter_pki.gate``); a certificate the gate refuses is revoked.
 
-botocore errors are wrapped at this edge: throttling, 5xx, timeouts and RequestInProgress become
-``TransientError`` (retryable); a refused request (MalformedCSR, InvalidArgs, InvalidRequest,
-ResourceNotFound, InvalidState, ...) becomes a permanent ``BackendError`` with a ``backend.*`` code;
-missing credentials or permissions become ``ConfigError`` (an operator must act, no CSR is at fault).
+Intake matched to the backend: the DAC template (``BlankEndEntityCertificate_CriticalBasicConstraints_
+APIPassthrough/V1``) takes the subjectAltName "from API or CSR" (Private CA user guide, template
+definitions), so a CSR that requests a subjectAltName is refused here (``csr.subject_alt_name``)
+before anything is issued. Other requested extensions are not copied by an APIPassthrough template
+and are ignored, as on the local path; the gate refuses anything that still appears.
+
+botocore errors are wrapped at this edge by ``matter_pki.aws_errors`` (one table for every AWS
+caller): transient → ``TransientError``; quota and set-up errors → ``OperatorError`` or
+``ConfigError`` (an operator must act, no CSR is at fault); ``MalformedCSRException`` → a permanent
+``BackendError``. A failed ``IssueCertificate`` says in ``context["not_issued"]`` whether every
+attempt (botocore retries included) was answered with a 4xx, i.e. certainly issued nothing.
 """
 
 from __future__ import annotations
@@ -21,27 +28,18 @@ import re
 import threading
 import time
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
-from typing import TYPE_CHECKING, Literal, TypedDict
+from typing import TYPE_CHECKING, Any, TypedDict
 
 from cryptography import x509
-from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
+from cryptography.hazmat.primitives.serialization import Encoding
 
-from matter_pki.certparse import parse_certificate
+from matter_pki.aws_errors import classify_aws_error, stop_retrying_quota_errors, wrap_aws_error
 from matter_pki.csr import load_device_csr
-from matter_pki.errors import (
-    BackendError,
-    ConfigError,
-    IssuanceError,
-    MatterPkiError,
-    StorageError,
-    TransientError,
-)
+from matter_pki.errors import BackendError, CsrError, MatterPkiError, OperatorError, TransientError
 from matter_pki.findings import Severity
-from matter_pki.issuance import check_released
+from matter_pki.gate import ReleaseRefused, gate_for
 from matter_pki.lint import lint
 from matter_pki.profiles import (
-    NO_EXPIRY,
     PCA_KEY_STORAGE,
     DacProfile,
     PaiProfile,
@@ -50,10 +48,12 @@ from matter_pki.profiles import (
     Role,
     Validity,
 )
-from matter_pki.vidpid import extract_vid_pid, format_hex16
+from matter_pki.validity import ValidityPolicy
+from matter_pki.vidpid import format_hex16
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Mapping
+    from datetime import datetime
 
     from botocore.client import BaseClient
 
@@ -74,38 +74,7 @@ MAX_ATTRIBUTE_VALUE = 256
 MAX_EXTENSION_VALUE = 4096
 MAX_OID_LENGTH = 64
 
-# Error codes by botocore error ``Code``.
-_TRANSIENT_CODES = frozenset(
-    {
-        "ThrottlingException", "Throttling", "ThrottledException", "TooManyRequestsException",
-        "RequestLimitExceeded", "LimitExceededException", "RequestThrottled", "SlowDown",
-        "RequestInProgressException", "ServiceUnavailable", "ServiceUnavailableException",
-        "InternalFailure", "InternalError", "InternalServerError", "InternalServerException",
-        "RequestTimeout", "RequestTimeoutException", "ConcurrentModificationException",
-        "ConditionalRequestConflict", "OperationAborted",
-    }
-)  # fmt: skip
-_CONFIG_CODES = frozenset(
-    {
-        "AccessDenied", "AccessDeniedException", "UnrecognizedClientException", "InvalidClientTokenId",
-        "ExpiredToken", "ExpiredTokenException", "SignatureDoesNotMatch", "InvalidAccessKeyId",
-        "AllAccessDisabled", "AccountProblem", "NoSuchBucket", "KMS.AccessDeniedException",
-    }
-)  # fmt: skip
-_PERMANENT_CODES = {
-    "MalformedCSRException": "backend.malformed_csr",
-    "InvalidArgsException": "backend.invalid_args",
-    "InvalidRequestException": "backend.invalid_request",
-    "ValidationException": "backend.invalid_args",
-    "ResourceNotFoundException": "backend.ca_not_found",
-    "InvalidStateException": "backend.ca_state",
-    "InvalidArnException": "backend.invalid_arn",
-    "RequestFailedException": "backend.request_failed",
-    "MalformedCertificateException": "backend.malformed_certificate",
-    "CertificateMismatchException": "backend.certificate_mismatch",
-}
-
-ErrorKind = Literal["transient", "config", "permanent"]
+__all__ = ["classify_aws_error", "wrap_aws_error"]  # re-exported: one error table (matter_pki.aws_errors)
 
 
 class IssueRequest(TypedDict):
@@ -128,79 +97,20 @@ def idempotency_token(*parts: str) -> str:
     return f"mp1-{digest[:32]}"
 
 
-def dac_token(*, bucket: str, key: str, version: str | None, csr_sha256: str) -> str:
-    """Token for the CSR object ``bucket/key@version`` with content ``csr_sha256``.
+def dac_token(*, pai_arn: str, pid: int, csr_sha256: str) -> str:
+    """Token for one (PAI, PID, CSR): every upload, name and version of the same CSR shares it.
 
-    The CSR digest is included so that an unversioned key overwritten with another CSR within
-    Private CA's five-minute window cannot be answered with the previous CSR's certificate.
+    Private CA answers calls with the same token within five minutes with the same certificate
+    (API reference, IssueCertificate ``IdempotencyToken``); past that window a token protects nothing,
+    which is why the pipeline also keeps a durable claim (``matter_pki.pipeline.claims``).
     """
-    return idempotency_token("dac", bucket, key, version or "", csr_sha256)
-
-
-# -- errors ---------------------------------------------------------------------------------------
-def _client_error_fields(error: Exception) -> tuple[str, str, int, str]:
-    response = getattr(error, "response", None) or {}
-    err = response.get("Error", {}) if isinstance(response, dict) else {}
-    meta = response.get("ResponseMetadata", {}) if isinstance(response, dict) else {}
-    code = str(err.get("Code", "") or "")
-    message = str(err.get("Message", "") or str(error))
-    status = int(meta.get("HTTPStatusCode", 0) or 0)
-    request_id = str(meta.get("RequestId", "") or "")
-    return code, message, status, request_id
-
-
-def classify_aws_error(error: Exception) -> tuple[ErrorKind, str]:
-    """``(kind, aws_code)`` for a botocore exception: transient, config (operator) or permanent."""
-    from botocore import exceptions as bce
-
-    if isinstance(
-        error,
-        bce.ConnectionError | bce.HTTPClientError | bce.ReadTimeoutError | bce.ConnectTimeoutError,
-    ):
-        return "transient", type(error).__name__
-    if isinstance(error, bce.NoCredentialsError | bce.PartialCredentialsError | bce.NoRegionError):
-        return "config", type(error).__name__
-    if isinstance(error, bce.ParamValidationError):
-        return "permanent", "ParamValidationError"
-    if isinstance(error, bce.ClientError):
-        code, _message, status, _rid = _client_error_fields(error)
-        if code in _TRANSIENT_CODES or status >= 500 or status == 429:
-            return "transient", code
-        if code in _CONFIG_CODES or status == 403:
-            return "config", code
-        return "permanent", code
-    return "permanent", type(error).__name__
-
-
-def wrap_aws_error(
-    error: Exception, *, operation: str, prefix: str = "backend", **context: str
-) -> MatterPkiError:
-    """The matter-pki error for a botocore exception (raise it ``from error``)."""
-    kind, aws_code = classify_aws_error(error)
-    _code, message, status, request_id = _client_error_fields(error)
-    fields: dict[str, str | int] = {"operation": operation, "aws_code": aws_code, **context}
-    if request_id:
-        fields["aws_request_id"] = request_id
-    if status:
-        fields["http_status"] = status
-    text = f"{operation}: {aws_code}: {message}" if aws_code else f"{operation}: {message}"
-    if kind == "transient":
-        return TransientError(f"{prefix}.transient", text, **fields)
-    if kind == "config":
-        credentials = "Credential" in aws_code or "Token" in aws_code or "AccessKey" in aws_code
-        return ConfigError(
-            "config.aws_credentials" if credentials else "config.aws_access_denied", text, **fields
-        )
-    if prefix == "storage":
-        return StorageError("storage.aws_error", text, **fields)
-    if aws_code == "ParamValidationError":
-        return BackendError("backend.request_invalid", text, **fields)
-    return BackendError(_PERMANENT_CODES.get(aws_code, "backend.aws_error"), text, **fields)
+    return idempotency_token("dac", pai_arn, format_hex16(pid), csr_sha256)
 
 
 # -- request checks -------------------------------------------------------------------------------
 def _bad(message: str) -> BackendError:
-    return BackendError("backend.request_invalid", message)
+    # Our own request failed our checks: a bug or a setting, never the CSR's fault.
+    return OperatorError("backend.request_invalid", message)
 
 
 def _check_oid(oid: object, where: str) -> None:
@@ -307,36 +217,28 @@ def build_dac_request(*, ca_arn: str, device: DeviceCsr, profile: DacProfile, to
     return request
 
 
-# -- validity -------------------------------------------------------------------------------------
-def parse_validity_policy(text: str) -> str:
-    """``issuer`` (until the PAI's notAfter), ``no-expiry`` (99991231235959Z) or a number of days."""
-    value = text.strip().lower()
-    if value in ("issuer", "no-expiry"):
-        return value
-    days = value[:-1] if value.endswith("d") else value
-    if days.isdigit() and int(days) > 0:
-        return str(int(days))
-    raise ConfigError(
-        "config.dac_validity", f"DAC validity {text!r} must be 'issuer', 'no-expiry' or a number of days"
-    )
+# -- intake ---------------------------------------------------------------------------------------
+SUBJECT_ALT_NAME_OID = "2.5.29.17"
 
 
-def dac_validity(policy: str, *, start: datetime, pai: x509.Certificate) -> Validity:
-    """The DAC validity for ``policy``, starting at ``start`` (never before the PAI's notBefore)."""
-    begin = max(start.astimezone(UTC).replace(microsecond=0), pai.not_valid_before_utc)
-    if policy == "no-expiry":
-        return Validity.no_expiry(begin)
-    if policy == "issuer":
-        end = pai.not_valid_after_utc
-        return Validity.no_expiry(begin) if end >= NO_EXPIRY else Validity(not_before=begin, not_after=end)
-    validity = Validity.for_days(begin, int(policy))
-    if validity.not_after > pai.not_valid_after_utc:
-        raise ConfigError(
-            "config.dac_validity_beyond_pai",
-            f"a {policy}-day DAC would outlive its PAI (notAfter {pai.not_valid_after_utc:%Y-%m-%dT%H:%M:%SZ}); "
-            "Private CA refuses it: shorten the validity or use 'issuer'",
-        )
-    return validity
+def check_pca_intake(device: DeviceCsr) -> None:
+    """Refuse a CSR whose requested extensions Private CA would copy into the DAC (``csr.subject_alt_name``).
+
+    The DAC template's subjectAltName is "[Passthrough from API or CSR]" (Private CA user guide,
+    template definitions, BlankEndEntityCertificate_CriticalBasicConstraints_APIPassthrough/V1):
+    the API gives none, so the CSR's would be copied, and a Matter DAC carries no SAN.
+    """
+    try:
+        requested = x509.load_der_x509_csr(device.der).extensions
+    except (ValueError, x509.DuplicateExtension, x509.UnsupportedGeneralNameType) as e:
+        raise CsrError("csr.extensions_malformed", f"the CSR's requested extensions cannot be read: {e}") from e
+    for ext in requested:
+        if ext.oid.dotted_string == SUBJECT_ALT_NAME_OID:
+            raise CsrError(
+                "csr.subject_alt_name",
+                "the CSR requests a subjectAltName, which Private CA would copy into the DAC; "
+                "Matter DACs carry none: send a CSR without an extensionRequest",
+            )
 
 
 # -- chain ----------------------------------------------------------------------------------------
@@ -365,13 +267,13 @@ def check_pai_chain(
 ) -> None:
     """Refuse a CA that is not a Matter PAI under a Matter PAA before anything is issued from it."""
     if trusted_paa_sha256 and hashlib.sha256(paa_der).hexdigest() not in trusted_paa_sha256:
-        raise BackendError(
+        raise OperatorError(
             "backend.paa_not_trusted", f"{arn} chains to a PAA that is not in the trusted list", ca_arn=arn
         )
     for der, role, issuer in ((paa_der, Role.PAA, None), (pai_der, Role.PAI, paa_der)):
         errors = [f for f in lint(der, role, issuer=issuer) if f.severity >= Severity.ERROR]
         if errors:
-            raise BackendError(
+            raise OperatorError(
                 f"backend.ca_not_{role.value}",
                 f"{arn}: its {role.value.upper()} certificate breaks [{errors[0].code}] {errors[0].message}",
                 ca_arn=arn,
@@ -382,43 +284,39 @@ def check_pai_chain(
 def check_issued_dac(
     der: bytes, *, device: DeviceCsr, profile: DacProfile, chain: CaChain, at: datetime
 ) -> int:
-    """Validate a Private CA DAC (PAA → PAI → DAC, commissioner order) and that it is the one requested.
+    """The release gate for a Private CA DAC: exactly ``profile`` for this PAI and the CSR's key, and valid.
 
-    Returns its serial. Raises IssuanceError ``issue.validation_failed`` or ``issue.not_as_requested``.
+    Returns its serial; raises ``gate.ReleaseRefused`` (``issue.*``, with the serial to revoke).
     """
-    check_released(
-        der,
-        pai_der=chain.pai_der,
-        paa_der=chain.paa_der,
-        at=max(at, profile.validity.not_before + timedelta(seconds=1)),
-    )
-    cert = x509.load_der_x509_certificate(der)
-    point = cert.public_key().public_bytes(Encoding.X962, PublicFormat.UncompressedPoint)
-    if point != device.public_point:
-        raise IssuanceError(
-            "issue.not_as_requested", "the DAC Private CA returned does not certify the CSR's key"
-        )
-    ids = extract_vid_pid(parse_certificate(der).subject)
-    if (ids.vid, ids.pid) != (profile.vid, profile.pid):
-        raise IssuanceError(
-            "issue.not_as_requested",
-            f"the DAC carries VID/PID {ids.vid}/{ids.pid}, requested "
-            f"{format_hex16(profile.vid or 0)}/{format_hex16(profile.pid or 0)}",
-        )
-    serial: int = cert.serial_number
-    return serial
+    gate = gate_for(profile, pai=chain.pai_der, paa_der=chain.paa_der)
+    return gate.check(der, public_point=device.public_point, at=max(at, gate.default_instant()))
 
 
 # -- the client wrapper ----------------------------------------------------------------------------
 @dataclass(frozen=True, slots=True)
 class PcaDac:
-    """A DAC issued on Private CA and checked."""
+    """A DAC issued on Private CA and released by the gate."""
 
     der: bytes
     serial: int
     certificate_arn: str
     ca_arn: str
     csr_sha256: str
+
+
+#: Per-thread record of the IssueCertificate attempts botocore makes inside one call.
+_ATTEMPTS = threading.local()
+
+
+def _record_attempt(response: Any = None, caught_exception: Any = None, **_: Any) -> None:
+    """``needs-retry`` hook: True for an attempt answered with a 4xx (nothing issued), False otherwise."""
+    log: list[bool] | None = getattr(_ATTEMPTS, "log", None)
+    if log is None:
+        return
+    status = 0
+    if caught_exception is None and isinstance(response, tuple) and response:
+        status = int(getattr(response[0], "status_code", 0) or 0)
+    log.append(400 <= status < 500)
 
 
 class PrivateCa:
@@ -433,6 +331,7 @@ class PrivateCa:
         cache_seconds: float = 900.0,
         trusted_paa_sha256: frozenset[str] = frozenset(),
         monotonic: Callable[[], float] = time.monotonic,
+        sleep: Callable[[float], None] = time.sleep,
     ) -> None:
         self.client = client
         self.waiter_delay = waiter_delay
@@ -440,10 +339,15 @@ class PrivateCa:
         self.cache_seconds = cache_seconds
         self.trusted_paa_sha256 = trusted_paa_sha256
         self._monotonic = monotonic
+        self._sleep = sleep
         self._chains: dict[str, CaChain] = {}
         self._lock = threading.Lock()
         self._arn_locks: dict[str, threading.Lock] = {}
         self.chain_fetches = 0
+        events = getattr(getattr(client, "meta", None), "events", None)
+        if events is not None:
+            stop_retrying_quota_errors(client)
+            events.register("needs-retry.acm-pca.IssueCertificate", _record_attempt, unique_id="matter-pki-attempts")
 
     @property
     def region(self) -> str | None:
@@ -458,7 +362,7 @@ class PrivateCa:
             if isinstance(e, MatterPkiError):
                 raise
             raise wrap_aws_error(
-                e, operation=operation, ca_arn=str(params.get("CertificateAuthorityArn", ""))
+                e, operation=operation, service="acm-pca", ca_arn=str(params.get("CertificateAuthorityArn", ""))
             ) from e
         return response
 
@@ -488,7 +392,7 @@ class PrivateCa:
         certs = _pem_certificates(str(response.get("Certificate", "")))
         chain = _pem_certificates(str(response.get("CertificateChain", "") or ""))
         if len(certs) != 1 or not chain:
-            raise BackendError(
+            raise OperatorError(
                 "backend.ca_not_pai",
                 f"{arn} has no certificate chain: it is not an activated subordinate CA",
                 ca_arn=arn,
@@ -509,44 +413,92 @@ class PrivateCa:
         return entry
 
     def issue(self, request: IssueRequest) -> str:
-        """Send ``IssueCertificate``; returns the certificate ARN."""
+        """Send ``IssueCertificate``; returns the certificate ARN.
+
+        On failure the error's ``context["not_issued"]`` is True only when every attempt botocore made
+        was answered with a 4xx: then no certificate exists for this call.
+        """
         check_issue_request(request)
-        response = self._call("issue_certificate", **request)
+        _ATTEMPTS.log = []
+        try:
+            response = self._call("issue_certificate", **request)
+        except MatterPkiError as e:
+            log: list[bool] = _ATTEMPTS.log
+            cause = e.__cause__
+            status = int(e.context.get("http_status", 0) or 0)
+            # Without recorded attempts (a stubbed client), the final answer alone decides.
+            e.context["not_issued"] = bool(cause is not None and 400 <= status < 500 and all(log))
+            raise
+        finally:
+            _ATTEMPTS.log = None
         arn = response.get("CertificateArn")
         if not isinstance(arn, str) or not arn.startswith(
             request["CertificateAuthorityArn"] + "/certificate/"
         ):
-            raise BackendError("backend.bad_response", f"IssueCertificate returned certificate ARN {arn!r}")
+            raise OperatorError("backend.bad_response", f"IssueCertificate returned certificate ARN {arn!r}")
         return arn
 
-    def fetch(self, ca_arn: str, certificate_arn: str) -> bytes:
-        """Wait for the certificate (``certificate_issued`` waiter), then return its DER."""
-        from botocore.exceptions import WaiterError
-
-        waiter = self.client.get_waiter("certificate_issued")
+    def get_certificate(self, ca_arn: str, certificate_arn: str) -> bytes | None:
+        """One ``GetCertificate``: the DER, or None while Private CA is still issuing it."""
         try:
-            waiter.wait(
-                CertificateAuthorityArn=ca_arn,
-                CertificateArn=certificate_arn,
-                WaiterConfig={"Delay": self.waiter_delay, "MaxAttempts": self.waiter_max_attempts},
-            )
-        except WaiterError as e:
-            last = e.last_response or {}
-            code = str(last.get("Error", {}).get("Code", ""))
-            if not code or code == "RequestInProgressException":
-                raise TransientError(
-                    "backend.transient", f"certificate {certificate_arn} still pending: {e}", ca_arn=ca_arn
-                ) from e
-            raise wrap_aws_error(
-                _as_client_error(last, "GetCertificate"), operation="get_certificate", ca_arn=ca_arn
-            ) from e
-        response = self._call(
-            "get_certificate", CertificateAuthorityArn=ca_arn, CertificateArn=certificate_arn
-        )
+            response = self._call("get_certificate", CertificateAuthorityArn=ca_arn, CertificateArn=certificate_arn)
+        except TransientError as e:
+            if e.context.get("aws_code") == "RequestInProgressException":
+                return None
+            raise
         certs = _pem_certificates(str(response.get("Certificate", "")))
         if len(certs) != 1:
-            raise BackendError("backend.bad_response", f"GetCertificate returned {len(certs)} certificates")
+            raise OperatorError("backend.bad_response", f"GetCertificate returned {len(certs)} certificates")
         return certs[0]
+
+    def wait_certificate(
+        self,
+        ca_arn: str,
+        certificate_arn: str,
+        *,
+        first_delay: float | None = None,
+        time_left: Callable[[], float] | None = None,
+    ) -> bytes:
+        """Poll ``GetCertificate`` until the certificate is issued; its first success is the answer.
+
+        Waits ``first_delay`` (default ``waiter_delay``) before the first call, then ``waiter_delay``
+        between calls, at most ``waiter_max_attempts`` calls, and never sleeps past ``time_left()``
+        seconds: then it raises ``TransientError backend.pending`` (the caller comes back later).
+        """
+        delay = self.waiter_delay if first_delay is None else first_delay
+        for _attempt in range(self.waiter_max_attempts):
+            if delay > 0:
+                if time_left is not None and time_left() < delay:
+                    break
+                self._sleep(delay)
+            if time_left is not None and time_left() <= 0:
+                break
+            der = self.get_certificate(ca_arn, certificate_arn)
+            if der is not None:
+                return der
+            delay = self.waiter_delay
+        raise TransientError(
+            "backend.pending", f"certificate {certificate_arn} is still being issued", ca_arn=ca_arn,
+            certificate_arn=certificate_arn,
+        )  # fmt: skip
+
+    def fetch(self, ca_arn: str, certificate_arn: str) -> bytes:
+        """Wait for the certificate and return its DER (one GetCertificate once it is ready)."""
+        return self.wait_certificate(ca_arn, certificate_arn)
+
+    def revoke(self, ca_arn: str, certificate_serial: int, *, reason: str = "UNSPECIFIED") -> None:
+        """``RevokeCertificate`` by serial (hex, as the API reference's examples write it); revoked already is done."""
+        try:
+            self._call(
+                "revoke_certificate",
+                CertificateAuthorityArn=ca_arn,
+                CertificateSerial=_serial_text(certificate_serial),
+                RevocationReason=reason,
+            )
+        except MatterPkiError as e:
+            # API reference, RevokeCertificate: RequestAlreadyProcessedException, "already been completed".
+            if e.context.get("aws_code") != "RequestAlreadyProcessedException":
+                raise
 
     # -- PAI on Private CA ------------------------------------------------------------------------
     def root_certificate(self, paa_arn: str) -> bytes:
@@ -554,7 +506,7 @@ class PrivateCa:
         response = self._call("get_certificate_authority_certificate", CertificateAuthorityArn=paa_arn)
         certs = _pem_certificates(str(response.get("Certificate", "")))
         if len(certs) != 1:
-            raise BackendError("backend.ca_not_paa", f"{paa_arn} has no certificate", ca_arn=paa_arn)
+            raise OperatorError("backend.ca_not_paa", f"{paa_arn} has no certificate", ca_arn=paa_arn)
         return certs[0]
 
     def create_pai(self, *, paa_arn: str, profile: PaiProfile, token: str | None = None) -> tuple[str, bytes]:
@@ -605,15 +557,54 @@ class PrivateCa:
         return pai_arn, pai_der
 
 
+def _serial_text(serial: int) -> str:
+    """A serial as RevokeCertificate takes it: hex octets joined by colons (API reference example)."""
+    octets = serial.to_bytes((serial.bit_length() + 8) // 8, "big")
+    return ":".join(f"{b:02x}" for b in octets)
+
+
 def _pem(der: bytes) -> bytes:
     return x509.load_der_x509_certificate(der).public_bytes(Encoding.PEM)
 
 
-def _as_client_error(response: Mapping[str, object], operation: str) -> Exception:
-    from botocore.exceptions import ClientError
+def dac_validity(policy: ValidityPolicy, *, start: datetime, pai: x509.Certificate) -> Validity:
+    """The DAC validity under a Private CA PAI: the policy, ending no later than the PAI (Private CA's rule)."""
+    return policy.resolve(
+        start, issuer_not_before=pai.not_valid_before_utc, issuer_not_after=pai.not_valid_after_utc, within_issuer=True
+    )
 
-    error: Exception = ClientError(dict(response), operation)
-    return error
+
+def release_or_revoke(
+    pca: PrivateCa, der: bytes, *, certificate_arn: str, device: DeviceCsr, profile: DacProfile, chain: CaChain, at: datetime
+) -> int:
+    """Gate a Private CA DAC; on refusal revoke it (the serial is in the refusal) and re-raise."""
+    try:
+        return check_issued_dac(der, device=device, profile=profile, chain=chain, at=at)
+    except ReleaseRefused as refused:
+        serial = refused.serial if refused.serial is not None else _serial_from(der)
+        refused.context["certificate_arn"] = certificate_arn
+        if serial is None:
+            refused.context["revoked"] = False
+            refused.context["not_revoked_because"] = "the certificate's serial cannot be read"
+            raise
+        try:
+            pca.revoke(chain.arn, serial)
+        except MatterPkiError as e:
+            if e.retryable:
+                raise
+            refused.context["revoked"] = False
+            refused.context["not_revoked_because"] = f"[{e.code}] {e.message}"
+            raise refused from e
+        refused.context["revoked"] = True
+        raise
+
+
+def _serial_from(der: bytes) -> int | None:
+    try:
+        serial: int = x509.load_der_x509_certificate(der).serial_number
+    except ValueError:
+        return None
+    return serial
 
 
 def issue_dac_on_pca(
@@ -622,25 +613,29 @@ def issue_dac_on_pca(
     *,
     ca_arn: str,
     pid: int,
-    validity: str = "issuer",
+    validity: ValidityPolicy | str = "issuer",
     common_name: str | None = "Matter DAC",
     now: datetime,
     token: str | None = None,
 ) -> PcaDac:
-    """Intake, profile, issue on Private CA, wait, validate: one DAC (the CLI path)."""
+    """Intake, profile, issue on Private CA, wait, release gate (revoke on refusal): one DAC (the CLI path)."""
     device = load_device_csr(csr)
+    check_pca_intake(device)
     chain = pca.ca_chain(ca_arn)
+    policy = validity if isinstance(validity, ValidityPolicy) else ValidityPolicy.parse(validity)
     profile = DacProfile.for_issuer(
-        chain.pai, pid=pid, validity=dac_validity(validity, start=now, pai=chain.pai), common_name=common_name
+        chain.pai, pid=pid, validity=dac_validity(policy, start=now, pai=chain.pai), common_name=common_name
     )
     profile.check_issuer(chain.pai)
     request = build_dac_request(
         ca_arn=ca_arn,
         device=device,
         profile=profile,
-        token=token or idempotency_token("dac-cli", ca_arn, format_hex16(pid), device.sha256),
+        token=token or dac_token(pai_arn=ca_arn, pid=pid, csr_sha256=device.sha256),
     )
     cert_arn = pca.issue(request)
     der = pca.fetch(ca_arn, cert_arn)
-    serial = check_issued_dac(der, device=device, profile=profile, chain=chain, at=now)
+    serial = release_or_revoke(
+        pca, der, certificate_arn=cert_arn, device=device, profile=profile, chain=chain, at=now
+    )
     return PcaDac(der, serial, cert_arn, ca_arn, device.sha256)

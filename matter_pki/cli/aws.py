@@ -32,7 +32,7 @@ from matter_pki.cli.common import (
 from matter_pki.csr import MAX_CSR_BYTES, load_device_csr
 from matter_pki.errors import InputError, MatterPkiError
 from matter_pki.idrules import parse_pid, parse_vid
-from matter_pki.layout import parse_csr_key
+from matter_pki.layout import CsrKey, parse_csr_key
 from matter_pki.vidpid import format_hex16
 
 if TYPE_CHECKING:
@@ -88,11 +88,12 @@ def issue_dac_cmd(
     pai_arn: str, pid_text: str, csr_path: str, out_path: str, validity: str, common_name: str, force: bool,
     fmt: str, region: str | None, profile: str | None,
 ) -> None:  # fmt: skip
-    """Issue one DAC on Private CA, validate it (PAA → PAI → DAC) and write it."""
+    """Issue one DAC on Private CA, pass it through the release gate (refused: revoked) and write it."""
     from cryptography import x509
     from cryptography.hazmat.primitives.serialization import Encoding
 
-    from matter_pki.backends.aws_pca import PrivateCa, issue_dac_on_pca, parse_validity_policy
+    from matter_pki.backends.aws_pca import PrivateCa, issue_dac_on_pca
+    from matter_pki.validity import ValidityPolicy
 
     check_stdout_free(out_path, fmt)
     pid = _pid(pid_text)
@@ -103,7 +104,7 @@ def issue_dac_cmd(
         raise InputError("input.exists", f"{out_path!r} exists; use --force to overwrite it")
     pca = PrivateCa(make_client("acm-pca", region, profile))
     issued = issue_dac_on_pca(
-        pca, csr, ca_arn=pai_arn, pid=pid, validity=parse_validity_policy(validity),
+        pca, csr, ca_arn=pai_arn, pid=pid, validity=ValidityPolicy.parse(validity),
         common_name=common_name or None, now=datetime.now(UTC),
     )  # fmt: skip
     pem = x509.load_der_x509_certificate(issued.der).public_bytes(Encoding.PEM)
@@ -212,8 +213,7 @@ def submit_cmd(
     for item in items:
         if item.state != "pending":
             continue
-        stem = item.key[: -len(".csr")]
-        if stem + ".pem" in present or stem + ".err" in present:
+        if any(answer in present for answer in CsrKey.unchecked(item.key).answers):
             item.state = "exists"  # the pipeline would skip it; fetch the existing answer instead
             continue
         store.put(bucket, item.key, item.path.read_bytes(), content_type="application/pkcs10")
@@ -255,14 +255,14 @@ def _collect(
 ) -> None:
     if item.state in ("pem", "err"):
         return
-    stem = item.key[: -len(".csr")]
-    for suffix in ("pem", "err"):
-        if stem + "." + suffix in present:
-            body = store.get(bucket, stem + "." + suffix, limit=RESULT_LIMIT)
+    answers, local = CsrKey.unchecked(item.key), CsrKey.named(item.name)
+    for suffix, name, download in (("pem", answers.pem, local.pem), ("err", answers.err, local.err)):
+        if name in present:
+            body = store.get(bucket, name, limit=RESULT_LIMIT)
             if body is None:
                 return
             folder.mkdir(parents=True, exist_ok=True)
-            write(folder / f"{item.name}.{suffix}", body)
+            write(folder / download, body)
             item.state = suffix
             if suffix == "err":
                 import json
@@ -273,7 +273,7 @@ def _collect(
                 except ValueError:
                     item.detail = "unreadable .err"
             else:
-                item.detail = str(folder / f"{item.name}.pem")
+                item.detail = str(folder / local.pem)
             return
 
 

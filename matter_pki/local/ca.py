@@ -40,6 +40,7 @@ from matter_pki.profiles import (
     sign,
 )
 from matter_pki.storage.local import atomic_write, ensure_private_dir
+from matter_pki.validity import ValidityPolicy
 from matter_pki.vidpid import extract_vid_pid
 
 if TYPE_CHECKING:
@@ -60,8 +61,8 @@ def operator() -> str:
 
 
 def validity_from(start: datetime, days: int | None) -> Validity:
-    """``days`` long from ``start``, or until 99991231235959Z when ``days`` is None."""
-    return Validity.no_expiry(start) if days is None else Validity.for_days(start, days)
+    """``days`` long from ``start``, or until 99991231235959Z when ``days`` is None (``matter_pki.validity``)."""
+    return ValidityPolicy.from_days(days).resolve(start)
 
 
 def start_under(issuer: x509.Certificate | None, now: datetime) -> datetime:

@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING
 
 from matter_pki.audit import AuditLog
 from matter_pki.errors import InputError, MatterPkiError, ProfileError, StorageError
-from matter_pki.layout import dumps_err, err_record, parse_csr_key
+from matter_pki.layout import dumps_err, err_record, is_answer, parse_csr_key
 from matter_pki.local.ca import operator
 from matter_pki.local.home import PAA_ID, PkiHome
 from matter_pki.local.issue import CsrFiles, DacIssuer, Outcome, OutputDir
@@ -67,7 +67,7 @@ def _subdirs(parent_fd: int, notes: list[str], where: str) -> list[tuple[str, in
             notes.append(f"skipped {where}{entry.name}: symlinked folders are not followed")
             continue
         if not entry.is_dir(follow_symlinks=False):
-            if not entry.name.endswith((".pem", ".err")):
+            if not is_answer(entry.name):
                 notes.append(f"ignored {where}{entry.name}: not a <PAI id>/<PID>/ folder")
             continue
         try:

@@ -38,7 +38,7 @@ from cryptography.hazmat.primitives.serialization import Encoding
 from matter_pki.batch import BatchContext, BatchItem, BatchResult, issue_batch
 from matter_pki.csr import MAX_CSR_BYTES, csr_digest
 from matter_pki.errors import ConfigError, CsrError, InputError, IssuanceError, MatterPkiError, StorageError
-from matter_pki.layout import dumps_err, err_record, parse_csr_key
+from matter_pki.layout import CsrKey, dumps_err, err_record, parse_csr_key
 from matter_pki.local.ca import SERIAL_ATTEMPTS, operator, start_under, validity_from
 from matter_pki.local.home import PAA_ID, PkiHome
 from matter_pki.local.keys import Secrets, signer_factory
@@ -116,27 +116,28 @@ class OutputDir:
         With ``retry_refused`` an ``.err`` is removed first (under the folder lock) and the CSR is
         examined again: a kill before its new answer leaves it unanswered, never doubly answered.
         """
-        if exists_at(self.fd, f"{name}.pem"):
+        key = CsrKey.named(name)
+        if exists_at(self.fd, key.pem):
             return True
-        if not exists_at(self.fd, f"{name}.err"):
+        if not exists_at(self.fd, key.err):
             return False
         if not self.retry_refused:
             return True
-        os.unlink(f"{name}.err", dir_fd=self.fd)
+        os.unlink(key.err, dir_fd=self.fd)
         fsync_dir(self.fd)
         return False
 
     def write_pem(self, name: str, der: bytes) -> None:
         """Write the DAC."""
-        atomic_write_at(self.fd, f"{name}.pem", der_to_pem(der))
+        atomic_write_at(self.fd, CsrKey.named(name).pem, der_to_pem(der))
 
     def write_pems(self, dacs: list[tuple[str, bytes]]) -> None:
         """Write several DACs (one folder fsync for the group)."""
-        atomic_write_many_at(self.fd, [(f"{name}.pem", der_to_pem(der)) for name, der in dacs])
+        atomic_write_many_at(self.fd, [(CsrKey.named(name).pem, der_to_pem(der)) for name, der in dacs])
 
     def write_err(self, name: str, data: bytes) -> None:
         """Write a refusal."""
-        atomic_write_at(self.fd, f"{name}.err", data)
+        atomic_write_at(self.fd, CsrKey.named(name).err, data)
 
     def write_if_changed(self, name: str, data: bytes) -> None:
         """Write a shared file (chain certificates) unless it already holds exactly ``data``."""
@@ -498,7 +499,7 @@ def issue_files(
     else:
         single = read_csr_file(csr_path)
         inputs, notes = [single], []
-        answers = {(out_dir / f"{single.name}{suffix}").resolve() for suffix in (".pem", ".err")}
+        answers = {(out_dir / answer).resolve() for answer in CsrKey.named(single.name).answers}
         if csr_path.resolve() in answers:
             raise InputError("input.csr_is_output", f"{str(csr_path)!r} would be overwritten by its own answer")
     try:

@@ -1,31 +1,32 @@
-"""The CSR inbox on S3: bounded reads, result lookup, create-only writes, a certificate-ARN tag.
+"""The CSR inbox on S3: bounded reads, HEAD lookups, conditional writes.
 
-Every call goes through an injected boto3 ``s3`` client. Errors are wrapped with ``storage.*``
-codes: throttling/5xx/timeouts → ``TransientError``; missing permissions → ``ConfigError``.
+Every call goes through an injected boto3 ``s3`` client. Errors are wrapped by
+``matter_pki.aws_errors`` with ``storage.*`` codes: throttling/5xx/timeouts → ``TransientError``;
+missing permissions or bucket → ``ConfigError``.
 
-Writes of ``.pem``/``.err`` are conditional (``IfNoneMatch="*"``): a second writer — an SQS
-redelivery racing the first delivery — gets ``412 PreconditionFailed`` and keeps the first result.
-Where the installed botocore predates ``IfNoneMatch`` the put is unconditional (the result-exists
-check before issuing still holds, and both racers publish the same certificate because they share
-the IdempotencyToken).
+Writes of ``.pem``/``.err`` and claims are conditional (S3 conditional writes, ``If-None-Match: *``
+creates only; ``If-Match: <ETag>`` replaces only the version the writer read): a second writer gets
+``412 PreconditionFailed`` and the first result stands. S3 is strongly consistent for reads after
+writes (S3 user guide, "Amazon S3 data consistency model"), so a writer that lost sees the winner's
+object on its next read.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
-from matter_pki.backends.aws_pca import wrap_aws_error
+from matter_pki.aws_errors import error_fields, wrap_aws_error
 
 if TYPE_CHECKING:
-    from collections.abc import Iterable, Mapping
+    from collections.abc import Mapping
 
     from botocore.client import BaseClient
 
     from matter_pki.errors import MatterPkiError
 
-#: Tag on the CSR object naming the certificate Private CA issued for it (idempotency past 5 minutes).
-CERTIFICATE_ARN_TAG = "matter-pki-certificate-arn"
+_MISSING = frozenset({"NoSuchKey", "NoSuchVersion", "404", "NotFound"})
 
 
 @dataclass(frozen=True, slots=True)
@@ -36,7 +37,18 @@ class S3Object:
     size: int
     version_id: str | None
     etag: str | None
-    tag_count: int
+    tag_count: int = 0
+    last_modified: datetime | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class S3Head:
+    """What HeadObject says about an object's current version."""
+
+    version_id: str | None
+    etag: str | None
+    size: int
+    last_modified: datetime | None
 
 
 class S3Store:
@@ -45,10 +57,10 @@ class S3Store:
     def __init__(self, client: BaseClient) -> None:
         self.client = client
         members = client.meta.service_model.operation_model("PutObject").input_shape.members
-        self.conditional_writes = "IfNoneMatch" in members
+        self.conditional_writes = "IfNoneMatch" in members and "IfMatch" in members
 
     def _fail(self, error: Exception, operation: str, bucket: str, key: str) -> MatterPkiError:
-        return wrap_aws_error(error, operation=operation, prefix="storage", bucket=bucket, key=key)
+        return wrap_aws_error(error, operation=operation, prefix="storage", service="s3", bucket=bucket, key=key)
 
     def keys(self, bucket: str, prefix: str) -> set[str]:
         """Every key under ``prefix`` (ListObjectsV2, all pages)."""
@@ -64,12 +76,27 @@ class S3Store:
                 return found
             params["ContinuationToken"] = response["NextContinuationToken"]
 
-    def existing(self, bucket: str, keys: Iterable[str], prefix: str) -> set[str]:
-        """Which of ``keys`` exist, listing their common ``prefix`` (one call for a CSR's results)."""
-        return set(keys) & self.keys(bucket, prefix)
+    def head(self, bucket: str, key: str) -> S3Head | None:
+        """HeadObject of the current version, or None when the key does not exist."""
+        try:
+            response = self.client.head_object(Bucket=bucket, Key=key)
+        except Exception as e:
+            if error_fields(e).code in _MISSING:
+                return None
+            raise self._fail(e, "head_object", bucket, key) from e
+        return S3Head(
+            response.get("VersionId"),
+            response.get("ETag"),
+            int(response.get("ContentLength", 0) or 0),
+            _utc(response.get("LastModified")),
+        )
+
+    def exists(self, bucket: str, key: str) -> bool:
+        """True when ``key`` exists (one HeadObject)."""
+        return self.head(bucket, key) is not None
 
     def read(self, bucket: str, key: str, *, version_id: str | None, limit: int) -> S3Object | None:
-        """First ``limit + 1`` bytes of the object (version), or None when it no longer exists."""
+        """First ``limit + 1`` bytes of the object (version; the current one if None), or None when missing."""
         params: dict[str, object] = {"Bucket": bucket, "Key": key, "Range": f"bytes=0-{limit}"}
         if version_id:
             params["VersionId"] = version_id
@@ -77,11 +104,11 @@ class S3Store:
             response = self.client.get_object(**params)
             body = response["Body"].read(limit + 1)
         except Exception as e:
-            code = str(getattr(e, "response", {}).get("Error", {}).get("Code", ""))
-            if code in ("NoSuchKey", "NoSuchVersion", "404"):
+            code = error_fields(e).code
+            if code in _MISSING:
                 return None
             if code == "InvalidRange":  # an empty object has no byte 0
-                return S3Object(b"", 0, version_id, None, 0)
+                return S3Object(b"", 0, version_id, None)
             raise self._fail(e, "get_object", bucket, key) from e
         size = _total_size(response.get("ContentRange"), response.get("ContentLength", len(body)))
         return S3Object(
@@ -90,32 +117,40 @@ class S3Store:
             response.get("VersionId") or version_id,
             response.get("ETag"),
             int(response.get("TagCount", 0) or 0),
+            _utc(response.get("LastModified")),
         )
 
-    def tags(self, bucket: str, key: str, *, version_id: str | None) -> dict[str, str]:
-        """The object's tags."""
-        params: dict[str, object] = {"Bucket": bucket, "Key": key}
-        if version_id:
-            params["VersionId"] = version_id
-        try:
-            response = self.client.get_object_tagging(**params)
-        except Exception as e:
-            raise self._fail(e, "get_object_tagging", bucket, key) from e
-        return {t["Key"]: t["Value"] for t in response.get("TagSet", [])}
-
-    def put_tags(self, bucket: str, key: str, *, version_id: str | None, tags: Mapping[str, str]) -> None:
-        """Replace the object's tags (S3 allows at most 10)."""
+    def write(
+        self,
+        bucket: str,
+        key: str,
+        body: bytes,
+        *,
+        content_type: str,
+        metadata: Mapping[str, str] | None = None,
+        if_match: str | None = None,
+    ) -> str | None:
+        """Conditional PutObject: create only (``if_match`` None) or replace only ``if_match``; the new ETag, or None on 412."""
         params: dict[str, object] = {
             "Bucket": bucket,
             "Key": key,
-            "Tagging": {"TagSet": [{"Key": k, "Value": v} for k, v in sorted(tags.items())][:10]},
+            "Body": body,
+            "ContentType": content_type,
+            "Metadata": dict(metadata or {}),
         }
-        if version_id:
-            params["VersionId"] = version_id
+        if self.conditional_writes:
+            if if_match is None:
+                params["IfNoneMatch"] = "*"
+            else:
+                params["IfMatch"] = if_match
         try:
-            self.client.put_object_tagging(**params)
+            response = self.client.put_object(**params)
         except Exception as e:
-            raise self._fail(e, "put_object_tagging", bucket, key) from e
+            if error_fields(e).code in ("PreconditionFailed", "ConditionalRequestConflict"):
+                return None
+            raise self._fail(e, "put_object", bucket, key) from e
+        etag: str = response.get("ETag") or ""
+        return etag
 
     def create(
         self,
@@ -127,23 +162,7 @@ class S3Store:
         metadata: Mapping[str, str] | None = None,
     ) -> bool:
         """Write ``key`` only if it does not exist; False when another writer got there first."""
-        params: dict[str, object] = {
-            "Bucket": bucket,
-            "Key": key,
-            "Body": body,
-            "ContentType": content_type,
-            "Metadata": dict(metadata or {}),
-        }
-        if self.conditional_writes:
-            params["IfNoneMatch"] = "*"
-        try:
-            self.client.put_object(**params)
-        except Exception as e:
-            code = str(getattr(e, "response", {}).get("Error", {}).get("Code", ""))
-            if code == "PreconditionFailed":
-                return False
-            raise self._fail(e, "put_object", bucket, key) from e
-        return True
+        return self.write(bucket, key, body, content_type=content_type, metadata=metadata) is not None
 
     def get(self, bucket: str, key: str, *, limit: int) -> bytes | None:
         """A whole small object (``.pem``/``.err``), or None when missing."""
@@ -158,6 +177,12 @@ class S3Store:
             self.client.put_object(Bucket=bucket, Key=key, Body=body, ContentType=content_type)
         except Exception as e:
             raise self._fail(e, "put_object", bucket, key) from e
+
+
+def _utc(value: object) -> datetime | None:
+    if not isinstance(value, datetime):
+        return None
+    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
 
 
 def _total_size(content_range: object, fallback: object) -> int:

@@ -30,6 +30,7 @@ PAA_CONTEXT = {
     "paaCommonName": "Acme Matter PAA",
     "paaOrganization": "Acme",
     "validityInDays": "7300",
+    "crlDistribution": "1",
 }
 PAI_CONTEXT = {
     "generatePaiCnt": "2",

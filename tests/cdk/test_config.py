@@ -88,13 +88,22 @@ def test_pai_context_parses_pids_names_and_region() -> None:
     assert config.pipeline is not None and config.pipeline.dac_validity == "1000"
 
 
-@pytest.mark.parametrize(
-    ("value", "policy"), [(None, "issuer"), ("no-expiry", "no-expiry"), ("Issuer", "issuer"), ("30", "30")]
-)
+@pytest.mark.parametrize(("value", "policy"), [(None, "issuer"), ("Issuer", "issuer"), ("30", "30")])
 def test_dac_validity_is_days_or_a_signer_policy(value: str | None, policy: str) -> None:
-    # GIVEN dacValidityInDays (or none) WHEN loading THEN the signer gets days, 'issuer' (default) or 'no-expiry'
+    # GIVEN dacValidityInDays (or none) WHEN loading THEN the signer gets days or 'issuer' (default)
     context = {k: v for k, v in {**PAI_CONTEXT, "dacValidityInDays": value}.items() if v is not None}
     assert load(context).pipeline.dac_validity == policy  # type: ignore[union-attr]
+
+
+def test_no_expiry_dacs_need_a_pai_that_never_expires() -> None:
+    # GIVEN 'no-expiry' DACs (Private CA refuses a DAC that outlives its PAI)
+    # WHEN the PAIs expire (two years) THEN synth fails, naming the key
+    with pytest.raises(ContextError) as err:
+        load({**PAI_CONTEXT, "validityInDays": "730", "dacValidityInDays": "no-expiry"})
+    assert err.value.key == "dacValidityInDays" and "outlive" in str(err.value)
+    # WHEN the PAIs end 99991231235959 THEN 'no-expiry' is fine
+    forever = load({**PAI_CONTEXT, "validityEndDate": "99991231235959", "dacValidityInDays": "no-expiry"})
+    assert forever.pipeline is not None and forever.pipeline.dac_validity == "no-expiry"
 
 
 def test_pai_in_another_region_is_cross_region() -> None:

@@ -10,9 +10,9 @@ import contextlib
 import importlib.util
 import json
 import os
-import random
 import sys
 import uuid
+from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -22,10 +22,12 @@ import pytest
 from moto import mock_aws
 
 from matter_pki import pipeline
-from matter_pki.pipeline import PipelineConfig, RetryPolicy
-from tests.lambdas.fakes import REGION, ModelPrivateCa
+from matter_pki.layout import CLAIMS_PREFIX
+from matter_pki.pipeline import PipelineConfig
+from tests.lambdas.fakes import REGION, TEST_RETRIES, ModelPrivateCa
 
 if TYPE_CHECKING:
+    import random
     from collections.abc import Iterator
     from types import ModuleType
 
@@ -58,7 +60,10 @@ def load_handler() -> ModuleType:
 
 @dataclass
 class LambdaContext:
-    """The parts of the Lambda context object the handler and Powertools read."""
+    """The parts of the Lambda context object the handler and Powertools read.
+
+    ``remaining_ms``: a callable giving the time left (default: plenty), e.g. from a fake clock.
+    """
 
     aws_request_id: str = field(default_factory=lambda: str(uuid.uuid4()))
     function_name: str = "dac-signer"
@@ -67,15 +72,20 @@ class LambdaContext:
     invoked_function_arn: str = f"arn:aws:lambda:{REGION}:123456789012:function:dac-signer"
     log_group_name: str = "/aws/lambda/dac-signer"
     log_stream_name: str = "stream"
+    remaining_ms: Any = None
 
     def get_remaining_time_in_millis(self) -> int:
-        """Plenty of time."""
-        return 300_000
+        """Time left in this invocation."""
+        return 300_000 if self.remaining_ms is None else int(self.remaining_ms())
+
+
+#: The stack's redrive policy: a message that failed this many receives moves to the DLQ.
+MAX_RECEIVE_COUNT = 5
 
 
 @dataclass
 class Harness:
-    """One bucket notifying one queue, the handler, and the fake Private CA."""
+    """One bucket notifying one queue (with its DLQ redrive policy), the handler, and the fake Private CA."""
 
     s3: Any
     sqs: Any
@@ -83,15 +93,25 @@ class Harness:
     pca: ModelPrivateCa
     handler: ModuleType
     invocations: list[dict[str, Any]] = field(default_factory=list)
+    receives: Counter[str] = field(default_factory=Counter)
+    dead_letters: list[dict[str, Any]] = field(default_factory=list)
 
     def upload(self, key: str, body: bytes) -> None:
         """Put an object (S3 then notifies SQS)."""
         self.s3.put_object(Bucket=BUCKET, Key=key, Body=body)
 
     def keys(self) -> set[str]:
+        """Every key in the bucket except the signer's claims (``claims()``)."""
+        return {k for k in self.all_keys() if not k.startswith(CLAIMS_PREFIX)}
+
+    def all_keys(self) -> set[str]:
         """Every key in the bucket."""
         pages = self.s3.get_paginator("list_objects_v2").paginate(Bucket=BUCKET)
         return {o["Key"] for page in pages for o in page.get("Contents", [])}
+
+    def claims(self) -> dict[str, dict[str, Any]]:
+        """The signer's claims, parsed, by key."""
+        return {k: json.loads(self.read(k)) for k in self.all_keys() if k.startswith(CLAIMS_PREFIX)}
 
     def read(self, key: str) -> bytes:
         """An object's bytes."""
@@ -122,11 +142,11 @@ class Harness:
             )
             out.extend(got)
 
-    def invoke(self, messages: list[dict[str, Any]]) -> dict[str, Any]:
+    def invoke(self, messages: list[dict[str, Any]], context: LambdaContext | None = None) -> dict[str, Any]:
         """Run the handler on SQS messages as the event source mapping would; returns its response."""
         event = {"Records": [_record(m) for m in messages]}
         try:
-            result: dict[str, Any] = self.handler.lambda_handler(event, LambdaContext())
+            result: dict[str, Any] = self.handler.lambda_handler(event, context or LambdaContext())
         except Exception as e:  # Powertools raises BatchProcessingError when every record failed
             result = {
                 "batchItemFailures": [{"itemIdentifier": m["MessageId"]} for m in messages],
@@ -146,7 +166,12 @@ class Harness:
             result = self.invoke(deliveries[i : i + 10])
             failed |= {f["itemIdentifier"] for f in result.get("batchItemFailures", [])}
         for m in messages:
-            if m["MessageId"] in failed:  # SQS makes it visible again after the visibility timeout
+            self.receives[m["Body"]] += 1
+            if m["MessageId"] not in failed:
+                continue
+            if self.receives[m["Body"]] >= MAX_RECEIVE_COUNT:  # the redrive policy moves it to the DLQ
+                self.dead_letters.append(m)
+            else:  # SQS makes it visible again after the visibility timeout
                 self.sqs.send_message(QueueUrl=self.queue_url, MessageBody=m["Body"])
         return len(messages)
 
@@ -186,6 +211,8 @@ def mocked_aws(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
         monkeypatch.setenv(name, value)
     monkeypatch.delenv("AWS_LAMBDA_FUNCTION_NAME", raising=False)
     monkeypatch.delenv("AWS_ENDPOINT_URL", raising=False)
+    # botocore's retry backoff sleeps for real; the tests keep its decisions and skip the sleeps.
+    monkeypatch.setattr("botocore.retries.standard.ExponentialBackoff.delay_amount", lambda _self, _ctx: 0)
     try:
         with mock_aws():
             yield
@@ -207,9 +234,10 @@ def make_harness(
     workers: int = 4,
     config: PipelineConfig | None = None,
     s3_client: Any = None,
-    rng: random.Random | None = None,
     versioned: bool = True,
     sleep: Any = None,
+    now: Any = None,
+    monotonic: Any = None,
 ) -> Harness:
     """Bucket (versioned) → SQS notification (suffix ``.csr`` unless told otherwise) → handler."""
     s3 = boto3.client("s3", region_name=REGION)
@@ -229,15 +257,17 @@ def make_harness(
     )
     fake = pca or ModelPrivateCa()
     handler = load_handler()
-    cfg = config or PipelineConfig(
-        workers=workers, waiter_delay=0, retry=RetryPolicy(attempts=6, base=0.01, cap=0.1)
-    )
+    cfg = config or PipelineConfig(workers=workers, waiter_delay=0, csr_bucket=BUCKET)
+    clocks: dict[str, Any] = {"sleep": sleep or (lambda _s: None)}
+    if now is not None:
+        clocks["now"] = now
+    if monotonic is not None:
+        clocks["monotonic"] = monotonic
     pipeline.configure(
         pca=fake.client(),
-        s3=s3_client or boto3.client("s3", region_name=REGION),
+        s3=s3_client or boto3.client("s3", region_name=REGION, config=TEST_RETRIES),
         config=cfg,
         logger=handler.logger,
-        sleep=sleep or (lambda _s: None),
-        rng=rng or random.Random(3),
+        **clocks,
     )
     return Harness(s3, sqs, queue_url, fake, handler)

@@ -1,16 +1,19 @@
-"""Test doubles for the AWS side: a MODEL of Private CA behind a real botocore client, S3 fault injection.
+"""Test doubles for the AWS side: the Private CA MODEL behind a real botocore client, S3 fault injection.
 
-``ModelPrivateCa`` answers ``acm-pca`` calls made through a real boto3 client: botocore still
-validates every request against the service model (ParamValidationError), parses errors into the
-real exception classes and runs the real ``certificate_issued`` waiter; only the HTTP exchange is
-replaced (a ``before-call`` handler, the mechanism ``botocore.stub.Stubber`` uses). Certificates come
-from ``matter_pki.testing.pca_model.issue_certificate``: a MODEL of the documented template
-behaviour, NOT AWS. It proves our requests describe Matter-compliant certificates; only a real
-account proves Private CA honours them.
+``ModelPrivateCa`` answers ``acm-pca`` calls made through a real boto3 client at the HTTP level: botocore
+validates every request against the service model (ParamValidationError), serialises it to the JSON
+wire form, and parses the JSON answers and errors (``{"__type": ...}``) into the real exception classes;
+its retry mode retries what it retries on real AWS (throttling, 5xx), with the same IdempotencyToken.
+Only the HTTP exchange is replaced (a ``before-send`` handler, as moto does). The service behaviour
+and the certificates come from ``matter_pki.testing.pca_model``: a MODEL of the documented behaviour,
+NOT AWS. It proves our requests describe Matter-compliant certificates; only a real account proves
+Private CA honours them.
 """
 
 from __future__ import annotations
 
+import base64
+import io
 import json
 import random
 import threading
@@ -22,6 +25,7 @@ from typing import TYPE_CHECKING, Any
 
 import boto3
 from botocore.awsrequest import AWSResponse
+from botocore.config import Config
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
@@ -29,7 +33,7 @@ from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 
 from matter_pki import der
 from matter_pki.profiles import NO_EXPIRY, PaaProfile, PaiProfile, Validity
-from matter_pki.testing.pca_model import issue_certificate
+from matter_pki.testing.pca_model import ModelCa, PcaError, PrivateCaModel, issue_certificate
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -42,12 +46,39 @@ TRANSIENT_FAULTS = (
     ("ServiceUnavailable", 503),
 )
 S3_FAULTS = (("SlowDown", 503), ("InternalError", 500), ("RequestTimeout", 400))
+#: What the test clients retry (the Lambda uses "adaptive"; its client-side rate limiter would pace tests).
+TEST_RETRIES = Config(retries={"mode": "standard", "max_attempts": 4})
+
+
+class _Raw(io.BytesIO):
+    """The raw body botocore reads (``stream()``)."""
+
+    def stream(self, **_: Any) -> Any:
+        yield self.getvalue()
+
+
+def http(status: int, body: bytes, headers: dict[str, str] | None = None) -> AWSResponse:
+    """An HTTP answer botocore parses with the service's real protocol parser."""
+    hdrs = {"x-amzn-requestid": uuid.uuid4().hex, "x-amz-request-id": uuid.uuid4().hex, **(headers or {})}
+    return AWSResponse("https://fake.invalid/", status, hdrs, _Raw(body))
+
+
+def json_answer(status: int, body: dict[str, Any] | None = None, code: str | None = None, message: str = "") -> AWSResponse:
+    """A JSON-protocol answer (Private CA): a body, or an error ``{"__type": code, "message": ...}``."""
+    payload = {"__type": code, "message": message or code} if code else (body or {})
+    return http(status, json.dumps(payload).encode(), {"Content-Type": "application/x-amz-json-1.1"})
+
+
+def xml_error(status: int, code: str, message: str = "") -> AWSResponse:
+    """A REST-XML error answer (S3)."""
+    body = f"<?xml version='1.0' encoding='UTF-8'?><Error><Code>{code}</Code><Message>{message or code}</Message></Error>"
+    return http(status, body.encode(), {"Content-Type": "application/xml"})
 
 
 def response(
     status: int, body: dict[str, Any] | None = None, code: str | None = None, message: str = ""
 ) -> tuple[AWSResponse, dict[str, Any]]:
-    """A botocore ``before-call`` answer: success body, or an error botocore raises as ClientError."""
+    """A ``before-call`` answer (parsed form, bypasses botocore's retries): success body or an error."""
     meta = {"RequestId": uuid.uuid4().hex, "HTTPStatusCode": status, "HTTPHeaders": {}, "RetryAttempts": 0}
     parsed: dict[str, Any] = dict(body or {})
     if code is not None:
@@ -61,15 +92,9 @@ def _pem(cert: x509.Certificate) -> str:
 
 
 @dataclass
-class FakeCa:
-    """One CA of the fake Private CA."""
+class FakeCa(ModelCa):
+    """One CA of the fake Private CA, with knobs that make it misbehave."""
 
-    arn: str
-    key: ec.EllipticCurvePrivateKey
-    cert: x509.Certificate | None
-    chain: list[x509.Certificate]
-    state: str = "ACTIVE"
-    subject: list[dict[str, str]] = field(default_factory=list)
     #: Applied to the IssueCertificate request before the model runs (simulate a misbehaving CA).
     mutate: Callable[[dict[str, Any]], dict[str, Any]] | None = None
     #: Error code IssueCertificate always answers with (e.g. InvalidArgsException).
@@ -79,28 +104,17 @@ class FakeCa:
 
 
 @dataclass
-class _Issued:
-    ca: str
-    der: bytes
-    polls_left: int
+class ModelPrivateCa(PrivateCaModel):
+    """The Private CA model behind real botocore clients, with fault injection for tests."""
 
-
-@dataclass
-class ModelPrivateCa:
-    """A fake ``acm-pca`` service: CAs, issued certificates, the five-minute IdempotencyToken window."""
-
-    now: Callable[[], datetime] = field(default=lambda: datetime.now(UTC))
     fault_rate: float = 0.0
     rng: random.Random = field(default_factory=lambda: random.Random(7))
-    pending_polls: int = 0
-    token_window: timedelta = timedelta(minutes=5)
-    cas: dict[str, FakeCa] = field(default_factory=dict)
-    certificates: dict[str, _Issued] = field(default_factory=dict)
-    tokens: dict[tuple[str, str], tuple[str, datetime]] = field(default_factory=dict)
     requests: list[dict[str, Any]] = field(default_factory=list)
-    calls: Counter[str] = field(default_factory=Counter)
     faults: Counter[str] = field(default_factory=Counter)
-    _lock: threading.Lock = field(default_factory=threading.Lock)
+    #: Called with (operation, params) after the model answered and before the answer is sent
+    #: (a test can "kill" the caller there by raising).
+    on_answer: Callable[[str, dict[str, Any]], None] | None = None
+    _flock: threading.Lock = field(default_factory=threading.Lock)
 
     # -- set-up ---------------------------------------------------------------------------------
     def _arn(self) -> str:
@@ -155,175 +169,145 @@ class ModelPrivateCa:
             dict(request), ca_key=paa.key, ca_certificate=paa.cert, serial=self._serial(), now=begin
         )
         arn = arn or self._arn()
+        assert paa.cert is not None
         self.cas[arn] = FakeCa(arn, key, cert, [paa.cert, *paa.chain])
         return arn
 
-    def client(self, region: str = REGION) -> Any:
-        """A real boto3 ``acm-pca`` client answered by this fake."""
+    def fake_ca(self, arn: str) -> FakeCa:
+        """The CA with its knobs."""
+        ca = self.cas[arn]
+        assert isinstance(ca, FakeCa)
+        return ca
+
+    def client(self, region: str = REGION, config: Config | None = None) -> Any:
+        """A real boto3 ``acm-pca`` client answered by this model over (fake) HTTP."""
         client = boto3.client(
-            "acm-pca", region_name=region, aws_access_key_id="testing", aws_secret_access_key="testing"
-        )
-        client.meta.events.register("before-parameter-build.acm-pca.*", self._remember)
-        client.meta.events.register("before-call.acm-pca.*", self._answer)
+            "acm-pca", region_name=region, aws_access_key_id="testing", aws_secret_access_key="testing",
+            config=config or TEST_RETRIES,
+        )  # fmt: skip
+        client.meta.events.register_first("before-send.acm-pca", self._answer)
         return client
 
     # -- dispatch -------------------------------------------------------------------------------
-    @staticmethod
-    def _remember(params: dict[str, Any], context: dict[str, Any], **_: Any) -> None:
-        context["fake_params"] = dict(params)
-
-    def _answer(self, model: Any, context: dict[str, Any], **_: Any) -> tuple[AWSResponse, dict[str, Any]]:
-        name = model.name
-        params = context["fake_params"]
-        with self._lock:
+    def _answer(self, request: Any, **_: Any) -> AWSResponse:
+        target = request.headers.get("X-Amz-Target", "")
+        name = (target.decode() if isinstance(target, bytes) else str(target)).split(".")[-1]
+        params = json.loads(request.body or b"{}")
+        with self._flock:
             self.calls[name] += 1
             fault = self.rng.random() < self.fault_rate
-            if fault and not (name == "IssueCertificate" and self.rng.random() < 0.5):
-                code, status = self.rng.choice(TRANSIENT_FAULTS)
+            before = fault and not (name == "IssueCertificate" and self.rng.random() < 0.5)
+        if before:
+            code, status = self.rng.choice(TRANSIENT_FAULTS)
+            with self._flock:
                 self.faults[name] += 1
-                return response(status, code=code)
+            return json_answer(status, code=code)
+        try:
             answer = getattr(self, f"_op_{name}")(params)
-            if fault:  # the certificate was issued, but the answer is lost
+        except PcaError as e:
+            return json_answer(e.status, code=e.code, message=e.message)
+        if self.on_answer is not None:
+            self.on_answer(name, params)
+        if fault:  # the request was carried out, but the answer is lost
+            with self._flock:
                 self.faults[name + ":after-commit"] += 1
-                return response(500, code="InternalFailure")
-            return answer
+            return json_answer(500, code="InternalFailure")
+        return json_answer(200, answer)
 
-    def _ca(self, params: dict[str, Any]) -> FakeCa | tuple[AWSResponse, dict[str, Any]]:
-        ca = self.cas.get(params["CertificateAuthorityArn"])
-        if ca is None:
-            return response(
-                400, code="ResourceNotFoundException", message="Could not find certificate authority"
-            )
-        return ca
-
-    def _op_GetCertificateAuthorityCertificate(
-        self, params: dict[str, Any]
-    ) -> tuple[AWSResponse, dict[str, Any]]:
-        ca = self._ca(params)
-        if not isinstance(ca, FakeCa):
-            return ca
+    def _op_GetCertificateAuthorityCertificate(self, params: dict[str, Any]) -> dict[str, Any]:
+        ca = self._ca(params["CertificateAuthorityArn"])
         if ca.cert is None:
-            return response(
-                400, code="InvalidStateException", message="The certificate authority has no certificate"
-            )
+            raise PcaError("InvalidStateException", "The certificate authority has no certificate")
         body: dict[str, Any] = {"Certificate": _pem(ca.cert)}
         if ca.chain:
             body["CertificateChain"] = "".join(_pem(c) for c in ca.chain)
-        return response(200, body)
+        return body
 
-    def _op_IssueCertificate(self, params: dict[str, Any]) -> tuple[AWSResponse, dict[str, Any]]:
-        ca = self._ca(params)
-        if not isinstance(ca, FakeCa):
-            return ca
-        if ca.state != "ACTIVE" or ca.cert is None:
-            return response(
-                400, code="InvalidStateException", message=f"The certificate authority is {ca.state}"
-            )
-        if ca.refuse_with:
-            return response(400, code=ca.refuse_with, message="refused by the fake CA")
+    def _op_IssueCertificate(self, params: dict[str, Any]) -> dict[str, Any]:
+        params = {**params, "Csr": base64.b64decode(params["Csr"])}
+        ca = self.cas.get(params["CertificateAuthorityArn"])
+        if isinstance(ca, FakeCa) and ca.refuse_with:
+            raise PcaError(ca.refuse_with, "refused by the fake CA")
         csr = x509.load_pem_x509_csr(params["Csr"])
         if any(a.value == "malformed-for-pca" for a in csr.subject):
-            return response(400, code="MalformedCSRException", message="The CSR is malformed")
-        self.requests.append(params)
-        token = params.get("IdempotencyToken")
-        now = self.now()
-        if token:
-            seen = self.tokens.get((ca.arn, token))
-            if seen and now - seen[1] < self.token_window:
-                return response(200, {"CertificateArn": seen[0]})
-        request = dict(params)
-        if ca.mutate:
-            request = ca.mutate(request)
-        if ca.swap_key:
-            other = ec.generate_private_key(ec.SECP256R1())
-            request["Csr"] = self._csr(other)
-        cert = issue_certificate(
-            request, ca_key=ca.key, ca_certificate=ca.cert, serial=self._serial(), now=now
-        )
-        arn = f"{ca.arn}/certificate/{uuid.UUID(int=self.rng.getrandbits(128)).hex}"
-        self.certificates[arn] = _Issued(ca.arn, cert.public_bytes(Encoding.DER), self.pending_polls)
-        if token:
-            self.tokens[(ca.arn, token)] = (arn, now)
-        return response(200, {"CertificateArn": arn})
+            raise PcaError("MalformedCSRException", "The CSR is malformed")
+        with self._flock:
+            self.requests.append(params)
 
-    def _op_GetCertificate(self, params: dict[str, Any]) -> tuple[AWSResponse, dict[str, Any]]:
-        issued = self.certificates.get(params["CertificateArn"])
-        if issued is None or issued.ca != params["CertificateAuthorityArn"]:
-            return response(400, code="ResourceNotFoundException", message="Could not find certificate")
-        if issued.polls_left > 0:
-            issued.polls_left -= 1
-            return response(400, code="RequestInProgressException", message="The request is in progress")
-        ca = self.cas[issued.ca]
-        assert ca.cert is not None
-        cert = x509.load_der_x509_certificate(issued.der)
-        return response(
-            200,
-            {"Certificate": _pem(cert), "CertificateChain": "".join(_pem(c) for c in [ca.cert, *ca.chain])},
-        )
+        def misbehave(request: dict[str, Any]) -> dict[str, Any]:
+            out = dict(request)
+            if isinstance(ca, FakeCa) and ca.mutate:
+                out = ca.mutate(out)
+            if isinstance(ca, FakeCa) and ca.swap_key:
+                out["Csr"] = self._csr(ec.generate_private_key(ec.SECP256R1()))
+            return out
 
-    def _op_CreateCertificateAuthority(self, params: dict[str, Any]) -> tuple[AWSResponse, dict[str, Any]]:
+        with self._flock:
+            serial = self._serial()
+        return {"CertificateArn": self.issue(params, serial=serial, key_for_csr=misbehave)}
+
+    def _op_GetCertificate(self, params: dict[str, Any]) -> dict[str, Any]:
+        cert, chain = self.get(params["CertificateAuthorityArn"], params["CertificateArn"])
+        return {
+            "Certificate": _pem(x509.load_der_x509_certificate(cert)),
+            "CertificateChain": "".join(_pem(c) for c in chain),
+        }
+
+    def _op_RevokeCertificate(self, params: dict[str, Any]) -> dict[str, Any]:
+        self.revoke(params["CertificateAuthorityArn"], params["CertificateSerial"], params["RevocationReason"])
+        return {}
+
+    def _op_CreateCertificateAuthority(self, params: dict[str, Any]) -> dict[str, Any]:
         config = params["CertificateAuthorityConfiguration"]
         if config["KeyAlgorithm"] != "EC_prime256v1" or params["CertificateAuthorityType"] != "SUBORDINATE":
-            return response(
-                400, code="InvalidArgsException", message="fake covers EC_prime256v1 subordinates"
-            )
+            raise PcaError("InvalidArgsException", "fake covers EC_prime256v1 subordinates")
         arn = self._arn()
         self.cas[arn] = FakeCa(
             arn, ec.generate_private_key(ec.SECP256R1()), None, [], state="PENDING_CERTIFICATE",
             subject=list(config["Subject"]["CustomAttributes"]),
         )  # fmt: skip
-        return response(200, {"CertificateAuthorityArn": arn})
+        return {"CertificateAuthorityArn": arn}
 
-    def _op_GetCertificateAuthorityCsr(self, params: dict[str, Any]) -> tuple[AWSResponse, dict[str, Any]]:
-        ca = self._ca(params)
-        if not isinstance(ca, FakeCa):
-            return ca
+    def _op_GetCertificateAuthorityCsr(self, params: dict[str, Any]) -> dict[str, Any]:
+        ca = self._ca(params["CertificateAuthorityArn"])
         name = x509.Name(
             [x509.NameAttribute(x509.ObjectIdentifier(a["ObjectIdentifier"]), a["Value"]) for a in ca.subject]
         )
         csr = x509.CertificateSigningRequestBuilder().subject_name(name).sign(ca.key, hashes.SHA256())
-        return response(200, {"Csr": csr.public_bytes(Encoding.PEM).decode()})
+        return {"Csr": csr.public_bytes(Encoding.PEM).decode()}
 
-    def _op_ImportCertificateAuthorityCertificate(
-        self, params: dict[str, Any]
-    ) -> tuple[AWSResponse, dict[str, Any]]:
-        ca = self._ca(params)
-        if not isinstance(ca, FakeCa):
-            return ca
-        cert = x509.load_pem_x509_certificate(params["Certificate"])
+    def _op_ImportCertificateAuthorityCertificate(self, params: dict[str, Any]) -> dict[str, Any]:
+        ca = self._ca(params["CertificateAuthorityArn"])
+        cert = x509.load_pem_x509_certificate(base64.b64decode(params["Certificate"]))
         if cert.public_key() != ca.key.public_key():
-            return response(
-                400, code="CertificateMismatchException", message="certificate does not match the CA key"
-            )
+            raise PcaError("CertificateMismatchException", "certificate does not match the CA key")
         ca.cert, ca.chain, ca.state = (
             cert,
-            x509.load_pem_x509_certificates(params["CertificateChain"]),
+            x509.load_pem_x509_certificates(base64.b64decode(params["CertificateChain"])),
             "ACTIVE",
         )
-        return response(200, {})
-
-    # -- views ----------------------------------------------------------------------------------
-    def issued_serials(self) -> list[int]:
-        """Serials of every certificate the fake issued (published or not)."""
-        return [x509.load_der_x509_certificate(i.der).serial_number for i in self.certificates.values()]
+        return {}
 
 
 def inject_s3_faults(
     client: Any, *, rate: float, rng: random.Random, counter: Counter[str] | None = None
 ) -> Counter[str]:
-    """Make ``rate`` of the client's S3 calls fail transiently (SlowDown, 500, RequestTimeout) before moto sees them."""
+    """Make ``rate`` of the client's S3 HTTP attempts fail (SlowDown, 500, RequestTimeout) before moto sees them.
+
+    At ``before-send``: botocore's retry mode sees and retries them as it would on AWS.
+    """
     faults = counter if counter is not None else Counter()
     lock = threading.Lock()
 
-    def maybe_fail(model: Any, **_: Any) -> tuple[AWSResponse, dict[str, Any]] | None:
+    def maybe_fail(request: Any, **_: Any) -> AWSResponse | None:
         with lock:
             if rng.random() >= rate:
                 return None
             code, status = rng.choice(S3_FAULTS)
-            faults[model.name] += 1
-        return response(status, code=code)
+            faults[f"{request.method} {code}"] += 1
+        return xml_error(status, code)
 
-    client.meta.events.register("before-call.s3.*", maybe_fail)
+    client.meta.events.register_first("before-send.s3", maybe_fail)
     return faults
 
 

@@ -1,8 +1,12 @@
-"""A corpus of bad uploads, through real (moto) S3 notifications, SQS and the handler: each becomes one coded ``.err``.
+"""A corpus of bad uploads, through real (moto) S3 notifications, SQS and the handler.
 
-Nothing else may happen: no ``.pem``, no other object, no failed SQS record, and no certificate issued
-on the (MODEL) Private CA, except for the cases where the CA itself misbehaves — there a certificate
-exists on the CA but is never published.
+A request at fault becomes one coded ``.err``, and nothing else may happen: no ``.pem``, no other
+object, no failed SQS record, and no certificate issued on the (MODEL) Private CA, except where the CA
+itself misbehaves: there a certificate exists on the CA, is never published, and is revoked.
+
+A set-up at fault (an unknown or disabled CA, a quota, a validity policy that does not fit under the
+PAI, a CA refusing our arguments) is never answered with ``.err`` (that would block the CSR after the
+fix): the record fails, SQS redelivers it, and after the redrive policy's receives it is in the DLQ.
 """
 
 from __future__ import annotations
@@ -11,6 +15,7 @@ import json
 import os
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
+from urllib.parse import unquote_plus
 
 import pytest
 from cryptography.hazmat.primitives import hashes
@@ -79,11 +84,8 @@ CASES: dict[str, Case] = {
     "CA not an ARN": Case(
         "arn:aws:acm-pca:us-east-1:123456789012:certificate-authority/not-a-uuid/8000/x.csr", GOOD, "key.ca"
     ),
-    "unknown PAI ARN": Case(UNKNOWN + "/8000/x.csr", GOOD, "backend.ca_not_found"),
     "PAI in another region": Case(OTHER_REGION + "/8000/x.csr", GOOD, "key.ca_not_allowed"),
-    "the PAA used as a PAI": Case("{paa}/8000/x.csr", GOOD, "backend.ca_not_pai"),
     "PID not allowed by the product-scoped PAI": Case("{pai}/8001/x.csr", GOOD, "profile.pid_not_allowed"),
-    "disabled PAI": Case("{disabled}/8000/x.csr", GOOD, "backend.ca_state"),
     # -- the CSR ---------------------------------------------------------------------------------
     "empty file": Case("{pai}/8000/x.csr", lambda: b"", "csr.empty"),
     "whitespace only": Case("{pai}/8000/x.csr", lambda: b" \n\t\n", "csr.empty"),
@@ -116,15 +118,27 @@ CASES: dict[str, Case] = {
     ),
     "huge file (5 KiB)": Case("{pai}/8000/x.csr", lambda: p256_csr() + b"\n" * 5000, "csr.too_large"),
     "huge file (8 MiB)": Case("{pai}/8000/x.csr", lambda: b"0" * (8 << 20), "csr.too_large"),
+    "CSR requesting a subjectAltName (Private CA would copy it)": Case(
+        "{pai}/8000/x.csr", lambda: san_csr(), "csr.subject_alt_name"
+    ),
     # -- the CA's answer -------------------------------------------------------------------------
     "CSR the CA calls malformed": Case(
         "{pai}/8000/x.csr", lambda: p256_csr(cn="malformed-for-pca"), "backend.malformed_csr"
     ),
-    "CA refusing the arguments": Case("{invalid_args}/8000/x.csr", GOOD, "backend.invalid_args"),
     "CA dropping the keyUsage passthrough": Case(
-        "{drop_ku}/8000/x.csr", GOOD, "issue.validation_failed", issued_on_ca=True
+        "{drop_ku}/8000/x.csr", GOOD, "issue.extension_mismatch", issued_on_ca=True
     ),
     "CA certifying another key": Case("{swap}/8000/x.csr", GOOD, "issue.not_as_requested", issued_on_ca=True),
+    "CA returning a DAC over 600 bytes": Case("{big}/8000/x.csr", GOOD, "issue.der_too_large", issued_on_ca=True),
+}
+
+#: Set-up problems: the record goes to the DLQ (after the redrive policy's receives), no .err.
+OPERATOR_CASES: dict[str, Case] = {
+    "unknown PAI ARN (no allow-list)": Case(UNKNOWN + "/8000/x.csr", GOOD, "backend.ca_not_found"),
+    "the PAA used as a PAI": Case("{paa}/8000/x.csr", GOOD, "backend.ca_not_pai"),
+    "disabled PAI": Case("{disabled}/8000/x.csr", GOOD, "backend.ca_state"),
+    "CA refusing the arguments": Case("{invalid_args}/8000/x.csr", GOOD, "backend.invalid_args"),
+    "certificates-per-CA quota reached": Case("{quota}/8000/x.csr", GOOD, "backend.quota_exceeded"),
 }
 
 
@@ -135,6 +149,27 @@ class Corpus:
     harness: Harness
     keys: dict[str, str]
     before_drain: set[str]
+
+
+def san_csr() -> bytes:
+    """A P-256 CSR with an extensionRequest holding a subjectAltName."""
+    from cryptography import x509
+    from cryptography.hazmat.primitives.serialization import Encoding
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    builder = x509.CertificateSigningRequestBuilder().subject_name(x509.Name([]))
+    builder = builder.add_extension(x509.SubjectAlternativeName([x509.DNSName("device.example")]), critical=False)
+    return builder.sign(key, hashes.SHA256()).public_bytes(Encoding.PEM)
+
+
+def _big(request: dict[str, Any]) -> dict[str, Any]:
+    """A CA adding three 200-character OU attributes to the subject (903-byte class DAC)."""
+    subject = request["ApiPassthrough"]["Subject"]
+    extra = [{"ObjectIdentifier": "2.5.4.11", "Value": c * 200} for c in "abc"]
+    return {
+        **request,
+        "ApiPassthrough": {**request["ApiPassthrough"], "Subject": {"CustomAttributes": [*subject["CustomAttributes"], *extra]}},
+    }
 
 
 def _drop_ku(request: dict[str, Any]) -> dict[str, Any]:
@@ -165,13 +200,17 @@ def corpus() -> Iterator[Corpus]:
             "invalid_args": h.pca.add_pai(paa, pid=0x8000),
             "drop_ku": h.pca.add_pai(paa, pid=0x8000),
             "swap": h.pca.add_pai(paa),
+            "big": h.pca.add_pai(paa, pid=0x8000),
+            "quota": h.pca.add_pai(paa, pid=0x8000),
         }
         h.pca.cas[cas["disabled"]].state = "DISABLED"
-        h.pca.cas[cas["invalid_args"]].refuse_with = "InvalidArgsException"
-        h.pca.cas[cas["drop_ku"]].mutate = _drop_ku
-        h.pca.cas[cas["swap"]].swap_key = True
+        h.pca.fake_ca(cas["invalid_args"]).refuse_with = "InvalidArgsException"
+        h.pca.fake_ca(cas["drop_ku"]).mutate = _drop_ku
+        h.pca.fake_ca(cas["swap"]).swap_key = True
+        h.pca.fake_ca(cas["big"]).mutate = _big
+        h.pca.cas[cas["quota"]].issued = h.pca.certificates_per_ca
         keys: dict[str, str] = {}
-        for i, (name, case) in enumerate(sorted(CASES.items())):
+        for i, (name, case) in enumerate(sorted({**CASES, **OPERATOR_CASES}.items())):
             key = case.key.format(**cas)
             if key.endswith("/x.csr"):  # one name per case, so results cannot collide
                 key = key[: -len("x.csr")] + f"x{i}.csr"
@@ -201,7 +240,20 @@ def test_bad_upload_becomes_one_coded_err(corpus: Corpus, name: str) -> None:
     # AND no DAC was published for it
     assert key[: -len(".csr")] + ".pem" not in h.keys()
     if CASES[name].issued_on_ca:
-        assert record["certificate_serial"]  # for revocation: the CA did issue it
+        # the CA did issue it: the .err names it, and it was revoked on the CA
+        assert record["certificate_serial"] and record["certificate_arn"] and record["revoked"] is True
+        assert int(record["certificate_serial"], 16) in h.pca.revoked_serials()
+
+
+@pytest.mark.parametrize("name", sorted(OPERATOR_CASES))
+def test_a_setup_problem_goes_to_the_dlq_without_an_err(corpus: Corpus, name: str) -> None:
+    # GIVEN one upload whose answer depends on the operator (CA state, quota, arguments, ARN)
+    key = corpus.keys[name]
+    h = corpus.harness
+    # WHEN the queue was drained THEN no answer blames the CSR, and its message reached the DLQ
+    assert _err_key(key) not in h.keys() and key[: -len(".csr")] + ".pem" not in h.keys()
+    dead = [json.loads(m["Body"])["Records"][0]["s3"]["object"]["key"] for m in h.dead_letters]
+    assert sum(unquote_plus(k) == key for k in dead) == 1
 
 
 def test_the_corpus_is_large_enough() -> None:
@@ -213,12 +265,14 @@ def test_the_corpus_is_large_enough() -> None:
 def test_nothing_else_happened(corpus: Corpus) -> None:
     # GIVEN the drained corpus
     h = corpus.harness
-    # THEN the bucket holds the uploads and one .err each, and nothing else
-    assert h.keys() == set(corpus.keys.values()) | {_err_key(k) for k in corpus.keys.values()}
-    # AND every SQS record succeeded (refusals are answers, not failures)
-    assert all(not inv.get("batchItemFailures") for inv in h.invocations)
-    # AND the CA issued certificates only where the CA itself misbehaved (never published)
+    # THEN the bucket holds the uploads and one .err for each request at fault, and nothing else
+    refused = {corpus.keys[n] for n in CASES}
+    assert h.keys() == set(corpus.keys.values()) | {_err_key(k) for k in refused}
+    # AND only the set-up problems failed their records (refusals are answers, not failures)
+    assert len(h.dead_letters) == len(OPERATOR_CASES)
+    # AND the CA issued certificates only where the CA itself misbehaved (never published, all revoked)
     assert len(h.pca.certificates) == sum(c.issued_on_ca for c in CASES.values())
+    assert sorted(h.pca.revoked_serials()) == sorted(h.pca.issued_serials())
     # AND no .err was written twice (each has a single version in the versioned bucket)
     versions = h.s3.list_object_versions(Bucket=BUCKET)["Versions"]
     err_versions = [v["Key"] for v in versions if v["Key"].endswith(".err")]

@@ -13,18 +13,18 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import boto3
-import pytest
 from cryptography import x509
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 
 from matter_pki import pipeline
-from matter_pki.pipeline import PipelineConfig, RetryPolicy
-from matter_pki.storage.s3 import CERTIFICATE_ARN_TAG
+from matter_pki.pipeline import PipelineConfig
 from matter_pki.validate import validate_att_cert
 from tests.lambdas.conftest import BUCKET, LambdaContext, load_handler, make_harness
-from tests.lambdas.fakes import REGION, ModelPrivateCa, p256_csr, response
+from tests.lambdas.fakes import REGION, TEST_RETRIES, ModelPrivateCa, p256_csr, response, xml_error
 
 if TYPE_CHECKING:
+    import pytest
+
     from tests.lambdas.conftest import Harness
 
 EVENTS = Path(__file__).resolve().parents[1] / "events"
@@ -154,17 +154,14 @@ def _fail_puts_of(client: Any, suffix: str, state: dict[str, Any]) -> None:
     client.meta.events.register("before-call.s3.*", handler)
 
 
-@pytest.mark.parametrize("tagging", [True, False])
-def test_redelivery_after_the_token_window_reuses_the_tagged_certificate(
-    aws_env: None, tagging: bool
-) -> None:
-    # GIVEN a delivery that issued a certificate but could not publish it (S3 kept failing)
+def test_redelivery_after_the_token_window_publishes_the_claimed_certificate(aws_env: None) -> None:
+    # GIVEN a delivery that issued a certificate (recorded in its claim) but could not publish it
     clock = [datetime.now(UTC)]
     fake = ModelPrivateCa(now=lambda: clock[0])
-    s3 = boto3.client("s3", region_name=REGION)
-    state = {"fail": True, "no_tags": not tagging}
+    s3 = boto3.client("s3", region_name=REGION, config=TEST_RETRIES)
+    state = {"fail": True}
     _fail_puts_of(s3, ".pem", state)
-    h = make_harness(pca=fake, s3_client=s3)
+    h = make_harness(pca=fake, s3_client=s3, now=lambda: clock[0])
     pai = fake.add_pai(fake.add_paa(), pid=0x8000)
     h.drain()
     key = f"{pai}/8000/late.csr"
@@ -175,15 +172,11 @@ def test_redelivery_after_the_token_window_reuses_the_tagged_certificate(
     state["fail"] = False
     clock[0] += timedelta(minutes=10)
     h.drain()
-    # THEN with the certificate-ARN tag on the CSR the first certificate is published, no second one is issued
+    # THEN the claim's certificate is published and no second one is issued
     dac = x509.load_pem_x509_certificate(h.read(key[:-4] + ".pem"))
-    if tagging:
-        assert len(fake.certificates) == 1
-        tags = h.s3.get_object_tagging(Bucket=BUCKET, Key=key)["TagSet"]
-        assert tags == [{"Key": CERTIFICATE_ARN_TAG, "Value": next(iter(fake.certificates))}]
-    else:  # the token alone covers five minutes only: this is why the tag exists
-        assert len(fake.certificates) == 2
+    assert len(fake.certificates) == 1 and fake.calls["IssueCertificate"] == 1
     assert dac.serial_number in fake.issued_serials()
+    assert [c["state"] for c in h.claims().values()] == ["issued"]
 
 
 def test_transient_failures_go_back_to_sqs_and_succeed_later(aws_env: None) -> None:
@@ -223,29 +216,26 @@ def test_configuration_errors_fail_the_message_without_an_err(
     assert any(r["message"].startswith("failed;") and r["code"] == "config.aws_access_denied" for r in logs)
 
 
-def test_retries_back_off_within_bounds(aws_env: None) -> None:
-    # GIVEN S3 failing the first three listings and a recording sleep
-    sleeps: list[float] = []
-    s3 = boto3.client("s3", region_name=REGION)
+def test_transient_s3_errors_are_retried_inside_the_call_by_botocore(aws_env: None) -> None:
+    # GIVEN S3 answering the first three HTTP attempts of HeadObject with 500 (botocore sees them)
+    s3 = boto3.client("s3", region_name=REGION, config=TEST_RETRIES)
     failures = {"left": 3}
 
-    def flaky(model: Any, **_: Any) -> Any:
-        if model.name == "ListObjectsV2" and failures["left"]:
+    def flaky(request: Any, **_: Any) -> Any:
+        if request.method == "HEAD" and failures["left"]:
             failures["left"] -= 1
-            return response(500, code="InternalError")
+            return xml_error(500, "InternalError")
         return None
 
-    s3.meta.events.register("before-call.s3.*", flaky)
-    cfg = PipelineConfig(workers=1, waiter_delay=0, retry=RetryPolicy(attempts=5, base=0.1, cap=0.25))
-    h = make_harness(s3_client=s3, config=cfg, sleep=sleeps.append)
+    s3.meta.events.register_first("before-send.s3", flaky)
+    h = make_harness(s3_client=s3, workers=1)
     pai = h.pca.add_pai(h.pca.add_paa(), pid=0x8000)
     h.upload(f"{pai}/8000/a.csr", p256_csr())
     # WHEN drained
     h.drain()
-    # THEN three jittered sleeps, each under min(cap, base * 2^n), and the DAC exists
-    assert len(sleeps) == 3
-    assert all(0 <= s <= min(0.25, 0.1 * 2**n) for n, s in enumerate(sleeps))
-    assert f"{pai}/8000/a.pem" in h.keys()
+    # THEN the DAC exists after one delivery: botocore's retries absorbed the errors, nothing went back to SQS
+    assert f"{pai}/8000/a.pem" in h.keys() and failures["left"] == 0
+    assert all(not inv["batchItemFailures"] for inv in h.invocations)
 
 
 def test_a_misconfigured_filter_makes_our_own_writes_harmless(
@@ -268,7 +258,11 @@ def test_a_misconfigured_filter_makes_our_own_writes_harmless(
         for r in _json_logs(capsys.readouterr().out)
         if r["message"].startswith("ignored: not a .csr")
     ]
-    assert sorted(ignored) == sorted(f"{pai}/8000/{n}" for n in ("a.pem", "b.err", "readme.txt"))
+    # (the signer's own claim writes notify too, and are ignored the same way)
+    assert sorted(k for k in ignored if not k.startswith("claims/")) == sorted(
+        f"{pai}/8000/{n}" for n in ("a.pem", "b.err", "readme.txt")
+    )
+    assert {k for k in ignored if k.startswith("claims/")} == set(h.claims())
 
 
 def test_the_s3_test_event_is_skipped(aws_env: None, capsys: pytest.CaptureFixture[str]) -> None:
@@ -307,13 +301,27 @@ def _file_harness() -> tuple[Any, ModelPrivateCa, Any]:
     fake = ModelPrivateCa()
     fake.add_pai(fake.add_paa(), pid=0x8000, arn=FIXED_PAI)
     handler = load_handler()
-    cfg = PipelineConfig(workers=2, waiter_delay=0)
+    cfg = PipelineConfig(workers=2, waiter_delay=0, csr_bucket="matter-csr-inbox")
     pipeline.configure(pca=fake.client(), s3=s3, config=cfg, logger=handler.logger, sleep=lambda _s: None)
     return s3, fake, handler
 
 
-def _event(name: str) -> dict[str, Any]:
+def _event(name: str, s3: Any = None) -> dict[str, Any]:
+    """An SQS event from tests/events; with ``s3``, each object's eTag is the uploaded object's (as S3 sends it)."""
+    from urllib.parse import unquote_plus
+
     event: dict[str, Any] = json.loads((EVENTS / name).read_text())
+    if s3 is None:
+        return event
+    for record in event["Records"]:
+        try:
+            body = json.loads(record["body"])
+        except ValueError:
+            continue
+        for item in body.get("Records", []):
+            obj = item["s3"]["object"]
+            obj["eTag"] = s3.head_object(Bucket=item["s3"]["bucket"]["name"], Key=unquote_plus(obj["key"]))["ETag"].strip('"')
+        record["body"] = json.dumps(body)
     return event
 
 
@@ -323,7 +331,7 @@ def test_event_file_with_encoded_keys_issues_dacs(aws_env: None) -> None:
     for n in (1, 2):
         s3.put_object(Bucket="matter-csr-inbox", Key=f"{FIXED_PAI}/8000/device-000{n}.csr", Body=p256_csr())
     # WHEN the handler runs on tests/events/s3SqsEvent.json
-    result = handler.lambda_handler(_event("s3SqsEvent.json"), LambdaContext())
+    result = handler.lambda_handler(_event("s3SqsEvent.json", s3), LambdaContext())
     # THEN both DACs exist at the decoded keys
     assert result == {"batchItemFailures": []}
     for n in (1, 2):
@@ -346,7 +354,7 @@ def test_event_file_with_an_unreadable_body_fails_only_that_record(aws_env: None
     s3, _fake, handler = _file_harness()
     s3.put_object(Bucket="matter-csr-inbox", Key=f"{FIXED_PAI}/8000/device-0003.csr", Body=p256_csr())
     # WHEN handled THEN only the unreadable record goes back (to reach the DLQ), the CSR is signed
-    result = handler.lambda_handler(_event("s3SqsEventUnreadableBody.json"), LambdaContext())
+    result = handler.lambda_handler(_event("s3SqsEventUnreadableBody.json", s3), LambdaContext())
     assert result == {"batchItemFailures": [{"itemIdentifier": "a3b2c1d0-0000-4000-8000-000000000005"}]}
     s3.head_object(Bucket="matter-csr-inbox", Key=f"{FIXED_PAI}/8000/device-0003.pem")
 
@@ -369,22 +377,3 @@ def test_in_lambda_the_clients_are_built_once_at_import_from_the_environment(
     assert built.config.allowed_pai_arns == frozenset({FIXED_PAI})
     assert built.pca.region == REGION
     assert pipeline.runtime() is built
-
-
-def test_a_certificate_tag_set_by_an_uploader_is_not_trusted(aws_env: None) -> None:
-    # GIVEN a published DAC, and a second CSR uploaded with a tag naming that DAC's certificate ARN
-    h = make_harness()
-    pai = h.pca.add_pai(h.pca.add_paa(), pid=0x8000)
-    h.upload(f"{pai}/8000/first.csr", p256_csr())
-    h.drain()
-    first_arn = next(iter(h.pca.certificates))
-    second = p256_csr()
-    h.s3.put_object(
-        Bucket=BUCKET, Key=f"{pai}/8000/second.csr", Body=second, Tagging=f"{CERTIFICATE_ARN_TAG}={first_arn}"
-    )
-    # WHEN drained
-    h.drain()
-    # THEN the second CSR gets its own DAC for its own key; the tagged certificate was not republished
-    dac = x509.load_pem_x509_certificate(h.read(f"{pai}/8000/second.pem"))
-    assert dac.public_key().public_bytes(Encoding.X962, PublicFormat.UncompressedPoint) == _point(second)
-    assert len(h.pca.certificates) == 2

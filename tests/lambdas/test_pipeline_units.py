@@ -1,15 +1,14 @@
-"""Pipeline pieces without AWS: S3 event parsing, configuration from the environment, backoff bounds."""
+"""Pipeline pieces without AWS: S3 event parsing, configuration from the environment, the botocore client settings."""
 
 from __future__ import annotations
 
 import json
-import random
 from pathlib import Path
 
 import pytest
 
 from matter_pki.errors import ConfigError, InputError
-from matter_pki.pipeline import PipelineConfig, RetryPolicy, parse_s3_event
+from matter_pki.pipeline import PipelineConfig, aws_clients, parse_s3_event
 
 EVENTS = Path(__file__).resolve().parents[1] / "events"
 
@@ -86,6 +85,7 @@ def test_configuration_from_the_environment() -> None:
             "MATTER_WORKERS": "4",
             "MATTER_MAX_ATTEMPTS": "3",
             "MATTER_WAITER_DELAY": "0.25",
+            "MATTER_CSR_BUCKET": "inbox",
         }
     )
     # THEN they are parsed and normalised
@@ -93,7 +93,7 @@ def test_configuration_from_the_environment() -> None:
     assert config.allowed_pai_arns == frozenset({"a", "b"}) and config.trusted_paa_sha256 == frozenset(
         {"ab" * 32}
     )
-    assert (config.workers, config.retry.attempts, config.waiter_delay) == (4, 3, 0.25)
+    assert (config.workers, config.max_attempts, config.waiter_delay, config.csr_bucket) == (4, 3, 0.25, "inbox")
     # AND defaults hold for an empty environment
     default = PipelineConfig.from_env({})
     assert (default.validity, default.common_name, default.workers) == ("issuer", "Matter DAC", 10)
@@ -108,6 +108,9 @@ def test_configuration_from_the_environment() -> None:
         ("MATTER_WAITER_DELAY", "nan", "config.environment"),
         ("MATTER_DAC_VALIDITY", "forever", "config.dac_validity"),
         ("MATTER_DAC_COMMON_NAME", "x" * 65, "config.dac_common_name"),
+        ("MATTER_CLAIM_WINDOW_SECONDS", "301", "config.environment"),
+        ("MATTER_CLAIM_WINDOW_SECONDS", "0", "config.environment"),
+        ("MATTER_MAX_ATTEMPTS", "0", "config.environment"),
     ],
 )
 def test_bad_configuration_is_a_config_error(name: str, value: str, code: str) -> None:
@@ -117,11 +120,14 @@ def test_bad_configuration_is_a_config_error(name: str, value: str, code: str) -
     assert err.value.code == code
 
 
-def test_backoff_is_full_jitter_under_the_cap() -> None:
-    # GIVEN the policy WHEN many delays are drawn THEN each lies in [0, min(cap, base * 2^n)]
-    policy = RetryPolicy(attempts=8, base=0.2, cap=1.0)
-    rng = random.Random(0)
-    for attempt in range(8):
-        bound = min(1.0, 0.2 * 2**attempt)
-        draws = [policy.delay(attempt, rng) for _ in range(200)]
-        assert all(0 <= d <= bound for d in draws) and max(draws) > bound * 0.8
+def test_the_lambda_clients_retry_adaptively_within_bounded_timeouts(monkeypatch: pytest.MonkeyPatch) -> None:
+    # GIVEN the signer's settings
+    monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
+    config = PipelineConfig(max_attempts=3, workers=5)
+    # WHEN its boto3 clients are built
+    pca, s3 = aws_clients(config)
+    # THEN botocore's adaptive mode does the retrying (nothing retries on top), each call bounded by timeouts
+    for client in (pca, s3):
+        cfg = client.meta.config
+        assert cfg.retries == {"mode": "adaptive", "total_max_attempts": 3}
+        assert (cfg.connect_timeout, cfg.read_timeout, cfg.max_pool_connections) == (2, 5, 10)

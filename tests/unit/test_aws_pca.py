@@ -1,5 +1,5 @@
 """AWS Private CA backend: exact IssueCertificate requests (Stubber), our own request checks, error mapping,
-chain caching, the waiter, the released-DAC checks and PAI creation.
+chain caching, the bounded wait, intake, the release gate with revocation, and PAI creation.
 
 Certificates come from ``ModelPrivateCa`` / ``matter_pki.testing.pca_model``: a MODEL of the documented
 template behaviour, not AWS.
@@ -30,15 +30,24 @@ from matter_pki.backends.aws_pca import (
     build_dac_request,
     check_issue_request,
     check_issued_dac,
+    check_pca_intake,
     dac_token,
     dac_validity,
     idempotency_token,
     issue_dac_on_pca,
-    parse_validity_policy,
     wrap_aws_error,
 )
 from matter_pki.csr import load_device_csr
-from matter_pki.errors import BackendError, ConfigError, IssuanceError, StorageError, TransientError
+from matter_pki.errors import (
+    BackendError,
+    ConfigError,
+    CsrError,
+    IssuanceError,
+    OperatorError,
+    StorageError,
+    TransientError,
+)
+from matter_pki.gate import ReleaseRefused
 from matter_pki.lint import lint
 from matter_pki.profiles import (
     NO_EXPIRY,
@@ -49,6 +58,7 @@ from matter_pki.profiles import (
     Validity,
 )
 from matter_pki.validate import validate_att_cert
+from matter_pki.validity import ValidityPolicy
 from tests.lambdas.fakes import REGION, ModelPrivateCa, p256_csr
 
 NOW = datetime(2026, 6, 1, 12, 0, 0, tzinfo=UTC)
@@ -90,14 +100,14 @@ def test_issue_request_is_exactly_the_dac_profile_and_validates_against_the_serv
     client = raw_client()
     pca = PrivateCa(client, waiter_delay=0)
     device = load_device_csr(p256_csr(cn="copied-by-the-aws-sample"))
-    token = dac_token(bucket="inbox", key=f"{arn}/8000/dev.csr", version="v1", csr_sha256=device.sha256)
+    token = dac_token(pai_arn=arn, pid=0x8000, csr_sha256=device.sha256)
     with Stubber(client) as stub:
         stub.add_response(
             "get_certificate_authority_certificate", ca_response(fake, arn), {"CertificateAuthorityArn": arn}
         )
         chain = pca.ca_chain(arn)
         profile = DacProfile.for_issuer(
-            chain.pai, pid=0x8000, validity=dac_validity("issuer", start=NOW, pai=chain.pai)
+            chain.pai, pid=0x8000, validity=dac_validity(ValidityPolicy.parse("issuer"), start=NOW, pai=chain.pai)
         )
         request = build_dac_request(ca_arn=arn, device=device, profile=profile, token=token)
         # THEN Stubber checks the shape against the acm-pca model and we check every value
@@ -134,14 +144,14 @@ def test_issue_request_is_exactly_the_dac_profile_and_validates_against_the_serv
     assert base64.b64decode("AwIHgA==") == bytes.fromhex("03020780")
 
 
-def test_idempotency_token_is_derived_per_object_and_never_constant() -> None:
-    # GIVEN the same CSR digest under different buckets, keys, versions, and different CSRs
-    base = {"bucket": "b", "key": "k.csr", "version": "v1", "csr_sha256": "00" * 32}
-    variants = [base, {**base, "bucket": "c"}, {**base, "key": "j.csr"}, {**base, "version": "v2"},
-                {**base, "version": None}, {**base, "csr_sha256": "11" * 32}]  # fmt: skip
+def test_idempotency_token_is_one_per_pai_pid_and_csr_and_never_constant() -> None:
+    # GIVEN the same CSR digest under different PAIs and PIDs, and different CSRs
+    base = {"pai_arn": "arn:a", "pid": 0x8000, "csr_sha256": "00" * 32}
+    variants = [base, {**base, "pai_arn": "arn:b"}, {**base, "pid": 0x8001}, {**base, "csr_sha256": "11" * 32}]
     # WHEN tokens are derived
     tokens = [dac_token(**v) for v in variants]  # type: ignore[arg-type]
-    # THEN they differ, are stable, fit the API (<= 36 chars, pattern) and are not the sample's "1234"
+    # THEN they differ, are stable (every upload, name and version of one CSR shares one), fit the API
+    # (<= 36 chars, pattern) and are not the sample's "1234"
     assert len(set(tokens)) == len(tokens)
     assert dac_token(**base) == tokens[0]  # type: ignore[arg-type]
     for token in tokens:
@@ -250,18 +260,20 @@ def test_stubber_rejects_a_wrong_shape(fake: ModelPrivateCa) -> None:
     ("aws_code", "status", "cls", "code"),
     [
         ("ThrottlingException", 400, TransientError, "backend.transient"),
-        ("LimitExceededException", 400, TransientError, "backend.transient"),
         ("RequestInProgressException", 400, TransientError, "backend.transient"),
         ("InternalFailure", 500, TransientError, "backend.transient"),
         ("ServiceUnavailable", 503, TransientError, "backend.transient"),
         ("SomethingNew", 502, TransientError, "backend.transient"),
+        # the request's fault: answered (.err)
         ("MalformedCSRException", 400, BackendError, "backend.malformed_csr"),
-        ("InvalidArgsException", 400, BackendError, "backend.invalid_args"),
-        ("InvalidRequestException", 400, BackendError, "backend.invalid_request"),
-        ("ResourceNotFoundException", 400, BackendError, "backend.ca_not_found"),
-        ("InvalidStateException", 400, BackendError, "backend.ca_state"),
-        ("InvalidArnException", 400, BackendError, "backend.invalid_arn"),
-        ("SomethingNew", 400, BackendError, "backend.aws_error"),
+        # a quota or the set-up: an operator must act (DLQ, never .err)
+        ("LimitExceededException", 400, OperatorError, "backend.quota_exceeded"),
+        ("InvalidArgsException", 400, OperatorError, "backend.invalid_args"),
+        ("InvalidRequestException", 400, OperatorError, "backend.invalid_request"),
+        ("ResourceNotFoundException", 400, OperatorError, "backend.ca_not_found"),
+        ("InvalidStateException", 400, OperatorError, "backend.ca_state"),
+        ("InvalidArnException", 400, OperatorError, "backend.invalid_arn"),
+        ("SomethingNew", 400, OperatorError, "backend.aws_error"),
         ("AccessDeniedException", 400, ConfigError, "config.aws_access_denied"),
         ("ExpiredTokenException", 400, ConfigError, "config.aws_credentials"),
     ],
@@ -386,7 +398,7 @@ def test_fetch_waits_through_request_in_progress(fake: ModelPrivateCa) -> None:
     # WHEN a DAC is issued through the waiter
     issued = issue_dac_on_pca(pca, p256_csr(), ca_arn=fake.pai_8000, pid=0x8000, now=NOW)  # type: ignore[attr-defined]
     # THEN it arrives after the polls
-    assert fake.calls["GetCertificate"] == 3 + 1 + 1  # three in progress, the waiter's success, the fetch
+    assert fake.calls["GetCertificate"] == 3 + 1  # three in progress, then the answer (not fetched again)
     assert x509.load_der_x509_certificate(issued.der).serial_number == issued.serial
 
 
@@ -402,7 +414,7 @@ def test_fetch_gives_up_transiently_when_still_pending(fake: ModelPrivateCa) -> 
 @pytest.mark.parametrize(
     ("aws_code", "cls", "code"),
     [
-        ("RequestFailedException", BackendError, "backend.request_failed"),
+        ("RequestFailedException", OperatorError, "backend.request_failed"),
         ("ThrottlingException", TransientError, "backend.transient"),
         ("AccessDeniedException", ConfigError, "config.aws_access_denied"),
     ],
@@ -459,18 +471,18 @@ def test_a_dac_without_the_passthrough_keyusage_is_not_released(fake: ModelPriva
         }
         return request
 
-    fake.cas[arn].mutate = drop_ku
+    fake.fake_ca(arn).mutate = drop_ku
     der, (device, profile, chain) = _issue_with(fake, arn, 0x8000)
-    # WHEN checked THEN refused as issue.validation_failed
+    # WHEN checked THEN refused: the profile's keyUsage is missing
     with pytest.raises(IssuanceError) as err:
         check_issued_dac(der, device=device, profile=profile, chain=chain, at=NOW)
-    assert err.value.code == "issue.validation_failed"
+    assert err.value.code == "issue.extension_mismatch"
 
 
 def test_a_dac_for_another_key_or_pid_is_not_released(fake: ModelPrivateCa) -> None:
     # GIVEN a vendor-scoped PAI (any PID validates) returning a DAC for another PID, then for another key
     arn = fake.pai_any  # type: ignore[attr-defined]
-    fake.cas[arn].mutate = lambda r: {
+    fake.fake_ca(arn).mutate = lambda r: {
         **r,
         "ApiPassthrough": {**r["ApiPassthrough"], "Subject": {"CustomAttributes": [
             {"ObjectIdentifier": "1.3.6.1.4.1.37244.2.1", "Value": "FFF1"},
@@ -484,8 +496,8 @@ def test_a_dac_for_another_key_or_pid_is_not_released(fake: ModelPrivateCa) -> N
     with pytest.raises(IssuanceError) as err:
         check_issued_dac(der, device=device, profile=profile, chain=chain, at=NOW)
     assert err.value.code == "issue.not_as_requested"
-    fake.cas[arn].mutate = None
-    fake.cas[arn].swap_key = True
+    fake.fake_ca(arn).mutate = None
+    fake.fake_ca(arn).swap_key = True
     der, (device, profile, chain) = _issue_with(fake, arn, 0x8001)
     with pytest.raises(IssuanceError) as err:
         check_issued_dac(der, device=device, profile=profile, chain=chain, at=NOW)
@@ -493,7 +505,7 @@ def test_a_dac_for_another_key_or_pid_is_not_released(fake: ModelPrivateCa) -> N
 
 
 # -- validity -------------------------------------------------------------------------------------
-def test_validity_policies(fake: ModelPrivateCa) -> None:
+def test_dac_validity_under_a_private_ca_pai(fake: ModelPrivateCa) -> None:
     # GIVEN a no-expiry PAI and a PAI ending in 2030
     paa = fake.paa  # type: ignore[attr-defined]
     finite = fake.add_pai(
@@ -502,40 +514,27 @@ def test_validity_policies(fake: ModelPrivateCa) -> None:
     forever = fake.cas[fake.pai_8000].cert  # type: ignore[attr-defined]
     ending = fake.cas[finite].cert
     assert forever is not None and ending is not None
-    # WHEN/THEN "issuer" follows the PAI, "no-expiry" is 9999, days are checked against the PAI
-    assert dac_validity("issuer", start=NOW, pai=forever).not_after == NO_EXPIRY
-    assert dac_validity("issuer", start=NOW, pai=ending).pca_validity() == {
+    policy = ValidityPolicy.parse
+    # WHEN/THEN "issuer" follows the PAI, "no-expiry" is 9999, days and no-expiry must end with the PAI
+    assert dac_validity(policy("issuer"), start=NOW, pai=forever).not_after == NO_EXPIRY
+    assert dac_validity(policy("issuer"), start=NOW, pai=ending).pca_validity() == {
         "Type": "ABSOLUTE",
         "Value": int(datetime(2030, 1, 1, tzinfo=UTC).timestamp()),
     }
-    assert dac_validity("no-expiry", start=NOW, pai=forever).pca_validity() == {
+    assert dac_validity(policy("no-expiry"), start=NOW, pai=forever).pca_validity() == {
         "Type": "END_DATE",
         "Value": 99991231235959,
     }
-    assert dac_validity("365", start=NOW, pai=ending).not_after == NOW + timedelta(days=365) - timedelta(
+    assert dac_validity(policy("365"), start=NOW, pai=ending).not_after == NOW + timedelta(days=365) - timedelta(
         seconds=1
     )
-    with pytest.raises(ConfigError) as err:
-        dac_validity("3650", start=NOW, pai=ending)
-    assert err.value.code == "config.dac_validity_beyond_pai"
+    for too_long in ("3650", "no-expiry"):
+        with pytest.raises(ConfigError) as err:
+            dac_validity(policy(too_long), start=NOW, pai=ending)
+        assert err.value.code == "config.dac_validity_beyond_pai"
     # AND a start before the PAI's notBefore is moved to it (chip: 301 otherwise)
-    early = dac_validity("issuer", start=NOW - timedelta(days=30), pai=ending)
+    early = dac_validity(policy("issuer"), start=NOW - timedelta(days=30), pai=ending)
     assert early.not_before == ending.not_valid_before_utc
-
-
-@pytest.mark.parametrize(
-    ("text", "policy"), [("issuer", "issuer"), ("No-Expiry", "no-expiry"), ("365", "365"), ("30d", "30")]
-)
-def test_validity_policy_parsing(text: str, policy: str) -> None:
-    # GIVEN configuration text WHEN parsed THEN normalised
-    assert parse_validity_policy(text) == policy
-
-
-@pytest.mark.parametrize("text", ["", "0", "-1", "forever", "1.5"])
-def test_validity_policy_refuses_nonsense(text: str) -> None:
-    # GIVEN bad configuration WHEN parsed THEN config.dac_validity
-    with pytest.raises(ConfigError):
-        parse_validity_policy(text)
 
 
 # -- PAI on Private CA ----------------------------------------------------------------------------
@@ -562,3 +561,57 @@ def test_create_pai_signs_with_the_pathlen0_template_and_imports(fake: ModelPriv
         paa=chain.paa_der, pai=der, dac=issued.der, at=NOW + timedelta(seconds=2), mode="commissioner"
     ).ok
     assert fake.requests[-1]["TemplateArn"] == PCA_TEMPLATE_DAC
+
+
+# -- intake and the gate on Private CA ----------------------------------------------------------------
+def _san_csr() -> bytes:
+    from cryptography.hazmat.primitives import hashes
+    from cryptography.hazmat.primitives.asymmetric import ec
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    builder = x509.CertificateSigningRequestBuilder().subject_name(x509.Name([]))
+    builder = builder.add_extension(x509.SubjectAlternativeName([x509.DNSName("device.example")]), critical=False)
+    return builder.sign(key, hashes.SHA256()).public_bytes(Encoding.PEM)
+
+
+def test_a_csr_requesting_a_san_is_refused_before_anything_is_issued(fake: ModelPrivateCa) -> None:
+    # GIVEN a CSR with an extensionRequest holding a subjectAltName
+    pca = PrivateCa(fake.client(), waiter_delay=0)
+    # WHEN issued on Private CA THEN refused at intake, and the CA was never asked
+    with pytest.raises(CsrError) as err:
+        issue_dac_on_pca(pca, _san_csr(), ca_arn=fake.pai_8000, pid=0x8000, now=NOW)  # type: ignore[attr-defined]
+    assert err.value.code == "csr.subject_alt_name" and fake.calls["IssueCertificate"] == 0
+    # AND other requested extensions are ignored (an APIPassthrough template does not copy them)
+    from tests.unit.test_fastpath import csr_for
+
+    check_pca_intake(load_device_csr(csr_for(extensions=True)))
+
+
+def test_the_model_copies_a_csr_san_and_the_gate_refuses_and_revokes_it(fake: ModelPrivateCa) -> None:
+    # GIVEN intake bypassed: a SAN CSR sent to the (model) Private CA, which copies the SAN
+    from matter_pki.backends.aws_pca import release_or_revoke
+
+    arn = fake.pai_8000  # type: ignore[attr-defined]
+    pca = PrivateCa(fake.client(), waiter_delay=0)
+    chain = pca.ca_chain(arn)
+    device = load_device_csr(_san_csr())
+    profile = DacProfile.for_issuer(chain.pai, pid=0x8000, validity=Validity.no_expiry(NOW))
+    cert_arn = pca.issue(build_dac_request(ca_arn=arn, device=device, profile=profile, token="mp1-san"))
+    der = pca.fetch(arn, cert_arn)
+    assert x509.load_der_x509_certificate(der).extensions.get_extension_for_class(x509.SubjectAlternativeName)
+    # WHEN the release gate judges it THEN refused, and the certificate is revoked on the CA
+    with pytest.raises(ReleaseRefused) as err:
+        release_or_revoke(pca, der, certificate_arn=cert_arn, device=device, profile=profile, chain=chain, at=NOW)
+    assert err.value.code == "issue.unexpected_extension" and err.value.context["revoked"] is True
+    assert fake.revoked_serials() == [err.value.serial]
+
+
+def test_revoking_twice_is_done_once(fake: ModelPrivateCa) -> None:
+    # GIVEN a certificate revoked once (a retried refusal revokes again)
+    arn = fake.pai_8000  # type: ignore[attr-defined]
+    pca = PrivateCa(fake.client(), waiter_delay=0)
+    issued = issue_dac_on_pca(pca, p256_csr(), ca_arn=arn, pid=0x8000, now=NOW)
+    pca.revoke(arn, issued.serial)
+    # WHEN revoked again THEN Private CA's RequestAlreadyProcessedException counts as done
+    pca.revoke(arn, issued.serial)
+    assert fake.revoked_serials() == [issued.serial]

@@ -2,48 +2,98 @@
 
 from __future__ import annotations
 
+import hashlib
 import math
 from typing import TYPE_CHECKING
 
-from aws_cdk import CfnOutput, Duration, RemovalPolicy, Stack
-from aws_cdk import aws_cloudwatch as cloudwatch
-from aws_cdk import aws_cloudwatch_actions as cw_actions
-from aws_cdk import aws_iam as iam
-from aws_cdk import aws_lambda as lambda_
-from aws_cdk import aws_lambda_event_sources as event_sources
-from aws_cdk import aws_logs as logs
-from aws_cdk import aws_s3 as s3
-from aws_cdk import aws_s3_notifications as s3n
-from aws_cdk import aws_sns as sns
-from aws_cdk import aws_sqs as sqs
-from cdk_nag import RegexAppliesTo
+from aws_cdk import CfnElement, CfnOutput, Duration, Stack
 
-from matter_cdk import CA_TYPE_PAI, ROLE_PATH
-from matter_cdk.constructs.lambda_asset import HANDLER, dac_signer_code
-from matter_cdk.constructs.nag import acknowledge, acknowledge_path
-from matter_cdk.constructs.roles import CA_TAG_CONDITION_KEY, TEMPLATE_CONDITION_KEY
-from matter_pki.profiles import PCA_TEMPLATE_DAC
+from matter_cdk.constructs.csr_pipeline import (
+    AuditorAccess,
+    CsrInbox,
+    DacSigner,
+    SignerAlarms,
+    SigningQueue,
+    signer_environment,
+)
+from matter_cdk.constructs.nag import acknowledge_path
+from matter_pki.pipeline.config import CLAIM_MARGIN_SECONDS, TOKEN_WINDOW_SECONDS
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
 
     from aws_cdk import aws_acmpca as acmpca
+    from aws_cdk import aws_s3 as s3
     from constructs import Construct
 
     from matter_cdk.config import PipelineSettings
 
-LAMBDA_TIMEOUT = Duration.minutes(1)
+LAMBDA_TIMEOUT = Duration.seconds(30)
+LAMBDA_MEMORY_MB = 512
 BATCH_SIZE = 5
 #: MATTER_WORKERS: the signer (matter_pki.pipeline) handles a batch's records in parallel threads.
 WORKERS = BATCH_SIZE
-#: Receives before a message goes to the DLQ (the signer already retries transient errors itself).
+#: AWS Lambda developer guide: an SQS source's visibility timeout should be six times the function timeout.
+VISIBILITY_TIMEOUT = Duration.seconds(6 * LAMBDA_TIMEOUT.to_seconds())
+#: Receives before a message goes to the DLQ.
 MAX_RECEIVE_COUNT = 5
+#: How long an IssueCertificate of unknown outcome may be repeated with the same token (claims).
+CLAIM_WINDOW_SECONDS = TOKEN_WINDOW_SECONDS - CLAIM_MARGIN_SECONDS
+#: Each record is given back this long before the timeout (a batch-item failure, not a killed invocation).
+DEADLINE_MARGIN_MS = 8000
+#: botocore attempts per AWS call (adaptive retry mode).
+MAX_ATTEMPTS = 3
 #: Lower bound of one record's wall time: Private CA issues asynchronously, so after
-#: IssueCertificate the signer polls GetCertificate (waiter, MATTER_WAITER_DELAY 0.5 s) and also
-#: reads the CSR, tags it and writes the DAC; about a second or more per DAC.
+#: IssueCertificate the signer polls GetCertificate (MATTER_WAITER_DELAY 0.5 s) and also
+#: reads the CSR, writes its claim and the DAC; about a second or more per DAC.
 MIN_SECONDS_PER_DAC = 1.0
 #: Lambda's SQS event source refuses a maximum concurrency under 2.
 MIN_ESM_CONCURRENCY = 2
+
+
+def check_timing(
+    visibility_seconds: float = VISIBILITY_TIMEOUT.to_seconds(), claim_window_seconds: float = CLAIM_WINDOW_SECONDS
+) -> None:
+    """A message redelivered after a crash must come back while Private CA still deduplicates its token."""
+    if visibility_seconds >= claim_window_seconds:
+        raise ValueError(
+            f"the queue's visibility timeout ({visibility_seconds:.0f} s) must be below the claim window "
+            f"({claim_window_seconds:.0f} s = {TOKEN_WINDOW_SECONDS} s token window - {CLAIM_MARGIN_SECONDS} s margin)"
+        )
+
+
+def legacy_logical_id(path: str) -> str:
+    """The logical ID CDK gave a resource at ``path`` (relative to the stack): its human part and a path hash."""
+    parts = path.split("/")
+    human = "".join(p for p in parts if p not in ("Resource", "Default"))
+    return human + hashlib.md5("/".join(parts).encode()).hexdigest()[:8].upper()  # noqa: S324 - CDK's own scheme
+
+
+#: Stateful resources keep the logical IDs they had before the stack was split into constructs, so an
+#: update moves nothing (a new ID would create a new retained bucket, and a replaced bucket policy
+#: or notification would be deleted after its successor was written).
+LEGACY_PATHS = {
+    "CsrInbox/CsrBucket/Resource": "CsrBucket/Resource",
+    "CsrInbox/CsrBucket/Policy/Resource": "CsrBucket/Policy/Resource",
+    "CsrInbox/CsrBucket/Notifications/Resource": "CsrBucket/Notifications/Resource",
+    "CsrInbox/AccessLogs/Resource": "AccessLogs/Resource",
+    "CsrInbox/AccessLogs/Policy/Resource": "AccessLogs/Policy/Resource",
+    "SigningQueue/CsrQueue/Resource": "CsrQueue/Resource",
+    "SigningQueue/CsrQueue/Policy/Resource": "CsrQueue/Policy/Resource",
+    "SigningQueue/CsrDeadLetterQueue/Resource": "CsrDeadLetterQueue/Resource",
+    "SigningQueue/CsrDeadLetterQueue/Policy/Resource": "CsrDeadLetterQueue/Policy/Resource",
+    "DacSigner/SignerLogs/Resource": "SignerLogs/Resource",
+}
+
+
+def keep_legacy_ids(stack: Stack) -> None:
+    """Give the stateful resources of ``LEGACY_PATHS`` their former logical IDs."""
+    for path, legacy in LEGACY_PATHS.items():
+        node = stack.node.try_find_child(path.split("/")[0])
+        for part in path.split("/")[1:]:
+            node = None if node is None else node.node.try_find_child(part)
+        if isinstance(node, CfnElement):
+            node.override_logical_id(legacy_logical_id(legacy))
 
 
 def reserved_concurrency(
@@ -55,8 +105,8 @@ def reserved_concurrency(
     ``min_seconds_per_dac``: N executions call IssueCertificate at most N × workers /
     min_seconds_per_dac times a second. N = floor(quota × min_seconds_per_dac / workers) keeps
     that within the quota (default 25 TPS, 5 workers → 5 executions, 25 DACs in flight).
-    Throttling that still happens (other issuers share the account quota) is a transient error
-    the signer retries with backoff, then SQS redelivers.
+    Throttling that still happens (other issuers share the account quota) is retried by
+    botocore's adaptive mode, then SQS redelivers.
     """
     return max(MIN_ESM_CONCURRENCY, math.floor(issue_rate_limit * min_seconds_per_dac / workers))
 
@@ -71,239 +121,65 @@ class CsrPipelineStack(Stack):
         *,
         pais: Sequence[acmpca.ICertificateAuthority],
         settings: PipelineSettings,
+        prefix: str = "",
+        crl_bucket: s3.IBucket | None = None,
         **kwargs: object,
     ) -> None:
         super().__init__(scope, construct_id, **kwargs)  # type: ignore[arg-type]
+        check_timing()
         pai_arns = [pai.certificate_authority_arn for pai in pais]
-
-        self.access_logs = s3.Bucket(
-            self,
-            "AccessLogs",
-            encryption=s3.BucketEncryption.S3_MANAGED,  # server access log delivery needs SSE-S3
-            enforce_ssl=True,
-            versioned=True,
-            block_public_access=s3.BlockPublicAccess.BLOCK_ALL,
-            object_ownership=s3.ObjectOwnership.BUCKET_OWNER_ENFORCED,
-            lifecycle_rules=[s3.LifecycleRule(id="ExpireAccessLogs", expiration=Duration.days(1827))],
-            removal_policy=RemovalPolicy.RETAIN,
+        inbox = CsrInbox(self, "CsrInbox")
+        self.bucket, self.access_logs = inbox.bucket, inbox.access_logs
+        queues = SigningQueue(
+            self, "SigningQueue", visibility_timeout=VISIBILITY_TIMEOUT, max_receive_count=MAX_RECEIVE_COUNT
         )
-
-        self.bucket = s3.Bucket(
-            self,
-            "CsrBucket",
-            versioned=True,
-            encryption=s3.BucketEncryption.S3_MANAGED,  # CSRs and DACs are public-key material
-            enforce_ssl=True,
-            block_public_access=s3.BlockPublicAccess.BLOCK_ALL,
-            object_ownership=s3.ObjectOwnership.BUCKET_OWNER_ENFORCED,
-            server_access_logs_bucket=self.access_logs,
-            server_access_logs_prefix="csr-bucket/",
-            removal_policy=RemovalPolicy.RETAIN,
-        )
-
-        self.dead_letter_queue = sqs.Queue(
-            self,
-            "CsrDeadLetterQueue",
-            encryption=sqs.QueueEncryption.SQS_MANAGED,
-            enforce_ssl=True,
-            retention_period=Duration.days(14),
-        )
-        self.queue = sqs.Queue(
-            self,
-            "CsrQueue",
-            # S3 cannot publish to a queue encrypted with the AWS managed SQS key; SSE-SQS works.
-            encryption=sqs.QueueEncryption.SQS_MANAGED,
-            enforce_ssl=True,
-            # AWS Lambda: at least six times the function timeout for an SQS event source.
-            visibility_timeout=Duration.seconds(6 * LAMBDA_TIMEOUT.to_seconds()),
-            dead_letter_queue=sqs.DeadLetterQueue(
-                max_receive_count=MAX_RECEIVE_COUNT, queue=self.dead_letter_queue
-            ),
-        )
-        self.bucket.add_event_notification(
-            s3.EventType.OBJECT_CREATED,
-            s3n.SqsDestination(self.queue),
-            s3.NotificationKeyFilter(suffix=".csr"),
-        )
-
-        log_group = logs.LogGroup(
-            self, "SignerLogs", retention=logs.RetentionDays.TWO_MONTHS, removal_policy=RemovalPolicy.RETAIN
-        )
-        role = iam.Role(
-            self,
-            "SignerRole",
-            path=ROLE_PATH,
-            assumed_by=iam.ServicePrincipal("lambda.amazonaws.com"),
-            description="Matter PKI DAC signer: read CSRs, write DACs/refusals, issue DACs from the PAIs only",
-        )
-        log_group.grant_write(role)
-        role.add_to_policy(
-            iam.PolicyStatement(
-                sid="ReadCsrsAndResults",
-                actions=["s3:GetObject", "s3:GetObjectVersion"],
-                resources=[self.bucket.arn_for_objects("*")],
-            )
-        )
-        role.add_to_policy(
-            iam.PolicyStatement(
-                # The signer tags each CSR with its certificate ARN (idempotency beyond Private CA's 5 minutes).
-                sid="TagCsrs",
-                actions=[
-                    "s3:GetObjectTagging",
-                    "s3:GetObjectVersionTagging",
-                    "s3:PutObjectTagging",
-                    "s3:PutObjectVersionTagging",
-                ],
-                resources=[self.bucket.arn_for_objects("*.csr")],
-            )
-        )
-        role.add_to_policy(
-            iam.PolicyStatement(
-                # ListObjectsV2 under the CSR's prefix: does <name>.pem or <name>.err exist already?
-                sid="ListForExistenceChecks",
-                actions=["s3:ListBucket"],
-                resources=[self.bucket.bucket_arn],
-            )
-        )
-        role.add_to_policy(
-            iam.PolicyStatement(
-                sid="WriteDacsAndRefusals",
-                actions=["s3:PutObject"],
-                resources=[self.bucket.arn_for_objects("*.pem"), self.bucket.arn_for_objects("*.err")],
-            )
-        )
-        role.add_to_policy(
-            iam.PolicyStatement(
-                sid="IssueDacsFromPais",
-                actions=["acm-pca:IssueCertificate"],
-                resources=pai_arns,
-                conditions={
-                    "StringEquals": {
-                        TEMPLATE_CONDITION_KEY: PCA_TEMPLATE_DAC,
-                        CA_TAG_CONDITION_KEY: CA_TYPE_PAI,
-                    }
-                },
-            )
-        )
-        role.add_to_policy(
-            iam.PolicyStatement(
-                sid="ReadIssuedDacsAndPais",
-                actions=["acm-pca:GetCertificate", "acm-pca:GetCertificateAuthorityCertificate"],
-                resources=pai_arns,
-            )
-        )
-
+        self.queue, self.dead_letter_queue = queues.queue, queues.dead_letter_queue
+        inbox.notify(self.queue)
         concurrency = reserved_concurrency(settings.issue_rate_limit)
-        self.function = lambda_.Function(
+        signer = DacSigner(
             self,
             "DacSigner",
-            runtime=lambda_.Runtime.PYTHON_3_12,
-            architecture=lambda_.Architecture.X86_64,  # matches the manylinux x86_64 wheels
-            handler=HANDLER,
-            code=dac_signer_code(),
+            bucket=self.bucket,
+            queue=self.queue,
+            pai_arns=pai_arns,
+            crl_bucket=crl_bucket,
             timeout=LAMBDA_TIMEOUT,
-            memory_size=512,
-            role=role,
-            log_group=log_group,
-            reserved_concurrent_executions=concurrency,
-            description="Matter PKI: issue DACs from CSRs uploaded to the CSR bucket",
-            # Read by matter_pki.pipeline.PipelineConfig.from_env (the bucket comes with each event).
-            environment={
-                "MATTER_CSR_BUCKET": self.bucket.bucket_name,
-                "MATTER_PAI_ARNS": ",".join(pai_arns),
-                "MATTER_DAC_VALIDITY": settings.dac_validity,
-                "MATTER_WORKERS": str(WORKERS),
-                "POWERTOOLS_SERVICE_NAME": "matter-dac-signer",
-                "POWERTOOLS_LOG_LEVEL": "INFO",
-            },
-        )
-        self.function.add_event_source(
-            event_sources.SqsEventSource(
-                self.queue,
-                batch_size=BATCH_SIZE,
-                report_batch_item_failures=True,
-                # Never more pollers than executions: throttled invocations would burn receives.
-                max_concurrency=concurrency,
-            )
-        )
-
-        self.alarms = [
-            cloudwatch.Alarm(
-                self,
-                "DeadLetterQueueNotEmpty",
-                metric=self.dead_letter_queue.metric_approximate_number_of_messages_visible(
-                    period=Duration.minutes(1), statistic="Maximum"
-                ),
-                threshold=1,
-                evaluation_periods=1,
-                comparison_operator=cloudwatch.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
-                treat_missing_data=cloudwatch.TreatMissingData.NOT_BREACHING,
-                alarm_description="CSRs failed repeatedly (transient errors exhausted their retries): inspect the DLQ",
+            memory_mb=LAMBDA_MEMORY_MB,
+            batch_size=BATCH_SIZE,
+            concurrency=concurrency,
+            environment=signer_environment(
+                bucket=self.bucket,
+                pai_arns=pai_arns,
+                dac_validity=settings.dac_validity,
+                workers=WORKERS,
+                extra={
+                    "MATTER_MAX_ATTEMPTS": str(MAX_ATTEMPTS),
+                    "MATTER_DEADLINE_MARGIN_MS": str(DEADLINE_MARGIN_MS),
+                    "MATTER_CLAIM_WINDOW_SECONDS": str(CLAIM_WINDOW_SECONDS),
+                },
             ),
-            cloudwatch.Alarm(
-                self,
-                "SignerErrors",
-                metric=self.function.metric_errors(period=Duration.minutes(5), statistic="Sum"),
-                threshold=1,
-                evaluation_periods=1,
-                comparison_operator=cloudwatch.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
-                treat_missing_data=cloudwatch.TreatMissingData.NOT_BREACHING,
-                alarm_description="The DAC signer Lambda failed (whole batches, not single refused CSRs)",
-            ),
-            cloudwatch.Alarm(
-                self,
-                "SignerThrottles",
-                metric=self.function.metric_throttles(period=Duration.minutes(5), statistic="Sum"),
-                threshold=1,
-                evaluation_periods=1,
-                comparison_operator=cloudwatch.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
-                treat_missing_data=cloudwatch.TreatMissingData.NOT_BREACHING,
-                alarm_description="The DAC signer hit its reserved concurrency",
-            ),
-        ]
-        if settings.alarm_topic_arn is not None:
-            topic = sns.Topic.from_topic_arn(self, "AlarmTopic", settings.alarm_topic_arn)
-            for alarm in self.alarms:
-                alarm.add_alarm_action(cw_actions.SnsAction(topic))
-
-        acknowledge(
-            role,
-            "AwsSolutions-IAM5",
-            "Object keys are <PAI ARN>/<PID>/<name>.csr, so reads cover the bucket's objects, tagging is limited "
-            "to .csr objects and writes to the .pem and .err suffixes the signer produces.",
-            applies_to=[
-                RegexAppliesTo(regex=r"/^Resource::<CsrBucket[0-9A-F]{8}\.Arn>\/\*(\.pem|\.err|\.csr)?$/g")
-            ],
         )
-        acknowledge(
-            self.function,
-            "AwsSolutions-L1",
-            "Python 3.12 is pinned: the asset's wheels are built for CPython 3.12 (pip --python-version 3.12).",
-        )
+        self.function, self.role = signer.function, signer.role
+        inbox.reserve_outputs_for(signer.role)
+        self.alarms = SignerAlarms(
+            self,
+            "Alarms",
+            function=signer.function,
+            log_group=signer.log_group,
+            dead_letter_queue=self.dead_letter_queue,
+            alarm_topic_arn=settings.alarm_topic_arn,
+        ).alarms
+        AuditorAccess(self, "AuditorAccess", prefix=prefix, log_group=signer.log_group, access_logs=self.access_logs)
+        keep_legacy_ids(self)
         acknowledge_path(
             self,
             f"{self.node.path}/BucketNotificationsHandler050a0587b7544547bf325f094a3db834",
             "AwsSolutions-IAM4",
             "CDK's singleton handler that writes the S3 → SQS notification uses AWSLambdaBasicExecutionRole.",
-            applies_to=[
-                "Policy::arn:<AWS::Partition>:iam::aws:policy/service-role/AWSLambdaBasicExecutionRole"
-            ],
+            applies_to=["Policy::arn:<AWS::Partition>:iam::aws:policy/service-role/AWSLambdaBasicExecutionRole"],
         )
-
-        CfnOutput(
-            self,
-            "CsrBucketName",
-            value=self.bucket.bucket_name,
-            description="Upload <PAI ARN>/<PID>/<name>.csr here",
-        )
-        CfnOutput(
-            self,
-            "DACIssuingLambdaFunctionName",
-            value=self.function.function_name,
-            description="The DAC signer",
-        )
+        CfnOutput(self, "CsrBucketName", value=self.bucket.bucket_name, description="Upload <PAI ARN>/<PID>/<name>.csr here")
+        CfnOutput(self, "DACIssuingLambdaFunctionName", value=self.function.function_name, description="The DAC signer")
         CfnOutput(self, "CsrQueueUrl", value=self.queue.queue_url)
         CfnOutput(self, "DeadLetterQueueUrl", value=self.dead_letter_queue.queue_url)
-        CfnOutput(
-            self, "ReservedConcurrency", value=str(concurrency), description="Derived from pcaIssueRateLimit"
-        )
+        CfnOutput(self, "ReservedConcurrency", value=str(concurrency), description="Derived from pcaIssueRateLimit")

@@ -8,6 +8,7 @@ from aws_cdk import CfnOutput, Stack
 
 from matter_cdk.constructs.certificate_authority import MatterCertificateAuthority
 from matter_cdk.constructs.crl_bucket import MatterCrlBucket
+from matter_cdk.constructs.crl_distribution import publish_crls
 from matter_cdk.constructs.roles import MatterPkiRoles
 from matter_pki.vidpid import format_hex16
 
@@ -73,6 +74,7 @@ class PaaStack(Stack):
             value=self.crl_bucket.bucket_name,
             description="The S3 bucket the CRLs go to",
         )
+        publish_crls(self, config, self.crl_bucket)
         for name, role in (
             ("ManagePAARoleArn", self.roles.manage_paa),
             ("IssuePAIRoleArn", self.roles.issue_pai),

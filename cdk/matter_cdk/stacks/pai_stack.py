@@ -10,6 +10,7 @@ from aws_cdk import aws_s3 as s3
 
 from matter_cdk.constructs.certificate_authority import MatterCertificateAuthority
 from matter_cdk.constructs.crl_bucket import MatterCrlBucket
+from matter_cdk.constructs.crl_distribution import publish_crls
 from matter_cdk.constructs.paa_link import PaaLink
 from matter_cdk.stacks.paa_stack import console_link
 
@@ -104,3 +105,4 @@ class PaiStack(Stack):
             value=self.crl_bucket.bucket_name,
             description="The S3 bucket the PAI CRLs go to",
         )
+        publish_crls(self, config, self.crl_bucket)
