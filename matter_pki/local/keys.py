@@ -1,18 +1,28 @@
 """CA key generation and opening for a PKI home, over the file and PKCS#11 key stores.
 
-Secrets (the key-file passphrase, the token PIN) come from a ``Secrets`` object the caller builds:
-the CLI reads ``MATTER_PKI_PASSPHRASE`` / ``MATTER_PKI_PKCS11_PIN`` or prompts; tests pass values.
-Each is asked for at most once per ``Secrets`` instance.
+Secrets (the key-file passphrase, the token PIN, the device-key passphrase) come from a ``Secrets``
+object the caller builds: the CLI reads ``MATTER_PKI_PASSPHRASE`` / ``MATTER_PKI_PKCS11_PIN`` /
+``MATTER_PKI_DEVICE_PASSPHRASE`` (or a passphrase file) or prompts; tests pass values. Each is
+asked for at most once per ``Secrets`` instance. Device keys never use the CA passphrase: the
+people who flash devices need theirs, and must not learn the CA's.
 """
 
 from __future__ import annotations
 
+import os
+import stat
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import TYPE_CHECKING
 
-from matter_pki.backends.keyfile import FileKeySigner, generate_key_file, passphrase_from_env
+from matter_pki.backends.keyfile import (
+    FileKeySigner,
+    check_passphrase,
+    generate_key_file,
+    passphrase_from_env,
+)
 from matter_pki.backends.pkcs11 import PIN_ENV, Pkcs11Config, Pkcs11SignerFactory, generate_keypair
-from matter_pki.errors import ConfigError, KeyStoreError
+from matter_pki.errors import ConfigError, InputError, KeyStoreError
 from matter_pki.local.home import KeyRef, KeyStoreSettings, PkiHome
 
 if TYPE_CHECKING:
@@ -23,10 +33,18 @@ if TYPE_CHECKING:
     from matter_pki.batch import SignerFactory
 
 KEY_FILE = "key.pem"
+DEVICE_PASSPHRASE_ENV = "MATTER_PKI_DEVICE_PASSPHRASE"
+MAX_PASSPHRASE_FILE_BYTES = 4096
 
 
 def _missing_passphrase(confirm: bool) -> bytes:
     raise KeyStoreError("key.passphrase_missing", "no key passphrase: set MATTER_PKI_PASSPHRASE")
+
+
+def _missing_device_passphrase(confirm: bool) -> bytes:
+    raise KeyStoreError(
+        "key.passphrase_missing", f"no device-key passphrase: set {DEVICE_PASSPHRASE_ENV} or give --passphrase-file"
+    )
 
 
 def _missing_pin() -> str:
@@ -39,22 +57,22 @@ class Secrets:
 
     passphrase_source: Callable[[bool], bytes] = field(default=_missing_passphrase, repr=False)
     pin_source: Callable[[], str] = field(default=_missing_pin, repr=False)
+    device_passphrase_source: Callable[[bool], bytes] = field(default=_missing_device_passphrase, repr=False)
     _passphrase: bytes | None = field(default=None, repr=False)
     _pin: str | None = field(default=None, repr=False)
+    _device_passphrase: bytes | None = field(default=None, repr=False)
 
     @classmethod
-    def fixed(cls, passphrase: bytes | None = None, pin: str | None = None) -> Secrets:
+    def fixed(cls, passphrase: bytes | None = None, pin: str | None = None, device_passphrase: bytes | None = None) -> Secrets:
         """Known values (tests, scripts)."""
         s = cls()
-        s._passphrase, s._pin = passphrase, pin
+        s._passphrase, s._pin, s._device_passphrase = passphrase, pin, device_passphrase
         return s
 
     @classmethod
     def from_env(cls) -> Secrets:
-        """``MATTER_PKI_PASSPHRASE`` and ``MATTER_PKI_PKCS11_PIN``; errors when asked for an unset one."""
-        import os
-
-        return cls.fixed(passphrase_from_env(), os.environ.get(PIN_ENV))
+        """``MATTER_PKI_PASSPHRASE``, ``MATTER_PKI_PKCS11_PIN``, ``MATTER_PKI_DEVICE_PASSPHRASE``; errors when asked for an unset one."""
+        return cls.fixed(passphrase_from_env(), os.environ.get(PIN_ENV), passphrase_from_env(DEVICE_PASSPHRASE_ENV))
 
     def passphrase(self, *, confirm: bool = False) -> bytes:
         """The key-file passphrase (``confirm`` when a new key is about to be encrypted with it)."""
@@ -67,6 +85,47 @@ class Secrets:
         if self._pin is None:
             self._pin = self.pin_source()
         return self._pin
+
+    def device_passphrase(self, *, confirm: bool = False) -> bytes:
+        """The passphrase of factory device-key files (never the CA's)."""
+        if self._device_passphrase is None:
+            self._device_passphrase = check_passphrase(self.device_passphrase_source(confirm))
+        return self._device_passphrase
+
+
+def read_passphrase_file(path: str | Path) -> bytes:
+    """A passphrase kept in a file: its first line, without the line end (``input.*`` / ``key.passphrase_empty``)."""
+    p = Path(path)
+    try:
+        with p.open("rb") as fh:
+            if not stat.S_ISREG(os.fstat(fh.fileno()).st_mode):
+                raise InputError("input.not_a_file", f"passphrase file {str(p)!r} is not a regular file")
+            data = fh.read(MAX_PASSPHRASE_FILE_BYTES + 1)
+    except FileNotFoundError as e:
+        raise InputError("input.not_a_file", f"passphrase file {str(p)!r} does not exist") from e
+    except OSError as e:
+        raise InputError("input.unreadable", f"cannot read passphrase file {str(p)!r}: {e.strerror}") from e
+    if len(data) > MAX_PASSPHRASE_FILE_BYTES:
+        raise InputError("input.too_large", f"passphrase file {str(p)!r} is over {MAX_PASSPHRASE_FILE_BYTES} bytes")
+    return check_passphrase(data.split(b"\n", 1)[0].removesuffix(b"\r"))
+
+
+def device_passphrase_source(
+    passphrase_file: str | Path | None, prompt: Callable[[bool], bytes] | None = None
+) -> Callable[[bool], bytes]:
+    """Where the device-key passphrase comes from: the file, else ``$MATTER_PKI_DEVICE_PASSPHRASE``, else ``prompt``."""
+
+    def source(confirm: bool) -> bytes:
+        if passphrase_file is not None:
+            return read_passphrase_file(passphrase_file)
+        value = passphrase_from_env(DEVICE_PASSPHRASE_ENV)
+        if value is not None:
+            return value
+        if prompt is None:
+            return _missing_device_passphrase(confirm)
+        return prompt(confirm)
+
+    return source
 
 
 def pkcs11_config(settings: KeyStoreSettings, secrets: Secrets) -> Pkcs11Config:
