@@ -1,4 +1,4 @@
-"""Local CA commands: ``init``, ``pai``, ``dac``, ``csr generate``, ``inbox run``, ``revoke``, ``crl publish``."""
+"""Local CA commands: ``init``, ``pai``, ``dac``, ``csr generate|export-key``, ``inbox run``, ``revoke``, ``crl publish``."""
 
 from __future__ import annotations
 
@@ -10,18 +10,19 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import click
+from cryptography.hazmat.primitives.serialization import Encoding, NoEncryption, PrivateFormat
 
-from matter_pki.backends.keyfile import passphrase_from_env
+from matter_pki.backends.keyfile import encrypt_key, passphrase_from_env, write_key
 from matter_pki.backends.pkcs11 import MODULE_ENV, PIN_ENV, TOKEN_ENV, Pkcs11Config, resolve_module_token
 from matter_pki.cli.common import cli_errors, emit_json, read_file
 from matter_pki.errors import InputError, KeyStoreError
 from matter_pki.local import ca as ca_ops
 from matter_pki.local import crl as crl_ops
-from matter_pki.local.devices import generate_device_csrs
+from matter_pki.local.devices import generate_device_csrs, load_device_key
 from matter_pki.local.home import HOME_ENV, PAA_ID, KeyStoreSettings, PkiHome
 from matter_pki.local.inbox import run_inbox
 from matter_pki.local.issue import der_to_pem, issue_files
-from matter_pki.local.keys import Secrets
+from matter_pki.local.keys import DEVICE_PASSPHRASE_ENV, Secrets, device_passphrase_source
 from matter_pki.local.ledger import Ledger, parse_serial, serial_hex
 from matter_pki.vidpid import parse_hex16
 
@@ -338,22 +339,69 @@ def dac_show(home: str | None, serial: str, pai_id: str | None, fmt: str, as_pem
                 click.echo(f"{key + ':':<19}{value}")
 
 
-# -- csr generate --------------------------------------------------------------------------------
+# -- csr generate / export-key --------------------------------------------------------------------
+def _device_secrets(passphrase_file: str | None) -> Secrets:
+    """The device-key passphrase: --passphrase-file, $MATTER_PKI_DEVICE_PASSPHRASE, or a prompt on a terminal."""
+
+    def prompt(confirm: bool) -> bytes:
+        if not sys.stdin.isatty():
+            return device_passphrase_source(None)(confirm)  # the coded "missing" error
+        return str(click.prompt("Device-key passphrase", hide_input=True, confirmation_prompt=confirm, err=True)).encode()
+
+    return Secrets(device_passphrase_source=device_passphrase_source(passphrase_file, prompt))
+
+
+@contextlib.contextmanager
+def _count_progress(label: str, enabled: bool) -> Iterator[tuple[Callable[[int], None], Callable[[int], None]]]:
+    """A rich progress bar on stderr (only on a terminal), advanced by counts."""
+    from rich.console import Console
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+    console = Console(stderr=True)
+    progress = Progress(
+        TextColumn(f"[bold]{label}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
+        console=console, disable=not (enabled and console.is_terminal), transient=False,
+    )
+    task: list[Any] = []
+
+    def start(total: int) -> None:
+        task.append(progress.add_task(label, total=total))
+
+    def advance(done: int) -> None:
+        if task:
+            progress.advance(task[0], done)
+
+    with progress:
+        yield start, advance
+
+
+_PASSPHRASE_FILE_HELP = f"File whose first line is the device-key passphrase [else env {DEVICE_PASSPHRASE_ENV}, else a prompt]."
+
+
 @click.command("generate")
 @home_option
 @click.option("--count", type=click.IntRange(min=1), required=True, help="How many devices.")
 @click.option("--out", "out", required=True, type=click.Path(file_okay=False), help="Output folder.")
 @click.option("--prefix", default="device-", show_default=True, help="Name prefix (<prefix><n>.csr).")
 @click.option("--start", type=click.IntRange(min=0), default=1, show_default=True, help="First number.")
+@click.option("--jobs", type=click.IntRange(min=0), default=0, show_default=True, help="Worker processes (0: one per core).")
 @click.option("--key-store", type=click.Choice(["file", "pkcs11"]), default="file", show_default=True)
+@click.option("--passphrase-file", type=click.Path(dir_okay=False), help=_PASSPHRASE_FILE_HELP)
 @click.option("--pkcs11-module", help=f"PKCS#11 library [env {MODULE_ENV}; default: the home's].")
 @click.option("--pkcs11-token", help=f"PKCS#11 token label [env {TOKEN_ENV}; default: the home's].")
 @cli_errors
 def csr_generate(
-    home: str | None, count: int, out: str, prefix: str, start: int, key_store: str,
-    pkcs11_module: str | None, pkcs11_token: str | None,
+    home: str | None, count: int, out: str, prefix: str, start: int, jobs: int, key_store: str,
+    passphrase_file: str | None, pkcs11_module: str | None, pkcs11_token: str | None,
 ) -> None:
-    """Generate factory device key pairs (P-256) and CSRs: encrypted <name>.key files (0600) or HSM keys."""
+    """Generate factory device key pairs (P-256) and CSRs: sealed <name>.key files (0600) or HSM keys.
+
+    Re-running the same command after an interruption finishes the run.
+
+    \b
+    Example:
+      MATTER_PKI_DEVICE_PASSPHRASE=... matter-pki csr generate --count 20000 --out csrs
+    """
     passphrase: bytes | None = None
     pkcs11: Pkcs11Config | None = None
     if key_store == "pkcs11":
@@ -363,10 +411,45 @@ def csr_generate(
             pkcs11_token = pkcs11_token or pki.key_store().token
         pkcs11 = Pkcs11Config.from_env(pkcs11_module, pkcs11_token, pin=_ask_pin())
     else:
-        passphrase = _ask_passphrase(True)
-    made = generate_device_csrs(Path(out), count=count, prefix=prefix, start=start, passphrase=passphrase, pkcs11=pkcs11)
-    where = "token " + pkcs11.token if pkcs11 else "encrypted .key files (0600)"
-    click.echo(f"generated {len(made)} CSRs in {out} ({made[0].name} .. {made[-1].name}); keys in {where}")
+        passphrase = _device_secrets(passphrase_file).device_passphrase(confirm=True)
+    with _count_progress("CSRs", True) as (on_start, on_progress):
+        report = generate_device_csrs(
+            Path(out), count=count, prefix=prefix, start=start, passphrase=passphrase, pkcs11=pkcs11, jobs=jobs,
+            on_start=on_start, on_progress=on_progress,
+        )
+    where = f"token {pkcs11.token}" if pkcs11 else "sealed .key files (0600)"
+    resumed = f"; finished an interrupted run: {report.kept} were complete, {report.rebuilt} CSRs re-made" if report.resumed else ""
+    click.echo(f"generated {report.made} devices in {out} ({report.first} .. {report.last}); keys in {where}{resumed}")
+
+
+@click.command("export-key")
+@click.argument("key_file", type=click.Path(dir_okay=False))
+@click.option("--format", "fmt", type=click.Choice(["pem", "der", "encrypted-pem"]), default="pem", show_default=True,
+              help="PKCS#8 private key: PEM, DER, or PEM encrypted with the device-key passphrase.")
+@click.option("--out", "out", default="-", show_default=True, help="Output file ('-': stdout); only encrypted-pem goes to a file.")
+@click.option("--passphrase-file", type=click.Path(dir_okay=False), help=_PASSPHRASE_FILE_HELP)
+@cli_errors
+def csr_export_key(key_file: str, fmt: str, out: str, passphrase_file: str | None) -> None:
+    """Decrypt one device key made by 'csr generate', for a flashing step (plain keys only to a pipe).
+
+    \b
+    Example:
+      matter-pki csr export-key csrs/device-00042.key --format der | flash-tool --dac-key -
+    """
+    if fmt != "encrypted-pem" and out != "-":
+        raise InputError("input.plaintext_key", "an unencrypted key is only written to a pipe (--out -), or use --format encrypted-pem")
+    if fmt != "encrypted-pem" and sys.stdout.isatty():
+        raise InputError("input.plaintext_key", "refusing to print a private key on a terminal: pipe it to the flashing tool")
+    passphrase = _device_secrets(passphrase_file).device_passphrase()
+    key = load_device_key(key_file, passphrase)
+    if out != "-":
+        write_key(out, key, passphrase)
+        return
+    if fmt == "encrypted-pem":
+        data = encrypt_key(key, passphrase)
+    else:
+        data = key.private_bytes(Encoding.DER if fmt == "der" else Encoding.PEM, PrivateFormat.PKCS8, NoEncryption())
+    click.echo(data, nl=False)
 
 
 # -- inbox ---------------------------------------------------------------------------------------
@@ -454,7 +537,9 @@ def register(group: click.Group) -> None:
     existing = group.commands.get("csr")
     if isinstance(existing, click.Group):
         existing.add_command(csr_generate)
+        existing.add_command(csr_export_key)
     else:
         csr = click.Group("csr", help="Device CSR tools.")
         csr.add_command(csr_generate)
+        csr.add_command(csr_export_key)
         group.add_command(csr)
