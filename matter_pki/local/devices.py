@@ -515,10 +515,10 @@ class _Raised:
 _maker: _Maker | None = None
 
 
-def _worker_init(out_dir: str, plan: DevicePlan, run: RunKey, resume: bool, lock_fd: int) -> None:
+def _worker_init(out_dir: str, plan: DevicePlan, run: RunKey, resume: bool) -> None:
+    # A forked worker keeps its copy of the folder lock on purpose: until the last worker of a
+    # killed run has left (within half a second), a re-run gets storage.busy instead of racing it.
     global _maker
-    with contextlib.suppress(OSError):
-        os.close(lock_fd)  # a forked copy of the folder lock must not outlive the parent
     _maker = _Maker(out_dir, plan, run, resume)
     threading.Thread(target=_exit_with_parent, args=(os.getppid(),), daemon=True).start()
 
@@ -635,7 +635,7 @@ def _generate_files(
     if on_start is not None:
         on_start(plan.count)
     total = ChunkResult()
-    for result in _run_chunks(str(out_dir), lock_fd, plan, run, journal is not None, jobs, start_method):
+    for result in _run_chunks(str(out_dir), plan, run, journal is not None, jobs, start_method):
         total = ChunkResult(total.made + result.made, total.kept + result.kept, total.rebuilt + result.rebuilt)
         if on_progress is not None:
             on_progress(result.made + result.kept + result.rebuilt)
@@ -663,7 +663,7 @@ def _chunks(plan: DevicePlan) -> Iterator[tuple[int, int]]:
 
 
 def _run_chunks(
-    out_dir: str, lock_fd: int, plan: DevicePlan, run: RunKey, resume: bool, jobs: int, start_method: str | None
+    out_dir: str, plan: DevicePlan, run: RunKey, resume: bool, jobs: int, start_method: str | None
 ) -> Iterator[ChunkResult]:
     jobs = jobs or len(os.sched_getaffinity(0))
     if jobs == 1 or plan.count <= CHUNK:
@@ -677,7 +677,7 @@ def _run_chunks(
     method = start_method or ("fork" if threading.active_count() == 1 else "spawn")
     pool = ProcessPoolExecutor(
         max_workers=jobs, mp_context=multiprocessing.get_context(method),
-        initializer=_worker_init, initargs=(out_dir, plan, run, resume, lock_fd),
+        initializer=_worker_init, initargs=(out_dir, plan, run, resume),
     )
     pending: deque[Future[ChunkResult | _Raised]] = deque()
     try:
