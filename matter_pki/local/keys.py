@@ -94,17 +94,29 @@ class Secrets:
 
 
 def read_passphrase_file(path: str | Path) -> bytes:
-    """A passphrase kept in a file: its first line, without the line end (``input.*`` / ``key.passphrase_empty``)."""
+    """A passphrase kept in a file or a pipe (``<(...)``): its first line, without the line end."""
     p = Path(path)
     try:
-        with p.open("rb") as fh:
-            if not stat.S_ISREG(os.fstat(fh.fileno()).st_mode):
-                raise InputError("input.not_a_file", f"passphrase file {str(p)!r} is not a regular file")
-            data = fh.read(MAX_PASSPHRASE_FILE_BYTES + 1)
+        fd = os.open(p, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
     except FileNotFoundError as e:
         raise InputError("input.not_a_file", f"passphrase file {str(p)!r} does not exist") from e
     except OSError as e:
         raise InputError("input.unreadable", f"cannot read passphrase file {str(p)!r}: {e.strerror}") from e
+    try:
+        mode = os.fstat(fd).st_mode
+        if not (stat.S_ISREG(mode) or stat.S_ISFIFO(mode)):
+            raise InputError("input.not_a_file", f"passphrase file {str(p)!r} is not a regular file or a pipe")
+        os.set_blocking(fd, True)  # a pipe without a writer reads as empty: no hang
+        data = b""
+        while len(data) <= MAX_PASSPHRASE_FILE_BYTES:
+            chunk = os.read(fd, MAX_PASSPHRASE_FILE_BYTES + 1 - len(data))
+            if not chunk:
+                break
+            data += chunk
+    except OSError as e:
+        raise InputError("input.unreadable", f"cannot read passphrase file {str(p)!r}: {e.strerror}") from e
+    finally:
+        os.close(fd)
     if len(data) > MAX_PASSPHRASE_FILE_BYTES:
         raise InputError("input.too_large", f"passphrase file {str(p)!r} is over {MAX_PASSPHRASE_FILE_BYTES} bytes")
     return check_passphrase(data.split(b"\n", 1)[0].removesuffix(b"\r"))

@@ -79,3 +79,21 @@ def test_empty_device_passphrase_is_refused(monkeypatch: pytest.MonkeyPatch) -> 
     assert Secrets.from_env().device_passphrase() == b"from env"
     with pytest.raises(InputError):
         read_passphrase_file("/nonexistent/definitely")
+
+
+def test_passphrase_from_a_pipe_and_a_pipe_without_writer(tmp_path: Path) -> None:
+    # GIVEN a pipe holding the passphrase (as bash's <(...) gives), and a named pipe nobody writes to
+    import os
+
+    read_end, write_end = os.pipe()
+    os.write(write_end, b"piped\n")
+    os.close(write_end)
+    try:
+        assert read_passphrase_file(f"/dev/fd/{read_end}") == b"piped"
+    finally:
+        os.close(read_end)
+    os.mkfifo(tmp_path / "fifo")
+    # THEN the first is read, the second is an empty passphrase at once (no hang)
+    with pytest.raises(KeyStoreError) as err:
+        read_passphrase_file(tmp_path / "fifo")
+    assert err.value.code == "key.passphrase_empty"
