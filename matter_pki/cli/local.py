@@ -15,7 +15,7 @@ from cryptography.hazmat.primitives.serialization import Encoding, NoEncryption,
 from matter_pki.backends.keyfile import encrypt_key, passphrase_from_env, write_key
 from matter_pki.backends.pkcs11 import MODULE_ENV, PIN_ENV, TOKEN_ENV, Pkcs11Config, resolve_module_token
 from matter_pki.cli.common import cli_errors, emit_json, read_file
-from matter_pki.errors import InputError, KeyStoreError
+from matter_pki.errors import CertificateError, InputError, KeyStoreError
 from matter_pki.local import ca as ca_ops
 from matter_pki.local import crl as crl_ops
 from matter_pki.local.devices import generate_device_csrs, load_device_key
@@ -427,21 +427,25 @@ def csr_generate(
 @click.option("--format", "fmt", type=click.Choice(["pem", "der", "encrypted-pem"]), default="pem", show_default=True,
               help="PKCS#8 private key: PEM, DER, or PEM encrypted with the device-key passphrase.")
 @click.option("--out", "out", default="-", show_default=True, help="Output file ('-': stdout); only encrypted-pem goes to a file.")
+@click.option("--dac", "dac_file", type=click.Path(dir_okay=False), help="Refuse unless this DAC (PEM/DER) certifies the key.")
 @click.option("--passphrase-file", type=click.Path(dir_okay=False), help=_PASSPHRASE_FILE_HELP)
 @cli_errors
-def csr_export_key(key_file: str, fmt: str, out: str, passphrase_file: str | None) -> None:
+def csr_export_key(key_file: str, fmt: str, out: str, dac_file: str | None, passphrase_file: str | None) -> None:
     """Decrypt one device key made by 'csr generate', for a flashing step (plain keys only to a pipe).
 
     \b
     Example:
-      matter-pki csr export-key csrs/device-00042.key --format der | flash-tool --dac-key -
+      matter-pki csr export-key csrs/device-00042.key --dac dacs/device-00042.pem --format der | flash-tool --dac-key -
     """
+    dac = ca_ops.load_certificate_bytes(read_file(dac_file, "DAC"), "DAC") if dac_file else None
     if fmt != "encrypted-pem" and out != "-":
         raise InputError("input.plaintext_key", "an unencrypted key is only written to a pipe (--out -), or use --format encrypted-pem")
     if fmt != "encrypted-pem" and sys.stdout.isatty():
         raise InputError("input.plaintext_key", "refusing to print a private key on a terminal: pipe it to the flashing tool")
     passphrase = _device_secrets(passphrase_file).device_passphrase()
     key = load_device_key(key_file, passphrase)
+    if dac is not None and dac.public_key() != key.public_key():
+        raise CertificateError("cert.key_mismatch", f"{dac_file!r} certifies another key than {key_file!r}")
     if out != "-":
         write_key(out, key, passphrase)
         return

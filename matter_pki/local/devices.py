@@ -69,7 +69,7 @@ from matter_pki.csr import MAX_CSR_BYTES, load_device_csr
 from matter_pki.errors import CsrError, InputError, KeyStoreError, MatterPkiError, StorageError
 from matter_pki.local.issue import check_name
 from matter_pki.storage.local import (
-    _tmp_name,
+    _write_temp_at,
     atomic_write,
     atomic_write_at,
     exists_at,
@@ -388,23 +388,6 @@ def _rename_noreplace(dir_fd: int, tmp: str, name: str) -> None:
         os.unlink(tmp, dir_fd=dir_fd)
 
 
-def _write_temp(dir_fd: int, name: str, data: bytes, mode: int) -> str:
-    tmp = _tmp_name(name)
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, mode, dir_fd=dir_fd)
-    try:
-        os.fchmod(fd, mode)
-        view = memoryview(data)
-        while view:
-            view = view[os.write(fd, view) :]
-    except BaseException:
-        os.close(fd)
-        with contextlib.suppress(OSError):
-            os.unlink(tmp, dir_fd=dir_fd)
-        raise
-    os.close(fd)
-    return tmp
-
-
 def publish(dir_fd: int, keys: list[tuple[str, bytes]], csrs: list[tuple[str, bytes]]) -> None:
     """Write files so that each final name holds a whole durable file and no CSR appears before its key."""
     temps: list[tuple[str, str]] = []
@@ -413,7 +396,7 @@ def publish(dir_fd: int, keys: list[tuple[str, bytes]], csrs: list[tuple[str, by
         try:
             for files, mode in ((keys, KEY_MODE), (csrs, CSR_MODE)):
                 for name, data in files:
-                    temps.append((_write_temp(dir_fd, name, data, mode), name))
+                    temps.append((_write_temp_at(dir_fd, name, data, mode, sync=False), name))
             sync_filesystem(dir_fd)
             for tmp, name in temps:
                 _rename_noreplace(dir_fd, tmp, name)

@@ -55,13 +55,15 @@ def _write_all(fd: int, data: bytes) -> None:
         view = view[written:]
 
 
-def _write_temp_at(dir_fd: int, name: str, data: bytes, mode: int) -> str:
+def _write_temp_at(dir_fd: int, name: str, data: bytes, mode: int, *, sync: bool = True) -> str:
+    """A temporary file beside ``name`` holding ``data``; ``sync=False`` leaves durability to one later barrier."""
     tmp = _tmp_name(name)
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | _O_NOFOLLOW | _O_CLOEXEC, mode, dir_fd=dir_fd)
     try:
         os.fchmod(fd, mode)  # the umask must not widen or narrow the requested mode
         _write_all(fd, data)
-        os.fsync(fd)
+        if sync:
+            os.fsync(fd)
     except BaseException:
         os.close(fd)
         with contextlib.suppress(OSError):

@@ -47,6 +47,13 @@ def test_generated_devices_get_dacs_and_their_keys_export_for_flashing(tmp_path:
         assert pem.exit_code == 0 and der.exit_code == 0, pem.output
         assert serialization.load_pem_private_key(pem.stdout_bytes, None).public_key() == dac.public_key()
         assert serialization.load_der_private_key(der.stdout_bytes, None).public_key() == dac.public_key()
+    # AND --dac refuses a key its DAC does not certify (a station flashing the wrong pair)
+    checked = run_cli(["csr", "export-key", str(tmp_path / "devs" / "device-00001.key"), "--dac",
+                       str(tmp_path / "out" / "device-00001.pem")], env)
+    crossed = run_cli(["csr", "export-key", str(tmp_path / "devs" / "device-00001.key"), "--dac",
+                       str(tmp_path / "out" / "device-00002.pem")], env)
+    assert checked.exit_code == 0 and checked.stdout.startswith("-----BEGIN PRIVATE KEY-----")
+    assert crossed.exit_code == 1 and "error[cert.key_mismatch]" in crossed.stderr and not crossed.stdout
     # AND an encrypted PKCS#8 export goes to a 0600 file under the device passphrase
     target = tmp_path / "flash" / "k.pem"
     target.parent.mkdir()

@@ -352,7 +352,7 @@ def _assert_crash_invariants(out: Path) -> None:
 @pytest.mark.parametrize(
     ("target", "after"),
     [
-        ("_write_temp", 0), ("_write_temp", 19), ("sync_filesystem", 1),
+        ("_write_temp_at", 0), ("_write_temp_at", 19), ("sync_filesystem", 1),
         ("_rename_noreplace", 3), ("_rename_noreplace", 8), ("_rename_noreplace", 21), ("publish", 2),
     ],
     ids=["first-write", "mid-writes", "at-second-barrier", "mid-keys", "between-keys-and-csrs", "mid-csrs", "third-chunk"],
@@ -392,11 +392,11 @@ def test_power_loss_leftovers_are_cleaned_and_finished(tmp_path: Path) -> None:
 def test_publication_order_keeps_data_durable_before_names(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     # GIVEN a log of every write, barrier and rename
     events: list[tuple[str, str]] = []
-    for fn, tag in (("_write_temp", "write"), ("_rename_noreplace", "rename"), ("sync_filesystem", "barrier"), ("fsync_dir", "dirsync")):
+    for fn, tag in (("_write_temp_at", "write"), ("_rename_noreplace", "rename"), ("sync_filesystem", "barrier"), ("fsync_dir", "dirsync")):
         real = getattr(devices, fn)
 
-        def hook(*args: object, _real: object = real, _tag: str = tag) -> object:
-            result = _real(*args)  # type: ignore[operator]
+        def hook(*args: object, _real: object = real, _tag: str = tag, **kwargs: object) -> object:
+            result = _real(*args, **kwargs)  # type: ignore[operator]
             events.append((_tag, str(args[2] if _tag == "rename" else args[1] if _tag == "write" else "")))
             return result
 
