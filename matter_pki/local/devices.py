@@ -436,6 +436,13 @@ class _Maker:
         os.close(self.dir_fd)
 
     def chunk(self, lo: int, hi: int) -> ChunkResult:
+        """Make (or, resuming, check and complete) devices ``lo`` .. ``hi - 1`` and publish them."""
+        try:
+            return self._chunk(lo, hi)
+        except OSError as e:
+            raise StorageError("storage.write_failed", f"cannot work in the output folder: {e.strerror}") from e
+
+    def _chunk(self, lo: int, hi: int) -> ChunkResult:
         keys: list[tuple[str, bytes]] = []
         csrs: list[tuple[str, bytes]] = []
         kept = rebuilt = 0
@@ -459,7 +466,8 @@ class _Maker:
                 self._self_check(name, sealed, csr, point)
             keys.append((f"{name}.key", sealed))
             csrs.append((f"{name}.csr", csr))
-        publish(self.dir_fd, keys, csrs)
+        if csrs:
+            publish(self.dir_fd, keys, csrs)
         return ChunkResult(made=len(keys), kept=kept, rebuilt=rebuilt)
 
     def _self_check(self, name: str, sealed: bytes, csr: bytes, point: bytes) -> None:

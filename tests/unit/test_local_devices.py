@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import errno
 import fcntl
 import json
 import os
@@ -463,3 +464,31 @@ def test_journal_records_the_run_and_is_removed_at_the_end(tmp_path: Path) -> No
     assert bytes.fromhex(journal["header"]) == parse_device_key((out / "device-00001.key").read_bytes()).header
     generate_device_csrs(out, count=20, passphrase=PW, kdf=CHEAP, jobs=1)
     assert not (out / JOURNAL).exists()
+
+
+def test_full_disk_is_a_coded_error_and_the_run_finishes_later(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # GIVEN a disk that fills up while the second chunk is written
+    monkeypatch.setattr(devices, "CHUNK", 4)
+    real = devices._write_temp_at
+    calls = {"n": 0}
+
+    def full(*args: object, **kwargs: object) -> str:
+        calls["n"] += 1
+        if calls["n"] == 11:
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+        return real(*args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(devices, "_write_temp_at", full)
+    out = tmp_path / "out"
+    # WHEN a run hits it
+    with pytest.raises(StorageError) as err:
+        _generate(out, count=12)
+    # THEN a coded error, no temporary left, only whole devices, the journal kept
+    assert err.value.code == "storage.write_failed" and "No space left" in err.value.message
+    assert not [p for p in out.iterdir() if ".tmp-" in p.name]
+    _assert_crash_invariants(out)
+    # AND once there is room, the same command finishes the run
+    monkeypatch.setattr(devices, "_write_temp_at", real)
+    report = _generate(out, count=12)
+    assert (report.kept, report.made) == (4, 8)
+    _assert_complete(out, [f"device-{i:05d}" for i in range(1, 13)])
