@@ -344,11 +344,9 @@ def _device_secrets(passphrase_file: str | None) -> Secrets:
     """The device-key passphrase: --passphrase-file, $MATTER_PKI_DEVICE_PASSPHRASE, or a prompt on a terminal."""
 
     def prompt(confirm: bool) -> bytes:
-        if not sys.stdin.isatty():
-            return device_passphrase_source(None)(confirm)  # the coded "missing" error
         return str(click.prompt("Device-key passphrase", hide_input=True, confirmation_prompt=confirm, err=True)).encode()
 
-    return Secrets(device_passphrase_source=device_passphrase_source(passphrase_file, prompt))
+    return Secrets(device_passphrase_source=device_passphrase_source(passphrase_file, prompt if sys.stdin.isatty() else None))
 
 
 @contextlib.contextmanager

@@ -39,6 +39,7 @@ import hmac
 import json
 import multiprocessing
 import os
+import signal
 import threading
 from collections import deque
 from concurrent.futures import ProcessPoolExecutor
@@ -509,7 +510,9 @@ _maker: _Maker | None = None
 def _worker_init(out_dir: str, plan: DevicePlan, run: RunKey, resume: bool) -> None:
     # A forked worker keeps its copy of the folder lock on purpose: until the last worker of a
     # killed run has left (within half a second), a re-run gets storage.busy instead of racing it.
+    # Ctrl-C is the parent's to handle: it stops handing out chunks and leaves a resumable run.
     global _maker
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
     _maker = _Maker(out_dir, plan, run, resume)
     threading.Thread(target=_exit_with_parent, args=(os.getppid(),), daemon=True).start()
 

@@ -151,3 +151,26 @@ def test_sigkill_of_a_multiprocess_run_then_rerun_finishes(tmp_path: Path) -> No
     for name in names[::97]:
         assert load_device_csr((out / f"{name}.csr").read_bytes()).public_key == reader.load(out / f"{name}.key").public_key()
     assert sorted(p.name for p in out.iterdir() if p.name.startswith(".")) == []
+
+
+def test_ctrl_c_leaves_one_line_and_a_run_that_finishes(tmp_path: Path) -> None:
+    # GIVEN a two-worker run interrupted with Ctrl-C (SIGINT to the whole process group)
+    out = tmp_path / "devs"
+    env = {**os.environ, **_env(tmp_path)}
+    args = ["csr", "generate", "--count", "3000", "--out", str(out), "--jobs", "2"]
+    proc = subprocess.Popen([*CLI_PREFIX, *args], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            start_new_session=True)
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline and not (out.is_dir() and any(p.suffix == ".csr" for p in out.iterdir())):
+        time.sleep(0.01)
+    os.killpg(proc.pid, signal.SIGINT)
+    _stdout, stderr = proc.communicate(timeout=60)
+    # THEN one coded line, no traceback, exit 130 (unless the run had already finished)
+    if proc.returncode != 0:
+        assert proc.returncode == 130 and stderr.strip().splitlines() == ["error[cli.interrupted]: interrupted"], stderr
+        assert "Traceback" not in stderr
+    # AND the same command finishes the run
+    again = run_cli_process(args, _env(tmp_path))
+    assert again.returncode == 0, again.stderr
+    assert len(list(out.glob("*.csr"))) == 3000 and len(list(out.glob("*.key"))) == 3000
+    assert not (out / JOURNAL).exists()
