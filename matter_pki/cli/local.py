@@ -341,7 +341,7 @@ def dac_show(home: str | None, serial: str, pai_id: str | None, fmt: str, as_pem
 
 # -- csr generate / export-key --------------------------------------------------------------------
 def _device_secrets(passphrase_file: str | None) -> Secrets:
-    """The device-key passphrase: --passphrase-file, $MATTER_PKI_DEVICE_PASSPHRASE, or a prompt on a terminal."""
+    """The device-key passphrase: --device-passphrase-file, $MATTER_PKI_DEVICE_PASSPHRASE, or a prompt on a terminal."""
 
     def prompt(confirm: bool) -> bytes:
         return str(click.prompt("Device-key passphrase", hide_input=True, confirmation_prompt=confirm, err=True)).encode()
@@ -384,7 +384,7 @@ _PASSPHRASE_FILE_HELP = f"File whose first line is the device-key passphrase [el
 @click.option("--start", type=click.IntRange(min=0), default=1, show_default=True, help="First number.")
 @click.option("--jobs", type=click.IntRange(min=0), default=0, show_default=True, help="Worker processes (0: one per core).")
 @click.option("--key-store", type=click.Choice(["file", "pkcs11"]), default="file", show_default=True)
-@click.option("--passphrase-file", type=click.Path(dir_okay=False), help=_PASSPHRASE_FILE_HELP)
+@click.option("--device-passphrase-file", "passphrase_file", type=click.Path(dir_okay=False), help=_PASSPHRASE_FILE_HELP)
 @click.option("--pkcs11-module", help=f"PKCS#11 library [env {MODULE_ENV}; default: the home's].")
 @click.option("--pkcs11-token", help=f"PKCS#11 token label [env {TOKEN_ENV}; default: the home's].")
 @cli_errors
@@ -426,7 +426,7 @@ def csr_generate(
               help="PKCS#8 private key: PEM, DER, or PEM encrypted with the device-key passphrase.")
 @click.option("--out", "out", default="-", show_default=True, help="Output file ('-': stdout); only encrypted-pem goes to a file.")
 @click.option("--dac", "dac_file", type=click.Path(dir_okay=False), help="Refuse unless this DAC (PEM/DER) certifies the key.")
-@click.option("--passphrase-file", type=click.Path(dir_okay=False), help=_PASSPHRASE_FILE_HELP)
+@click.option("--device-passphrase-file", "passphrase_file", type=click.Path(dir_okay=False), help=_PASSPHRASE_FILE_HELP)
 @cli_errors
 def csr_export_key(key_file: str, fmt: str, out: str, dac_file: str | None, passphrase_file: str | None) -> None:
     """Decrypt one device key made by 'csr generate', for a flashing step (plain keys only to a pipe).

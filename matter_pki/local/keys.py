@@ -43,7 +43,7 @@ def _missing_passphrase(confirm: bool) -> bytes:
 
 def _missing_device_passphrase(confirm: bool) -> bytes:
     raise KeyStoreError(
-        "key.passphrase_missing", f"no device-key passphrase: set {DEVICE_PASSPHRASE_ENV} or give --passphrase-file"
+        "key.device_passphrase_missing", f"no device-key passphrase: set {DEVICE_PASSPHRASE_ENV} or give --device-passphrase-file"
     )
 
 

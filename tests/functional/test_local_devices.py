@@ -79,7 +79,7 @@ def test_device_keys_need_their_own_passphrase(tmp_path: Path) -> None:
     env = cli_env(tmp_path / "home")
     # THEN generation is refused with a coded line and nothing is made
     result = run_cli(["csr", "generate", "--count", "2", "--out", str(tmp_path / "devs")], env)
-    assert result.exit_code == 1 and "error[key.passphrase_missing]" in result.stderr
+    assert result.exit_code == 1 and "error[key.device_passphrase_missing]" in result.stderr
     assert "MATTER_PKI_DEVICE_PASSPHRASE" in result.stderr and not (tmp_path / "devs").exists()
     # AND keys made with the device passphrase do not open with the CA's
     assert run_cli(["csr", "generate", "--count", "1", "--out", str(tmp_path / "devs")], _env(tmp_path)).exit_code == 0
@@ -95,13 +95,13 @@ def test_passphrase_file_first_line_wins_over_the_environment(tmp_path: Path) ->
     secret = tmp_path / "pw.txt"
     secret.write_bytes(b"from the file\r\nsecond line ignored\n")
     env = _env(tmp_path)
-    made = run_cli(["csr", "generate", "--count", "1", "--out", str(tmp_path / "devs"), "--passphrase-file", str(secret)], env)
+    made = run_cli(["csr", "generate", "--count", "1", "--out", str(tmp_path / "devs"), "--device-passphrase-file", str(secret)], env)
     assert made.exit_code == 0, made.output
     # THEN the key opens with the file's first line only
     DeviceKeyReader(b"from the file").load(tmp_path / "devs" / "device-00001.key")
-    ok = run_cli(["csr", "export-key", str(tmp_path / "devs" / "device-00001.key"), "--passphrase-file", str(secret)], env)
+    ok = run_cli(["csr", "export-key", str(tmp_path / "devs" / "device-00001.key"), "--device-passphrase-file", str(secret)], env)
     assert ok.exit_code == 0 and ok.stdout.startswith("-----BEGIN PRIVATE KEY-----")
-    missing = run_cli(["csr", "export-key", str(tmp_path / "devs" / "device-00001.key"), "--passphrase-file",
+    missing = run_cli(["csr", "export-key", str(tmp_path / "devs" / "device-00001.key"), "--device-passphrase-file",
                        str(tmp_path / "nope")], env)
     assert missing.exit_code == 2 and "error[input.not_a_file]" in missing.stderr
 

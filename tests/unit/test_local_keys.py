@@ -66,7 +66,7 @@ def test_device_passphrase_sources_in_order(tmp_path: Path, monkeypatch: pytest.
     assert asked == [True]  # asked once, then kept
     with pytest.raises(KeyStoreError) as err:
         Secrets(device_passphrase_source=device_passphrase_source(None)).device_passphrase()
-    assert err.value.code == "key.passphrase_missing" and DEVICE_PASSPHRASE_ENV in err.value.message
+    assert err.value.code == "key.device_passphrase_missing" and DEVICE_PASSPHRASE_ENV in err.value.message
 
 
 def test_empty_device_passphrase_is_refused(monkeypatch: pytest.MonkeyPatch) -> None:
