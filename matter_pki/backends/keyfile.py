@@ -52,8 +52,8 @@ def generate_key_file(path: str | Path, passphrase: bytes) -> ec.EllipticCurvePu
     return key.public_key()
 
 
-def load_key(path: str | Path, passphrase: bytes) -> ec.EllipticCurvePrivateKey:
-    """Decrypt a key file; raises ``key.missing``, ``key.permissions``, ``key.not_encrypted``, ``key.passphrase_wrong``."""
+def read_key_file(path: str | Path) -> bytes:
+    """The bytes of a private-key file; raises ``key.missing``, ``key.permissions``, ``key.malformed``, ``key.unreadable``."""
     p = Path(path)
     try:
         info = p.stat()
@@ -66,11 +66,17 @@ def load_key(path: str | Path, passphrase: bytes) -> ec.EllipticCurvePrivateKey:
             )
         if info.st_size > MAX_KEY_FILE_BYTES:
             raise KeyStoreError("key.malformed", f"key file {str(p)!r} is too large to be a key")
-        data = p.read_bytes()
+        return p.read_bytes()
     except FileNotFoundError as e:
         raise KeyStoreError("key.missing", f"key file {str(p)!r} does not exist") from e
     except OSError as e:
         raise KeyStoreError("key.unreadable", f"cannot read key file {str(p)!r}: {e.strerror}") from e
+
+
+def load_key(path: str | Path, passphrase: bytes) -> ec.EllipticCurvePrivateKey:
+    """Decrypt a key file; raises ``key.missing``, ``key.permissions``, ``key.not_encrypted``, ``key.passphrase_wrong``."""
+    p = Path(path)
+    data = read_key_file(p)
     if ENCRYPTED_PEM_LABEL not in data:
         raise KeyStoreError("key.not_encrypted", f"key file {str(p)!r} is not an encrypted PKCS#8 key; refused")
     try:

@@ -468,7 +468,8 @@ def device_passphrase_option(fn: F) -> F:
     """``--device-passphrase-file FILE``: the passphrase of device keys, kept apart from the CA's."""
     return secret_file_option(
         "--device-passphrase-file", "MATTER_PKI_DEVICE_PASSPHRASE",
-        "Read the device-key passphrase from FILE instead of MATTER_PKI_DEVICE_PASSPHRASE.",
+        "Read the device-key passphrase from the first line of FILE (mode 0600, or a pipe) instead of "
+        "MATTER_PKI_DEVICE_PASSPHRASE; never the CA passphrase.",
     )(fn)  # fmt: skip
 
 
@@ -502,24 +503,21 @@ def ca_passphrase(confirm: bool) -> bytes:
 def device_passphrase(confirm: bool) -> bytes:
     """The device-key passphrase: --device-passphrase-file / MATTER_PKI_DEVICE_PASSPHRASE, else a prompt.
 
-    Without either, MATTER_PKI_PASSPHRASE (the CA's) is still accepted, with a note.
+    Never the CA's (``MATTER_PKI_PASSPHRASE``): the people who flash devices need the device-key
+    passphrase, and must not learn the CA's.
     """
-    from matter_pki.backends.keyfile import passphrase_from_env
-    from matter_pki.local.keys import DEVICE_PASSPHRASE_ENV, PASSPHRASE_ENV
+    from matter_pki.backends.keyfile import check_passphrase, passphrase_from_env
+    from matter_pki.local.keys import DEVICE_PASSPHRASE_ENV
 
     value = passphrase_from_env(DEVICE_PASSPHRASE_ENV)
     if value is not None:
-        return value
+        return check_passphrase(value)
     if sys.stdin.isatty():
-        return _prompt("Device key passphrase", confirm)
-    shared = passphrase_from_env(PASSPHRASE_ENV)
-    if shared is not None:
-        note(f"note: device keys encrypted with {PASSPHRASE_ENV}, the CA passphrase; set {DEVICE_PASSPHRASE_ENV} "
-             "(or --device-passphrase-file) to keep them apart")  # fmt: skip
-        return shared
+        return check_passphrase(_prompt("Device-key passphrase", confirm))
     raise KeyStoreError(
         "key.device_passphrase_missing",
-        f"no device-key passphrase: pass --device-passphrase-file or set {DEVICE_PASSPHRASE_ENV} (no terminal to prompt)",
+        f"no device-key passphrase: pass --device-passphrase-file or set {DEVICE_PASSPHRASE_ENV} "
+        "(no terminal to prompt; the CA passphrase is never used for device keys)",
     )
 
 

@@ -1,4 +1,4 @@
-"""Local CA commands: ``init``, ``pai``, ``dac``, ``csr generate``, ``inbox run``, ``revoke``, ``crl publish``.
+"""Local CA commands: ``init``, ``pai``, ``dac``, ``csr generate|export-key``, ``inbox run``, ``revoke``, ``crl publish``.
 
 Shared options: ``home_option`` (also refuses environment variables that contradict the home's
 configuration), ``hex16_option`` (VID/PID, checked by ``matter_pki.idrules``), ``validity_options``;
@@ -15,7 +15,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import click
+from cryptography.hazmat.primitives.serialization import Encoding, NoEncryption, PrivateFormat
 
+from matter_pki.backends.keyfile import KEY_MODE, encrypt_key
 from matter_pki.backends.pkcs11 import MODULE_ENV, PIN_ENV, TOKEN_ENV, Pkcs11Config, resolve_module_token
 from matter_pki.cli.common import (
     BATCH_INTERRUPTED,
@@ -34,13 +36,14 @@ from matter_pki.cli.common import (
     passphrase_file_option,
     pkcs11_pin,
     read_file,
+    read_input,
     write_output,
 )
-from matter_pki.errors import ConfigError, InputError
+from matter_pki.errors import CertificateError, ConfigError, InputError
 from matter_pki.idrules import check_pid, check_vid, vid_note
 from matter_pki.local import ca as ca_ops
 from matter_pki.local import crl as crl_ops
-from matter_pki.local.devices import generate_device_csrs
+from matter_pki.local.devices import generate_device_csrs, load_device_key
 from matter_pki.local.home import HOME_ENV, PAA_ID, CaInfo, KeyStoreSettings, PkiHome
 from matter_pki.local.inbox import run_inbox
 from matter_pki.local.issue import der_to_pem, issue_files
@@ -137,24 +140,24 @@ def _info(message: str) -> None:
 
 
 @contextlib.contextmanager
-def _progress(enabled: bool) -> Iterator[tuple[Callable[[int], None], Callable[[Outcome], None]]]:
-    """A rich progress bar on stderr (only on a terminal)."""
+def _progress(label: str, enabled: bool) -> Iterator[tuple[Callable[[int], None], Callable[[int], None]]]:
+    """A rich progress bar on stderr (only on a terminal): ``start(total)``, then ``advance(done)``."""
     from rich.console import Console
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
     console = Console(stderr=True)
     progress = Progress(
-        TextColumn("[bold]DACs"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
+        TextColumn(f"[bold]{label}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
         console=console, disable=not (enabled and console.is_terminal), transient=False,
     )
     task: list[Any] = []
 
     def start(total: int) -> None:
-        task.append(progress.add_task("issue", total=total))
+        task.append(progress.add_task(label, total=total))
 
-    def advance(_outcome: Outcome) -> None:
+    def advance(done: int) -> None:
         if task:
-            progress.advance(task[0])
+            progress.advance(task[0], done)
 
     with progress:
         yield start, advance
@@ -387,11 +390,11 @@ def dac_issue(
     single = not Path(csr).is_dir()
     if not single:
         _require_csrs(Path(csr), [])
-    with _progress(not single and fmt == "text") as (start, advance):
+    with _progress("DACs", not single and fmt == "text") as (start, advance):
         report = issue_files(
             pki, pai_id=pai_id, csr_path=Path(csr), out_dir=Path(out), secrets=_secrets(), now=_now(), pid=pid,
-            validity_days=_days(validity_days, no_expiry), common_name=cn, jobs=jobs, on_start=start, on_result=advance,
-            retry_refused=retry_refused,
+            validity_days=_days(validity_days, no_expiry), common_name=cn, jobs=jobs, on_start=start,
+            on_result=lambda _outcome: advance(1), retry_refused=retry_refused,
         )
     if not single:
         _require_csrs(Path(csr), report.notes, report.outcomes)
@@ -501,25 +504,37 @@ def dac_list(
         _info(f"{len(rows)} DAC(s)")
 
 
-# -- csr generate --------------------------------------------------------------------------------
-@example("MATTER_PKI_DEVICE_PASSPHRASE=... matter-pki csr generate --count 1000 --out csrs")
+# -- csr generate / export-key --------------------------------------------------------------------
+#: The Ctrl-C line of ``csr generate``.
+CSR_GENERATE_INTERRUPTED = "interrupted; re-run the same command to finish: devices already written are kept"
+
+
+@example(
+    "MATTER_PKI_DEVICE_PASSPHRASE=... matter-pki csr generate --count 20000 --out csrs",
+    "matter-pki csr generate --count 20000 --out csrs --device-passphrase-file <(pass show factory/devices)",
+)
 @click.command("generate")
 @home_option
 @click.option("--count", type=click.IntRange(min=1), required=True, help="How many devices.")
 @click.option("--out", "out", required=True, type=click.Path(file_okay=False), help="Output folder.")
 @click.option("--prefix", default="device-", show_default=True, help="Name prefix (<prefix><n>.csr).")
 @click.option("--start", type=click.IntRange(min=0), default=1, show_default=True, help="First number.")
+@click.option("--jobs", type=click.IntRange(min=0), default=0, show_default=True, help="Worker processes (0: one per core).")
 @click.option("--key-store", type=click.Choice(["file", "pkcs11"]), default="file", show_default=True)
 @click.option("--pkcs11-module", help=f"PKCS#11 library [env {MODULE_ENV}; default: the home's].")
 @click.option("--pkcs11-token", help=f"PKCS#11 token label [env {TOKEN_ENV}; default: the home's].")
 @device_passphrase_option
 @format_option()
-@cli_errors
+@cli_errors(interrupted=CSR_GENERATE_INTERRUPTED)
 def csr_generate(
-    home: str | None, count: int, out: str, prefix: str, start: int, key_store: str,
+    home: str | None, count: int, out: str, prefix: str, start: int, jobs: int, key_store: str,
     pkcs11_module: str | None, pkcs11_token: str | None, fmt: str,
 ) -> None:
-    """Generate factory device key pairs (P-256) and CSRs: encrypted <name>.key files (0600) or HSM keys."""
+    """Generate factory device key pairs (P-256) and CSRs: sealed <name>.key files (0600) or HSM keys.
+
+    Device keys have their own passphrase, never the CA's. Re-running the same command after an
+    interruption finishes the run.
+    """
     passphrase: bytes | None = None
     pkcs11: Pkcs11Config | None = None
     if key_store == "pkcs11":
@@ -530,13 +545,62 @@ def csr_generate(
         pkcs11 = Pkcs11Config.from_env(pkcs11_module, pkcs11_token, pin=_ask_pin())
     else:
         passphrase = device_passphrase(True)
-    made = generate_device_csrs(Path(out), count=count, prefix=prefix, start=start, passphrase=passphrase, pkcs11=pkcs11)
-    where = "token " + pkcs11.token if pkcs11 else "encrypted .key files (0600)"
+    with _progress("CSRs", fmt == "text") as (on_start, on_progress):
+        report = generate_device_csrs(
+            Path(out), count=count, prefix=prefix, start=start, passphrase=passphrase, pkcs11=pkcs11, jobs=jobs,
+            on_start=on_start, on_progress=on_progress,
+        )
     if fmt == "json":
-        emit_json({"out": out, "count": len(made), "first": made[0].name, "last": made[-1].name,
-                   "key_store": key_store, "token": pkcs11.token if pkcs11 else None})  # fmt: skip
+        emit_json({
+            "out": out, "count": count, "first": report.first, "last": report.last, "key_store": report.key_store,
+            "token": pkcs11.token if pkcs11 else None, "kept": report.kept, "rebuilt": report.rebuilt,
+            "resumed": report.resumed,
+        })  # fmt: skip
         return
-    click.echo(f"generated {len(made)} CSRs in {out} ({made[0].name} .. {made[-1].name}); keys in {where}")
+    where = f"token {pkcs11.token}" if pkcs11 else "sealed .key files (0600)"
+    click.echo(f"generated {report.made} devices in {out} ({report.first} .. {report.last}); keys in {where}")
+    if report.resumed:
+        click.echo(f"finished an interrupted run: {report.kept} devices were complete, {report.rebuilt} CSRs re-made from their keys")
+
+
+@example(
+    "matter-pki csr export-key csrs/device-00042.key --dac dacs/device-00042.pem --key-format der | flash-tool --dac-key -",
+    "matter-pki csr export-key csrs/device-00042.key --key-format encrypted-pem -o station/device-00042.pem",
+)
+@click.command("export-key")
+@click.argument("key_file", type=click.Path(dir_okay=False))
+@click.option("--key-format", type=click.Choice(["pem", "der", "encrypted-pem"]), default="pem", show_default=True,
+              help="PKCS#8 private key: PEM, DER, or PEM encrypted with the device-key passphrase.")  # fmt: skip
+@click.option("-o", "--out", "out", default=STDIO, show_default=True, type=click.Path(dir_okay=False, allow_dash=True),
+              help="Output file ('-': stdout, a pipe); only encrypted-pem goes to a file (a new one, mode 0600).")  # fmt: skip
+@click.option("--dac", "dac_file", help="Refuse unless this DAC (file, '-' or inline PEM/hex) certifies the key.")
+@device_passphrase_option
+@format_option()
+@cli_errors
+def csr_export_key(key_file: str, key_format: str, out: str, dac_file: str | None, fmt: str) -> None:
+    """Decrypt one device key made by 'csr generate', for a flashing step (plain keys only to a pipe)."""
+    check_stdout_free(out, fmt)
+    dac = ca_ops.load_certificate_bytes(read_input(dac_file, "DAC"), "DAC") if dac_file else None
+    if key_format != "encrypted-pem" and out != STDIO:
+        raise InputError("input.plaintext_key", "an unencrypted key is only written to a pipe (-o -), or use --key-format encrypted-pem")
+    if key_format != "encrypted-pem" and sys.stdout.isatty():
+        raise InputError("input.plaintext_key", "refusing to print a private key on a terminal: pipe it to the flashing tool")
+    if out != STDIO and Path(out).exists():
+        raise InputError("input.exists", f"{out!r} exists; refusing to overwrite it")
+    passphrase = device_passphrase(False)
+    key = load_device_key(key_file, passphrase)
+    if dac is not None and dac.public_key() != key.public_key():
+        raise CertificateError("cert.key_mismatch", f"{dac_file!r} certifies another key than {key_file!r}")
+    if key_format == "encrypted-pem":
+        data = encrypt_key(key, passphrase)
+    else:
+        data = key.private_bytes(Encoding.DER if key_format == "der" else Encoding.PEM, PrivateFormat.PKCS8, NoEncryption())
+    where = write_output(out, data, what="key file", mode=KEY_MODE)
+    if fmt == "json":
+        emit_json({"key": key_file, "name": Path(key_file).stem, "out": where, "key_format": key_format,
+                   "dac_checked": dac is not None})  # fmt: skip
+    elif out != STDIO:
+        click.echo(f"{Path(key_file).stem}: key written to {where} (encrypted PKCS#8, mode 0600)")
 
 
 # -- inbox ---------------------------------------------------------------------------------------
@@ -563,10 +627,10 @@ def inbox_run(
 ) -> None:
     """Answer every unanswered CSR in the inbox with <name>.pem or <name>.err (safe to re-run)."""
     pki = PkiHome.resolve(home)
-    with _progress(fmt == "text") as (start, advance):
+    with _progress("DACs", fmt == "text") as (start, advance):
         report = run_inbox(
             pki, Path(inbox_dir), secrets=_secrets(), now=_now(), validity_days=_days(validity_days, no_expiry),
-            common_name=cn, jobs=jobs, on_start=start, on_result=advance, retry_refused=retry_refused,
+            common_name=cn, jobs=jobs, on_start=start, on_result=lambda _outcome: advance(1), retry_refused=retry_refused,
         )
     if not report.notes:
         _require_csrs(Path(inbox_dir), report.notes, report.outcomes)  # nothing at all: the wrong folder?
@@ -640,13 +704,15 @@ def crl_publish(
 
 
 def register(group: click.Group) -> None:
-    """Attach the local CA commands to the top-level group (``csr generate`` joins an existing ``csr`` group)."""
+    """Attach the local CA commands to the top-level group (``csr generate``/``export-key`` join an existing ``csr`` group)."""
     for cmd in (init_cmd, pai_group, dac_group, inbox_group, revoke_cmd, crl_group):
         group.add_command(cmd)
     existing = group.commands.get("csr")
     if isinstance(existing, click.Group):
         existing.add_command(csr_generate)
+        existing.add_command(csr_export_key)
     else:
         csr = example("matter-pki csr generate --count 10 --out csrs")(click.Group("csr", help="Device CSR tools."))
         csr.add_command(csr_generate)
+        csr.add_command(csr_export_key)
         group.add_command(csr)

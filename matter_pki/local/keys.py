@@ -1,8 +1,9 @@
 """CA key generation and opening for a PKI home, over the file and PKCS#11 key stores.
 
 Secrets (the key-file passphrase, the token PIN) come from a ``Secrets`` object the caller builds:
-the CLI reads ``MATTER_PKI_PASSPHRASE`` / ``MATTER_PKI_PKCS11_PIN`` or prompts; tests pass values.
-Each is asked for at most once per ``Secrets`` instance.
+the CLI reads ``MATTER_PKI_PASSPHRASE`` / ``MATTER_PKI_PKCS11_PIN`` (or a secret file) or prompts;
+tests pass values. Each is asked for at most once per ``Secrets`` instance. Device keys (``csr
+generate``) have their own passphrase, ``MATTER_PKI_DEVICE_PASSPHRASE``, never the CA's.
 """
 
 from __future__ import annotations
@@ -27,7 +28,8 @@ if TYPE_CHECKING:
 
 KEY_FILE = "key.pem"
 PASSPHRASE_ENV = "MATTER_PKI_PASSPHRASE"
-#: Device keys (``csr generate``) have their own passphrase, never the CA's unless the user chooses so.
+#: Device keys (``csr generate``) have their own passphrase, never the CA's: the people who flash
+#: devices need theirs and must not learn the CA's.
 DEVICE_PASSPHRASE_ENV = "MATTER_PKI_DEVICE_PASSPHRASE"
 MAX_SECRET_FILE_BYTES = 4096
 
@@ -75,19 +77,36 @@ class Secrets:
 
 
 def read_secret_file(path: str | Path, what: str = "passphrase file") -> bytes:
-    """The first line of a secret file (``--passphrase-file``); refuses empty and group/other-readable files."""
+    """The first line of a secret file or pipe (``<(...)``); refuses empty and group/other-readable files.
+
+    Opened non-blocking, so a named pipe nobody writes to reads as empty instead of hanging; only
+    regular files and pipes are read (not devices, sockets or folders).
+    """
     p = Path(path)
     try:
-        with p.open("rb") as fh:
-            info = os.fstat(fh.fileno())
-            data = fh.read(MAX_SECRET_FILE_BYTES + 1)
+        fd = os.open(p, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
     except OSError as e:
         raise InputError("input.passphrase_file", f"cannot read {what} {str(p)!r}: {e.strerror}") from e
-    if stat.S_ISREG(info.st_mode) and info.st_mode & 0o077:
-        raise InputError(
-            "input.passphrase_file",
-            f"{what} {str(p)!r} has mode {stat.S_IMODE(info.st_mode):04o}; it must be 0600 (chmod 600)",
-        )
+    try:
+        info = os.fstat(fd)
+        if not (stat.S_ISREG(info.st_mode) or stat.S_ISFIFO(info.st_mode)):
+            raise InputError("input.passphrase_file", f"{what} {str(p)!r} is not a regular file or a pipe")
+        if stat.S_ISREG(info.st_mode) and info.st_mode & 0o077:
+            raise InputError(
+                "input.passphrase_file",
+                f"{what} {str(p)!r} has mode {stat.S_IMODE(info.st_mode):04o}; it must be 0600 (chmod 600)",
+            )
+        os.set_blocking(fd, True)  # a pipe with a writer is read to its end; one without reads as empty
+        data = b""
+        while len(data) <= MAX_SECRET_FILE_BYTES:
+            chunk = os.read(fd, MAX_SECRET_FILE_BYTES + 1 - len(data))
+            if not chunk:
+                break
+            data += chunk
+    except OSError as e:
+        raise InputError("input.passphrase_file", f"cannot read {what} {str(p)!r}: {e.strerror}") from e
+    finally:
+        os.close(fd)
     if len(data) > MAX_SECRET_FILE_BYTES:
         raise InputError("input.passphrase_file", f"{what} {str(p)!r} is too large for a passphrase")
     secret = data.split(b"\n", 1)[0].removesuffix(b"\r")

@@ -4,11 +4,14 @@ Every write goes to a temporary file in the destination folder, is fsynced, then
 the final name, and the folder is fsynced: a reader (or a re-run after a crash) sees either the
 old file, or the whole new one, never a partial file. The ``*_at`` variants work relative to an
 open folder descriptor so that a folder swapped for a symlink mid-run cannot redirect a write.
+Batch writers may instead write many unsynced temporary files and make them durable together with
+one barrier (``sync_filesystem``) before renaming them.
 """
 
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import errno
 import os
 import re
@@ -21,6 +24,9 @@ from matter_pki.errors import StorageError
 _O_NOFOLLOW = getattr(os, "O_NOFOLLOW", 0)
 _O_DIRECTORY = getattr(os, "O_DIRECTORY", 0)
 _O_CLOEXEC = getattr(os, "O_CLOEXEC", 0)
+_libc = None
+with contextlib.suppress(OSError):
+    _libc = ctypes.CDLL(None, use_errno=True)
 
 
 _TMP_RE = re.compile(r"\..+\.tmp-[0-9a-f]{12}")
@@ -48,6 +54,21 @@ def fsync_dir(dir_fd: int) -> None:
         os.fsync(dir_fd)
 
 
+def sync_filesystem(dir_fd: int) -> None:
+    """One durability barrier for every file written (unsynced) on the folder's file system.
+
+    ``syncfs`` on the file system holding ``dir_fd`` (``sync`` where there is none): a batch of
+    files written with ``_write_temp_at(..., sync=False)`` becomes durable at once, instead of one
+    ``fsync`` per file. Renames still need ``fsync_dir`` afterwards to be durable.
+    """
+    syncfs = getattr(_libc, "syncfs", None)
+    if syncfs is None:
+        os.sync()
+        return
+    if syncfs(dir_fd) != 0:
+        raise StorageError("storage.write_failed", f"cannot sync the file system: {os.strerror(ctypes.get_errno())}")
+
+
 def _write_all(fd: int, data: bytes) -> None:
     view = memoryview(data)
     while view:
@@ -55,13 +76,15 @@ def _write_all(fd: int, data: bytes) -> None:
         view = view[written:]
 
 
-def _write_temp_at(dir_fd: int, name: str, data: bytes, mode: int) -> str:
+def _write_temp_at(dir_fd: int, name: str, data: bytes, mode: int, *, sync: bool = True) -> str:
+    """A temporary file beside ``name`` holding ``data``; ``sync=False`` leaves durability to one later barrier."""
     tmp = _tmp_name(name)
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | _O_NOFOLLOW | _O_CLOEXEC, mode, dir_fd=dir_fd)
     try:
         os.fchmod(fd, mode)  # the umask must not widen or narrow the requested mode
         _write_all(fd, data)
-        os.fsync(fd)
+        if sync:
+            os.fsync(fd)
     except BaseException:
         os.close(fd)
         with contextlib.suppress(OSError):

@@ -45,7 +45,8 @@ SHAPES: dict[str, tuple[type, set[str]]] = {
                         "operator", "status", "revocation_reason", "revoked_at"}),
     "revoke": (dict, {"kind", "ca", "serial", "status", "revocation_reason", "revoked_at"}),
     "crl publish": (dict, {"ca", "crl_number", "revoked", "crl", "pem", "revocation_set"}),
-    "csr generate": (dict, {"out", "count", "first", "last", "key_store", "token"}),
+    "csr generate": (dict, {"out", "count", "first", "last", "key_store", "token", "kept", "rebuilt", "resumed"}),
+    "csr export-key": (dict, {"key", "name", "out", "key_format", "dac_checked"}),
     "csr check": (dict, {"accepted", "sha256"}),
     "validate-att-cert": (dict, {"valid", "result", "result_code", "reason_code", "reason", "findings"}),
     "lint": (list, {"severity", "code", "message"}),
@@ -142,6 +143,23 @@ def test_batch_commands(world: dict[str, Any]) -> None:
     assert world["dac issue"]["counts"]["issued"] == 2 and len(world["dac issue"]["results"]) == 2
     assert world["inbox run"]["counts"]["issued"] == 1
     assert world["csr generate"]["count"] == 2 and world["csr generate"]["key_store"] == "file"
+    assert (world["csr generate"]["first"], world["csr generate"]["last"]) == ("device-00001", "device-00002")
+    assert world["csr generate"]["resumed"] is False and world["csr generate"]["token"] is None
+
+
+def test_csr_export_key_json(world: dict[str, Any]) -> None:
+    # GIVEN a device key made by csr generate WHEN exported encrypted to a file in JSON mode
+    run, root = world["run"], world["root"]
+    key, target = root / "gen" / "device-00001.key", root / "flash-00001.pem"
+    data = run("csr export-key", str(key), "--key-format", "encrypted-pem", "-o", str(target))
+    # THEN the document names the key and the file, which holds it
+    assert data == {"key": str(key), "name": "device-00001", "out": str(target), "key_format": "encrypted-pem",
+                    "dac_checked": False}  # fmt: skip
+    assert target.read_bytes().startswith(b"-----BEGIN ENCRYPTED PRIVATE KEY-----")
+    # AND JSON with the key on stdout (-o -, the default) is refused: both would write stdout
+    clash = CliRunner().invoke(main, ["csr", "export-key", str(key), "--format", "json"], env=world["env"])
+    assert clash.exit_code == 2 and clash.stdout == ""
+    assert json.loads(clash.stderr)["error"]["code"] == "input.usage"
 
 
 def test_ledger_commands_keep_lists_lists(world: dict[str, Any]) -> None:

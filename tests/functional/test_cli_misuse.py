@@ -21,6 +21,8 @@ from cryptography.hazmat.primitives import serialization
 
 from matter_pki.cli import aws as aws_cli
 from matter_pki.cli import main
+from matter_pki.errors import KeyStoreError
+from matter_pki.local.devices import DeviceKeyReader
 from tests.unit.test_local_fixtures import (
     CLI_PREFIX,
     PASSPHRASE,
@@ -320,15 +322,19 @@ def test_passphrase_file_and_a_separate_device_passphrase(tmp_path: Path) -> Non
     # AND a world-readable file is refused
     secret.chmod(0o644)
     assert_one_line(run_cli(["pai", "create", "--passphrase-file", str(secret)], env), "input.passphrase_file", 2)  # type: ignore[arg-type]
-    # AND device keys take their own passphrase, not the CA's
+    # AND device keys take their own passphrase, never the CA's (not even as a fallback)
     out = tmp_path / "csrs"
+    alone = run_cli(["csr", "generate", "--count", "1", "--out", str(out)], {"MATTER_PKI_PASSPHRASE": PASSPHRASE})
+    assert_one_line(alone, "key.device_passphrase_missing", 2)
+    assert not out.exists()
     gen = run_cli(["csr", "generate", "--count", "1", "--out", str(out)],
                   {"MATTER_PKI_PASSPHRASE": PASSPHRASE, "MATTER_PKI_DEVICE_PASSPHRASE": "device-pass"})  # fmt: skip
     assert gen.exit_code == 0, gen.output
     [device_key] = out.glob("*.key")
-    serialization.load_pem_private_key(device_key.read_bytes(), b"device-pass")
-    with pytest.raises(ValueError):
-        serialization.load_pem_private_key(device_key.read_bytes(), PASSPHRASE.encode())
+    DeviceKeyReader(b"device-pass").load(device_key)
+    with pytest.raises(KeyStoreError) as wrong:
+        DeviceKeyReader(PASSPHRASE.encode()).load(device_key)
+    assert wrong.value.code == "key.passphrase_wrong"
 
 
 def test_dac_list_is_the_ledger_filterable_as_csv_and_json(pki: Path, tmp_path: Path) -> None:

@@ -260,19 +260,20 @@ def test_home_and_key_file_permissions(tmp_path: Path) -> None:
 
 
 def test_csr_generate_makes_encrypted_0600_keys_and_accepted_csrs(tmp_path: Path) -> None:
-    env = cli_env(tmp_path / "home")
+    env = cli_env(tmp_path / "home", MATTER_PKI_DEVICE_PASSPHRASE="device pw")
     result = run_cli(["csr", "generate", "--count", "4", "--out", str(tmp_path / "devs")], env)
     assert result.exit_code == 0, result.output
     names = sorted(p.name for p in (tmp_path / "devs").iterdir())
     assert names == [f"device-0000{i}.{ext}" for i in range(1, 5) for ext in ("csr", "key")]
-    from matter_pki.backends.keyfile import load_key
+    from matter_pki.local.devices import DeviceKeyReader
 
+    reader = DeviceKeyReader(b"device pw")
     for i in range(1, 5):
         key_path = tmp_path / "devs" / f"device-0000{i}.key"
         assert stat.S_IMODE(key_path.stat().st_mode) == 0o600
-        assert key_path.read_bytes().startswith(b"-----BEGIN ENCRYPTED PRIVATE KEY-----")
+        assert key_path.read_bytes().startswith(b"-----BEGIN MATTER-PKI ENCRYPTED DEVICE KEY-----")
         csr = load_device_csr((tmp_path / "devs" / f"device-0000{i}.csr").read_bytes())
-        assert load_key(key_path, PASSPHRASE.encode()).public_key() == csr.public_key
+        assert reader.load(key_path).public_key() == csr.public_key
     # Running it again would overwrite: refused, nothing changed
     before = {p.name: p.read_bytes() for p in (tmp_path / "devs").iterdir()}
     again = run_cli(["csr", "generate", "--count", "4", "--out", str(tmp_path / "devs")], env)

@@ -19,6 +19,8 @@ from matter_pki.cli.common import (
     BATCH_INTERRUPTED,
     MatterPkiGroup,
     cli_errors,
+    device_passphrase,
+    device_passphrase_option,
     format_option,
     read_input,
     write_output,
@@ -230,3 +232,41 @@ def test_passphrase_file_first_line_private_and_not_empty(tmp_path: Path) -> Non
     with pytest.raises(InputError, match="cannot read"):
         read_secret_file(tmp_path / "missing")
     assert "s3cret" not in os.environ.get("MATTER_PKI_PASSPHRASE", "")
+
+
+def test_device_passphrase_file_then_environment_then_prompt_never_the_cas(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # GIVEN a command reading the device-key passphrase, the CA passphrase always set
+    @click.command()
+    @device_passphrase_option
+    @cli_errors
+    def cmd() -> None:
+        click.echo(device_passphrase(True).decode())
+
+    monkeypatch.setenv("MATTER_PKI_PASSPHRASE", "the CA's")
+    monkeypatch.delenv("MATTER_PKI_DEVICE_PASSPHRASE", raising=False)
+    secret = tmp_path / "device-pass"
+    secret.write_bytes(b"from the file\n")
+    secret.chmod(0o600)
+    asked: list[bool] = []
+
+    def prompt(*_args: object, confirmation_prompt: bool = False, **_kwargs: object) -> str:
+        asked.append(confirmation_prompt)
+        return "typed"
+
+    monkeypatch.setattr(click, "prompt", prompt)
+    # THEN the file wins over the environment, which wins over a prompt
+    env = {"MATTER_PKI_DEVICE_PASSPHRASE": "from env"}
+    assert CliRunner().invoke(cmd, ["--device-passphrase-file", str(secret)], env=env).stdout == "from the file\n"
+    assert CliRunner().invoke(cmd, [], env=env).stdout == "from env\n"
+    with monkeypatch.context() as m:
+        m.setattr("matter_pki.cli.common.sys.stdin", type("Tty", (), {"isatty": staticmethod(lambda: True)})())
+        assert device_passphrase(True) == b"typed" and asked == [True]
+    # AND with neither and no terminal: a coded refusal, never the CA passphrase
+    alone = CliRunner().invoke(cmd, [])
+    assert alone.exit_code == 2 and alone.stdout == ""
+    assert alone.stderr.startswith("error[key.device_passphrase_missing]") and "MATTER_PKI_DEVICE_PASSPHRASE" in alone.stderr
+    # AND an empty one is refused
+    empty = CliRunner().invoke(cmd, [], env={"MATTER_PKI_DEVICE_PASSPHRASE": ""})
+    assert empty.exit_code == 2 and empty.stderr.startswith("error[key.passphrase_empty]")
