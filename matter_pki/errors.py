@@ -88,3 +88,7 @@ class TransientError(BackendError):
 
 class AuditError(MatterPkiError):
     """The audit log is unreadable or fails verification (``audit.*``)."""
+
+
+class LedgerError(MatterPkiError):
+    """The issuance ledger is missing, older than its audit log, altered or of an old format (``ledger.*``)."""

@@ -7,6 +7,7 @@ import os
 import re
 import sys
 import time
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -169,7 +170,18 @@ def verify_cmd(home: str | None, public_key: str | None, expect_key: str | None,
     if not (audit_dir / "audit.log").exists() and not (audit_dir / "head").exists():
         raise ConfigError("config.no_audit_log", f"no audit log in {str(audit_dir)!r}")
     key = read_file(public_key, "audit public key") if public_key else None
-    report = verify_log(audit_dir, public_key=key, expect_key=expect_key)
+    from matter_pki.local.home import PkiHome
+    from matter_pki.local.repair import ledger_problem, verify_audit
+
+    pki = PkiHome(_home(home))
+    report = verify_audit(pki, public_key=key, expect_key=expect_key) if pki.is_initialized() else verify_log(
+        audit_dir, public_key=key, expect_key=expect_key
+    )
+    if report.ok and pki.is_initialized():
+        # The ledger vouches for the log: a log rolled back as a whole is consistent, but behind its ledger.
+        problem = ledger_problem(pki)
+        if problem is not None:
+            report = replace(report, problem=problem)
     if fmt == "json":
         emit_json(report.to_dict())
     elif report.problem:
@@ -186,10 +198,20 @@ def verify_cmd(home: str | None, public_key: str | None, expect_key: str | None,
 
 @audit_group.command("seal")
 @home_option
+@click.option("--adopt-tail", metavar="REASON",
+              help="Put records the signed head does not cover under the signature (recorded with the reason).")
+@click.option("--discard-tail", metavar="REASON",
+              help="Move records the signed head does not cover out of the log (recorded with the reason).")
 @cli_errors
-def seal_cmd(home: str | None) -> None:
-    """Sign every record since the last seal now (needs MATTER_PKI_PASSPHRASE if the audit key is encrypted)."""
-    result = AuditLog(_home(home)).seal()
+def seal_cmd(home: str | None, adopt_tail: str | None, discard_tail: str | None) -> None:
+    """Sign every record since the last seal now; finishes an interrupted append (needs the audit key)."""
+    from matter_pki.cli.local import _secrets
+    from matter_pki.local.home import PkiHome
+    from matter_pki.local.state import audit_signer
+
+    pki = PkiHome(_home(home))
+    signer = audit_signer(pki, _secrets()) if pki.is_initialized() else None
+    result = AuditLog(pki.path, signer=signer).seal(adopt_tail=adopt_tail, discard_tail=discard_tail)
     if result is None:
         click.echo("nothing to seal: the log is empty or already sealed")
     else:

@@ -1,10 +1,13 @@
-"""Local CA commands: ``init``, ``pai``, ``dac``, ``csr generate``, ``inbox run``, ``revoke``, ``crl publish``."""
+"""Local CA commands: ``init``, ``pai``, ``dac``, ``csr generate``, ``inbox run``, ``revoke``, ``crl publish``,
+``ledger verify|rebuild``, ``home upgrade``."""
 
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import sys
+import tempfile
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -20,13 +23,14 @@ from matter_pki.local import crl as crl_ops
 from matter_pki.local.devices import generate_device_csrs
 from matter_pki.local.home import HOME_ENV, PAA_ID, KeyStoreSettings, PkiHome
 from matter_pki.local.inbox import run_inbox
-from matter_pki.local.issue import der_to_pem, issue_files
+from matter_pki.local.issue import RunTotals, der_to_pem, issue_files
 from matter_pki.local.keys import Secrets
 from matter_pki.local.ledger import Ledger, parse_serial, serial_hex
 from matter_pki.vidpid import parse_hex16
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterator
+    from typing import IO
 
     from matter_pki.local.issue import Outcome
 
@@ -100,8 +104,8 @@ def _info(message: str) -> None:
 
 
 @contextlib.contextmanager
-def _progress(enabled: bool) -> Iterator[tuple[Callable[[int], None], Callable[[Outcome], None]]]:
-    """A rich progress bar on stderr (only on a terminal)."""
+def _progress(enabled: bool, spool: IO[str] | None = None) -> Iterator[tuple[Callable[[int], None], Callable[[Outcome], None]]]:
+    """A rich progress bar on stderr (only on a terminal); ``spool`` collects each result as a JSON line."""
     from rich.console import Console
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
@@ -115,7 +119,9 @@ def _progress(enabled: bool) -> Iterator[tuple[Callable[[int], None], Callable[[
     def start(total: int) -> None:
         task.append(progress.add_task("issue", total=total))
 
-    def advance(_outcome: Outcome) -> None:
+    def advance(outcome: Outcome) -> None:
+        if spool is not None:
+            spool.write(json.dumps(outcome.to_dict()) + "\n")
         if task:
             progress.advance(task[0])
 
@@ -123,11 +129,20 @@ def _progress(enabled: bool) -> Iterator[tuple[Callable[[int], None], Callable[[
         yield start, advance
 
 
-def _summary(outcomes: list[Outcome], notes: list[str], fmt: str, extra: dict[str, Any]) -> None:
-    counts = {s: sum(1 for o in outcomes if o.status == s) for s in ("issued", "reused", "skipped", "refused")}
-    refused = [o for o in outcomes if o.status == "refused"]
+def _summary(totals: RunTotals, notes: list[str], fmt: str, extra: dict[str, Any], spool: IO[str] | None = None) -> None:
+    counts = totals.counts
+    refused = totals.refusals
     if fmt == "json":
-        emit_json({**extra, "counts": counts, "notes": notes, "results": [o.to_dict() for o in outcomes]})
+        # Results were spooled to a temporary file as they came: memory does not grow with the CSRs.
+        out = sys.stdout
+        out.write("{" + ", ".join(f"{json.dumps(k)}: {json.dumps(v, default=str)}" for k, v in extra.items()))
+        out.write(f', "counts": {json.dumps(counts)}, "notes": {json.dumps(notes)}, "results": [')
+        if spool is not None:
+            spool.seek(0)
+            for i, line in enumerate(spool):
+                out.write(("," if i else "") + "\n  " + line.rstrip("\n"))
+        out.write("\n]}\n")
+        out.flush()
         return
     for note in notes:
         _info(f"note: {note}")
@@ -137,10 +152,11 @@ def _summary(outcomes: list[Outcome], notes: list[str], fmt: str, extra: dict[st
     )
     for o in refused[:MAX_LISTED_REFUSALS]:
         click.echo(f"  refused {o.key}: [{o.code}] {o.message}")
-    if len(refused) > MAX_LISTED_REFUSALS:
-        click.echo(f"  ... and {len(refused) - MAX_LISTED_REFUSALS} more (see the .err files)")
+    if counts["refused"] > MAX_LISTED_REFUSALS:
+        click.echo(f"  ... and {counts['refused'] - MAX_LISTED_REFUSALS} more (see the .err files)")
     for key, value in extra.items():
-        click.echo(f"{key}: {value}")
+        if value:
+            click.echo(f"{key}: {value}")
 
 
 # -- init ----------------------------------------------------------------------------------------
@@ -172,7 +188,9 @@ def init_cmd(
     if import_paa is not None:
         if cn or organization or validity_days:
             raise InputError("input.init_mode", "--cn, --o and --validity-days do not apply to an imported PAA")
-        info = ca_ops.import_paa(pki, read_file(import_paa, "PAA certificate"), settings=settings, now=_now())
+        info = ca_ops.import_paa(
+            pki, read_file(import_paa, "PAA certificate"), settings=settings, secrets=_secrets(), now=_now()
+        )
         click.echo(f"imported PAA into {pki.path}")
         _info("PAIs are created by CSR: matter-pki pai create --csr-out pai.csr, then matter-pki pai import")
     else:
@@ -235,7 +253,7 @@ def pai_create(
 def pai_import(home: str | None, pai_id: str, cert: str) -> None:
     """Install the certificate issued by the external PAA for a pending PAI."""
     pki = PkiHome.resolve(home)
-    info = ca_ops.import_pai(pki, pai_id, read_file(cert, "PAI certificate"), now=_now())
+    info = ca_ops.import_pai(pki, pai_id, read_file(cert, "PAI certificate"), secrets=_secrets(), now=_now())
     click.echo(f"{info.id} is active")
 
 
@@ -280,33 +298,49 @@ def dac_group() -> None:
 @validity_options
 @click.option("--cn", default="Matter DAC", show_default=True, help="DAC common name.")
 @click.option("--jobs", type=click.IntRange(min=0), default=1, show_default=True, help="Signing processes (0: one per core).")
+@click.option("--bundle", "bundle", metavar="NAME",
+              help="Also write one manifest of the batch: <out>/NAME.csv and <out>/NAME.jsonl.")
+@click.option("--reissue-reason", metavar="TEXT",
+              help="Allow a DAC for a device key already certified under another PAI or PID (recorded and audited).")
 @click.option("--format", "fmt", type=FORMATS, default="text", show_default=True)
 @cli_errors
 def dac_issue(
     home: str | None, pai_id: str, pid: int | None, csr: str, out: str, validity_days: int | None,
-    no_expiry: bool, cn: str, jobs: int, fmt: str,
+    no_expiry: bool, cn: str, jobs: int, bundle: str | None, reissue_reason: str | None, fmt: str,
 ) -> None:
     """Issue DACs: <name>.pem per CSR (plus pai.pem, paa.pem), <name>.err for refusals. Exit 1 if any refused."""
     pki = PkiHome.resolve(home)
     single = not Path(csr).is_dir()
-    with _progress(not single and fmt == "text") as (start, advance):
+    first: list[Outcome] = []
+    with contextlib.ExitStack() as stack:
+        spool = stack.enter_context(tempfile.TemporaryFile("w+")) if fmt == "json" else None
+        start, advance = stack.enter_context(_progress(not single and fmt == "text", spool))
+
+        def on_result(outcome: Outcome) -> None:
+            if not first:
+                first.append(outcome)
+            advance(outcome)
+
         report = issue_files(
             pki, pai_id=pai_id, csr_path=Path(csr), out_dir=Path(out), secrets=_secrets(), now=_now(), pid=pid,
-            validity_days=_days(validity_days, no_expiry), common_name=cn, jobs=jobs, on_start=start, on_result=advance,
+            validity_days=_days(validity_days, no_expiry), common_name=cn, jobs=jobs, on_start=start,
+            on_result=on_result, reissue_reason=reissue_reason, bundle=bundle,
         )
-    refused = [o for o in report.outcomes if o.status == "refused"]
-    if single and fmt == "text" and report.outcomes:
-        o = report.outcomes[0]
-        if o.status == "refused":
-            click.echo(f"error[{o.code}]: {o.message}", err=True)
-        elif o.status == "skipped":
-            click.echo(f"already answered: {Path(out) / o.name}.pem or .err exists")
+        if single and fmt == "text" and first:
+            o = first[0]
+            if o.status == "refused":
+                click.echo(f"error[{o.code}]: {o.message}", err=True)
+            elif o.status == "skipped":
+                click.echo(f"already answered: {Path(out) / o.name}.pem or .err exists")
+            else:
+                again = " (already in the ledger: same DAC)" if o.status == "reused" else ""
+                click.echo(f"{Path(out) / o.name}.pem serial {o.serial}{again}")
         else:
-            again = " (already in the ledger: same DAC)" if o.status == "reused" else ""
-            click.echo(f"{Path(out) / o.name}.pem serial {o.serial}{again}")
-    else:
-        _summary(report.outcomes, report.notes, fmt, {"output": str(report.out_dir)})
-    sys.exit(1 if refused else 0)
+            extra: dict[str, Any] = {"output": str(report.out_dir)}
+            if report.totals.bundle:
+                extra["bundle"] = [str(report.out_dir / name) for name in report.totals.bundle]
+            _summary(report.totals, report.notes, fmt, extra, spool)
+    sys.exit(1 if report.count("refused") else 0)
 
 
 @dac_group.command("show")
@@ -388,12 +422,14 @@ def inbox_run(
 ) -> None:
     """Answer every unanswered CSR in the inbox with <name>.pem or <name>.err (safe to re-run)."""
     pki = PkiHome.resolve(home)
-    with _progress(fmt == "text") as (start, advance):
+    with contextlib.ExitStack() as stack:
+        spool = stack.enter_context(tempfile.TemporaryFile("w+")) if fmt == "json" else None
+        start, advance = stack.enter_context(_progress(fmt == "text", spool))
         report = run_inbox(
             pki, Path(inbox_dir), secrets=_secrets(), now=_now(), validity_days=_days(validity_days, no_expiry),
             common_name=cn, jobs=jobs, on_start=start, on_result=advance,
         )
-    _summary(report.outcomes, report.notes, fmt, {"inbox": inbox_dir})
+        _summary(report.totals, report.notes, fmt, {"inbox": inbox_dir}, spool)
 
 
 # -- revocation ----------------------------------------------------------------------------------
@@ -410,9 +446,16 @@ def revoke_cmd(home: str | None, serial: str, reason: str, pai_id: str | None, i
     if pai_id and is_pai:
         raise InputError("input.revoke_scope", "use either --pai or --paa")
     pki = PkiHome.resolve(home)
-    entry = crl_ops.revoke(pki, serial=serial, reason=reason, ca=PAA_ID if is_pai else pai_id, now=_now())
+    result = crl_ops.revoke(
+        pki, serial=serial, reason=reason, ca=PAA_ID if is_pai else pai_id, now=_now(), secrets=_secrets()
+    )
+    entry = result.entry
     scope = "--paa" if entry.ca == PAA_ID else f"--pai {entry.ca}"
-    click.echo(f"revoked {entry.kind.upper()} {entry.serial} of {entry.ca} ({entry.revocation_reason})")
+    if result.already:
+        click.echo(f"already revoked: {entry.kind.upper()} {entry.serial} of {entry.ca} ({entry.revocation_reason}, "
+                   f"{entry.revoked_at})")
+    else:
+        click.echo(f"revoked {entry.kind.upper()} {entry.serial} of {entry.ca} ({entry.revocation_reason})")
     _info(f"publish the CRL: matter-pki crl publish {scope}")
 
 
@@ -447,9 +490,74 @@ def crl_publish(home: str | None, pai_id: str | None, is_paa: bool, next_update_
         click.echo(f"revocation set: {pub.revocation_set_path}")
 
 
+# -- ledger / home maintenance -------------------------------------------------------------------
+@click.group("ledger")
+def ledger_group() -> None:
+    """The issuance ledger: check it against the signed audit log, rebuild it from the log."""
+
+
+@ledger_group.command("verify")
+@home_option
+@click.option("--format", "fmt", type=FORMATS, default="text", show_default=True)
+@cli_errors
+def ledger_verify(home: str | None, fmt: str) -> None:
+    """Check the audit log, the ledger, and each against the other. Exit 0 intact, 1 not."""
+    from matter_pki.local.repair import verify_home
+
+    report = verify_home(PkiHome.resolve(home))
+    if fmt == "json":
+        emit_json(report.to_dict())
+    else:
+        for code, reason in report.problems:
+            click.echo(f"FAILED [{code}] {reason}")
+        for note in report.notes:
+            click.echo(f"note: {note}")
+        if report.ok:
+            counts = report.counts
+            click.echo(f"ledger and audit log agree: {counts.get('ledger_transactions', 0)} ledger transactions, "
+                       f"{counts.get('ledger_dacs', 0)} DACs each announced once, {counts.get('audit_records', 0)} audit records")
+    sys.exit(0 if report.ok else 1)
+
+
+@ledger_group.command("rebuild")
+@home_option
+@click.option("--from", "sources", multiple=True, type=click.Path(file_okay=False),
+              help="A folder holding issued .pem files (searched recursively); repeatable.")
+@click.option("--reason", required=True, help="Why the ledger is rebuilt (recorded in the audit log).")
+@cli_errors
+def ledger_rebuild(home: str | None, sources: tuple[str, ...], reason: str) -> None:
+    """Make a new ledger from the verified audit log and the issued certificate files (the old one is kept aside)."""
+    from matter_pki.local.repair import rebuild_ledger
+
+    result = rebuild_ledger(PkiHome.resolve(home), sources=[Path(s) for s in sources], secrets=_secrets(), reason=reason)
+    click.echo(f"rebuilt the ledger: {result.certificates} certificates, {result.revocations} revocations, "
+               f"{result.crl_numbers} CRL numbers")
+    if result.kept is not None:
+        _info(f"the previous ledger file is kept as {result.kept}")
+
+
+@click.group("home")
+def home_group() -> None:
+    """The PKI home itself."""
+
+
+@home_group.command("upgrade")
+@home_option
+@cli_errors
+def home_upgrade(home: str | None) -> None:
+    """Bring a home made by an earlier version up to date (ledger format, audit key and its binding)."""
+    from matter_pki.local.repair import upgrade_home
+
+    done = upgrade_home(PkiHome.resolve(home), secrets=_secrets())
+    if not done:
+        click.echo("the home is up to date")
+    for line in done:
+        click.echo(line)
+
+
 def register(group: click.Group) -> None:
     """Attach the local CA commands to the top-level group (``csr generate`` joins an existing ``csr`` group)."""
-    for cmd in (init_cmd, pai_group, dac_group, inbox_group, revoke_cmd, crl_group):
+    for cmd in (init_cmd, pai_group, dac_group, inbox_group, revoke_cmd, crl_group, ledger_group, home_group):
         group.add_command(cmd)
     existing = group.commands.get("csr")
     if isinstance(existing, click.Group):

@@ -21,18 +21,17 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.serialization import Encoding
 
 from matter_pki import der
-from matter_pki.audit import AuditLog
 from matter_pki.certparse import parse_certificate
 from matter_pki.errors import InputError, IssuanceError
-from matter_pki.local.ca import operator
 from matter_pki.local.keys import Secrets, signer_factory
-from matter_pki.local.ledger import Ledger, LedgerEntry, iso, parse_serial, serial_hex
+from matter_pki.local.ledger import LedgerEntry, Transaction, iso, parse_serial, serial_hex
 from matter_pki.profiles import issuer_subject_key_id, require_utc
 from matter_pki.storage.local import atomic_write, ensure_private_dir
 
 if TYPE_CHECKING:
     from pathlib import Path
 
+    from matter_pki.audit.log import AuditSession
     from matter_pki.local.home import PkiHome
 
 DEFAULT_NEXT_UPDATE_DAYS = 365
@@ -61,26 +60,55 @@ def parse_reason(text: str) -> x509.ReasonFlags:
     return flag
 
 
+@dataclass(frozen=True, slots=True)
+class Revocation:
+    """Outcome of ``revoke``: the entry, and whether it was already revoked with that reason."""
+
+    entry: LedgerEntry
+    already: bool = False
+
+
 def revoke(
-    home: PkiHome, *, serial: str, reason: str, ca: str | None = None, now: datetime
-) -> LedgerEntry:
-    """Mark a DAC (``ca`` = its PAI id) or a PAI (``ca`` = ``paa``) revoked in the ledger."""
+    home: PkiHome, *, serial: str, reason: str, ca: str | None = None, now: datetime, secrets: Secrets
+) -> Revocation:
+    """Mark a DAC (``ca`` = its PAI id) or a PAI (``ca`` = ``paa``) revoked: ledger, then audit log.
+
+    Idempotent: revoking again with the same reason reports the existing revocation (``already``),
+    so after any failure the operator simply runs the same command again. A different reason is
+    ``ledger.already_revoked``.
+    """
+    from matter_pki.local.state import CaState
+
     home.require()
     flag = parse_reason(reason)
     number = serial_hex(parse_serial(serial))
-    with home.lock(), Ledger(home.ledger_path) as ledger:
-        matches = [e for e in ledger.find_serial(number, ca) if e.kind != "paa"]
+    with home.lock(), CaState.open(home, secrets) as state:
+        matches = [e for e in state.ledger.find_serial(number, ca) if e.kind != "paa"]
         if not matches:
             where = f" issued by {ca!r}" if ca else ""
             raise InputError("ledger.serial_unknown", f"no certificate with serial {number}{where} in this home")
         if len(matches) > 1:
             cas = ", ".join(sorted(e.ca for e in matches))
             raise InputError("ledger.serial_ambiguous", f"serial {number} was issued by several CAs ({cas}); pass --pai or --paa")
-        entry = ledger.revoke(matches[0].ca, number, reason=flag.value, at=iso(now))
-    AuditLog(home.path).record(
-        "cert.revoked", ca=entry.ca, serial=entry.serial, kind=entry.kind, reason=flag.value, operator=operator()
-    )
-    return entry
+        entry = matches[0]
+        if entry.status == "revoked":
+            if entry.revocation_reason != flag.value:
+                raise InputError(
+                    "ledger.already_revoked",
+                    f"certificate {number} of {entry.ca!r} was revoked at {entry.revoked_at} ({entry.revocation_reason})",
+                )
+            return Revocation(entry, already=True)
+        at = iso(now)
+
+        def write(txn: Transaction, _session: AuditSession) -> list[tuple[str, dict[str, Any]]]:
+            txn.revoke(entry.ca, entry.serial, entry.key_id, flag.value, at)
+            return [("cert.revoked", {"ca": entry.ca, "serial": entry.serial, "kind": entry.kind,
+                                      "key_id": entry.key_id, "reason": flag.value, "revoked_at": at})]
+
+        state.commit("revoke", write, now=now)
+        revoked = state.ledger.get(entry.ca, entry.serial)
+    assert revoked is not None
+    return Revocation(revoked)
 
 
 @dataclass(frozen=True, slots=True)
@@ -160,34 +188,47 @@ def publish_crl(
     now: datetime,
     next_update_days: int = DEFAULT_NEXT_UPDATE_DAYS,
 ) -> CrlPublication:
-    """Sign and write ``crl/<ca id>.crl`` (DER), ``.pem`` and ``.revocation-set.json`` for one CA."""
+    """Sign and write ``crl/<ca id>.crl`` (DER), ``.pem`` and ``.revocation-set.json`` for one CA.
+
+    The CRL Number is allocated in the ledger, in the same transaction as the announcement of the
+    publication: numbers never repeat and never go back, even after a failed write (the next run
+    takes the next number).
+    """
+    from matter_pki.local.state import CaState
+
     home.require()
     if next_update_days <= 0:
         raise InputError("input.next_update", "--next-update-days must be positive")
-    audit = AuditLog(home.path)
-    with home.lock(), Ledger(home.ledger_path) as ledger:
+    try:
+        require_utc(now, "now") + timedelta(days=next_update_days)
+    except OverflowError as e:
+        raise InputError("input.next_update", f"--next-update-days {next_update_days} ends after the year 9999") from e
+    with home.lock(), CaState.open(home, secrets) as state:
         info = home.ca_info(ca_id)
         cert = home.load_cert(ca_id)
         signer = signer_factory(home, ca_id, secrets)()
-        audit.record(
-            "key.accessed", ca=ca_id, purpose="crl.publish", key_store=info.key.store if info.key else None,
-            operator=operator(),
-        )
-        revoked = ledger.revoked(ca_id)
-        number = ledger.next_crl_number(ca_id, iso(now))
-        crl = build_crl(cert, signer, revoked, crl_number=number, now=now, next_update_days=next_update_days)
-        crl_der = crl.public_bytes(Encoding.DER)
+        revoked = state.ledger.revoked(ca_id)
+        made: list[tuple[int, bytes, x509.CertificateRevocationList]] = []
+
+        def write(txn: Transaction, _session: AuditSession) -> list[tuple[str, dict[str, Any]]]:
+            number = txn.crl_number(ca_id, iso(now))
+            crl = build_crl(cert, signer, revoked, crl_number=number, now=now, next_update_days=next_update_days)
+            crl_der = crl.public_bytes(Encoding.DER)
+            made.append((number, crl_der, crl))
+            return [("crl.published", {"ca": ca_id, "crl_number": number, "revoked": len(revoked),
+                                       "sha256": hashlib.sha256(crl_der).hexdigest()})]
+
+        accessed = [("key.accessed", {"ca": ca_id, "purpose": "crl.publish",
+                                      "key_store": info.key.store if info.key else None})]
+        state.commit("crl", write, now=now, extra=accessed)
+        number, crl_der, crl = made[0]
         out = ensure_private_dir(home.crl_dir)
         der_path, pem_path = out / f"{ca_id}.crl", out / f"{ca_id}.pem"
         set_path = out / f"{ca_id}.revocation-set.json"
         atomic_write(der_path, crl_der)
         atomic_write(pem_path, crl.public_bytes(Encoding.PEM))
         atomic_write(set_path, (json.dumps(revocation_set(cert, revoked), indent=2) + "\n").encode())
-    audit.record(
-        "crl.published", ca=ca_id, crl_number=number, revoked=len(revoked),
-        sha256=hashlib.sha256(crl_der).hexdigest(), operator=operator(),
-    )
     return CrlPublication(ca_id, number, len(revoked), der_path, pem_path, set_path)
 
 
-__all__ = ["CrlPublication", "build_crl", "parse_reason", "publish_crl", "revocation_set", "revoke"]
+__all__ = ["CrlPublication", "Revocation", "build_crl", "parse_reason", "publish_crl", "revocation_set", "revoke"]

@@ -1,18 +1,34 @@
 """The issuance ledger: every certificate issued in a home, in SQLite (WAL, synchronous FULL).
 
-One row per certificate: issuing CA id (``paa`` for the PAA and PAIs, the PAI id for DACs), serial
-(upper-case hex of the magnitude, even length: the revocation-set form), subject, PID, CSR
-SHA-256, validity, issue time, operator, status and the DER itself.
+Format 2. The unit of issuance is the device key: every row carries ``key_id``, the SHA-256 (hex)
+of the certificate's public key as an uncompressed P-256 point (65 bytes, ``04 || x || y``). The
+point, not the CSR, not the SPKI: it is what the key *is*, the same whatever CSR bytes carry it (a
+re-signed CSR, an ECDSA signature flipped from s to n-s), and it can be recomputed from the issued
+certificate alone, so a ledger can be checked and rebuilt from DAC files.
 
-Constraints the issuance workflow relies on:
+Tables:
 
-* ``UNIQUE(ca, serial)``: a serial collision is detected, and the DAC is re-signed with a fresh serial.
-* ``UNIQUE(ca, csr_sha256)`` for DACs: one DAC per device key and PAI. A CSR seen again (a re-run
-  after a crash between signing and writing the ``.pem``) gets the DAC already recorded here.
+* ``certificates``: one immutable row per certificate (kind, issuing CA, serial, subject, PID,
+  key id, CSR SHA-256, DER and its SHA-256, validity, issue time, operator, re-issue reason, the
+  seq of the audit record that announced it, and ``gen``: the transaction that inserted it).
+  ``UNIQUE(ca, serial)``.
+* ``revocations``: one row per revoked certificate (with the key id: a key ever revoked is never
+  certified again).
+* ``crl_numbers``: every CRL Number ever allocated, ``PRIMARY KEY(ca, number)``: numbers never
+  repeat and never go back (the next is always the highest + 1).
+* ``journal``: one row per transaction: ``gen`` (1, 2, ...), kind, time, the SHA-256 of the rows it
+  wrote, a hash ``chain`` over all transactions so far, and the audit position (seq and line hash)
+  the ledger had seen when it committed. The signed audit head names the last (gen, chain) the
+  log announced; ``matter_pki.local.state`` compares the two before every batch.
+
+Rows are never updated or deleted (only ``audit_seq`` is set after a crash recovery), so the whole
+ledger can be re-hashed transaction by transaction and checked against the journal
+(``verify_deep``): an edited, deleted or added row, an older copy or a replaced file is found.
 """
 
 from __future__ import annotations
 
+import hashlib
 import sqlite3
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -20,44 +36,81 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from cryptography import x509
 
-from matter_pki.errors import InputError, StorageError
+from matter_pki.errors import InputError, LedgerError, StorageError
 
 if TYPE_CHECKING:
-    from collections.abc import Iterable
+    from collections.abc import Iterable, Iterator, Sequence
     from pathlib import Path
 
-SCHEMA_VERSION = 1
+FORMAT = 2
+GENESIS_CHAIN = "0" * 64
 _SCHEMA = """
-CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
-CREATE TABLE IF NOT EXISTS certificates (
+CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE certificates (
     id INTEGER PRIMARY KEY,
+    gen INTEGER NOT NULL,
     kind TEXT NOT NULL CHECK (kind IN ('paa', 'pai', 'dac')),
     ca TEXT NOT NULL,
     serial TEXT NOT NULL,
     subject TEXT NOT NULL,
     pid INTEGER,
+    key_id TEXT NOT NULL,
     csr_sha256 TEXT,
+    der_sha256 TEXT NOT NULL,
     not_before TEXT NOT NULL,
     not_after TEXT NOT NULL,
     issued_at TEXT NOT NULL,
     operator TEXT NOT NULL,
-    status TEXT NOT NULL DEFAULT 'issued' CHECK (status IN ('issued', 'revoked')),
-    revocation_reason TEXT,
-    revoked_at TEXT,
+    reissue_reason TEXT,
     der BLOB NOT NULL,
     audit_seq INTEGER,
     UNIQUE (ca, serial)
 );
-CREATE UNIQUE INDEX IF NOT EXISTS certificates_dac_csr ON certificates (ca, csr_sha256) WHERE kind = 'dac';
-CREATE INDEX IF NOT EXISTS certificates_serial ON certificates (serial);
-CREATE TABLE IF NOT EXISTS crl_state (
-    ca TEXT PRIMARY KEY,
-    crl_number INTEGER NOT NULL,
-    published_at TEXT NOT NULL
+CREATE INDEX certificates_key ON certificates (key_id);
+CREATE INDEX certificates_serial ON certificates (serial);
+CREATE TABLE revocations (
+    ca TEXT NOT NULL,
+    serial TEXT NOT NULL,
+    key_id TEXT NOT NULL,
+    reason TEXT NOT NULL,
+    revoked_at TEXT NOT NULL,
+    gen INTEGER NOT NULL,
+    PRIMARY KEY (ca, serial)
+);
+CREATE INDEX revocations_key ON revocations (key_id);
+CREATE TABLE crl_numbers (
+    ca TEXT NOT NULL,
+    number INTEGER NOT NULL,
+    issued_at TEXT NOT NULL,
+    gen INTEGER NOT NULL,
+    PRIMARY KEY (ca, number)
+);
+CREATE TABLE journal (
+    gen INTEGER PRIMARY KEY,
+    kind TEXT NOT NULL,
+    at TEXT NOT NULL,
+    digest TEXT NOT NULL,
+    chain TEXT NOT NULL,
+    audit_seen_seq INTEGER NOT NULL,
+    audit_seen_hash TEXT NOT NULL
 );
 """
 
 Kind = Literal["paa", "pai", "dac"]
+#: Transaction kinds: CA certificates, a group of DACs, a revocation, a CRL Number, a migration, a rebuild.
+TxnKind = Literal["ca", "issue", "revoke", "crl", "upgrade", "rebuild"]
+
+_CERT_COLUMNS = (
+    "gen, kind, ca, serial, subject, pid, key_id, csr_sha256, der_sha256, not_before, not_after, issued_at, "
+    "operator, reissue_reason, der, audit_seq"
+)
+_ENTRY_SELECT = (
+    "SELECT c.kind, c.ca, c.serial, c.subject, c.pid, c.csr_sha256, c.not_before, c.not_after, c.issued_at, "
+    "c.operator, CASE WHEN r.serial IS NULL THEN 'issued' ELSE 'revoked' END, r.reason, r.revoked_at, c.der, "
+    "c.audit_seq, c.key_id, c.der_sha256, c.reissue_reason, c.gen, c.id "
+    "FROM certificates c LEFT JOIN revocations r ON r.ca = c.ca AND r.serial = c.serial"
+)
+P256_SPKI_PREFIX = bytes.fromhex("3059301306072a8648ce3d020106082a8648ce3d03010703420004")
 
 
 def serial_hex(serial: int) -> str:
@@ -71,6 +124,8 @@ def parse_serial(text: str) -> int:
     cleaned = text.strip().replace(":", "").replace(" ", "")
     if cleaned.lower().startswith("0x"):
         cleaned = cleaned[2:]
+    if len(cleaned) > 64:
+        raise InputError("input.serial", f"serial {text[:80]!r}... is too long")
     try:
         value = int(cleaned, 16)
     except ValueError as e:
@@ -83,6 +138,27 @@ def parse_serial(text: str) -> int:
 def iso(moment: datetime) -> str:
     """``YYYY-MM-DDTHH:MM:SSZ``."""
     return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def key_id_of_point(point: bytes) -> str:
+    """The device key id: SHA-256 (hex) of the uncompressed P-256 point."""
+    return hashlib.sha256(point).hexdigest()
+
+
+def key_id_of_der(der: bytes) -> str:
+    """The key id of a certificate's P-256 key (found after the fixed P-256 SPKI prefix)."""
+    at = der.find(P256_SPKI_PREFIX)
+    if at >= 0 and der.find(P256_SPKI_PREFIX, at + 1) < 0:
+        point = der[at + len(P256_SPKI_PREFIX) - 1 : at + len(P256_SPKI_PREFIX) + 64]
+        if len(point) == 65:
+            return key_id_of_point(point)
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
+
+    key = x509.load_der_x509_certificate(der).public_key()
+    if not isinstance(key, ec.EllipticCurvePublicKey):
+        raise LedgerError("ledger.corrupt", "a certificate in the ledger does not carry an EC key")
+    return key_id_of_point(key.public_bytes(Encoding.X962, PublicFormat.UncompressedPoint))
 
 
 @dataclass(frozen=True, slots=True)
@@ -104,6 +180,11 @@ class LedgerEntry:
     revoked_at: str | None
     der: bytes
     audit_seq: int | None
+    key_id: str = ""
+    der_sha256: str = ""
+    reissue_reason: str | None = None
+    gen: int = 0
+    id: int = 0
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready form (without the DER)."""
@@ -113,6 +194,7 @@ class LedgerEntry:
             "serial": self.serial,
             "subject": self.subject,
             "pid": f"{self.pid:04X}" if self.pid is not None else None,
+            "key_id": self.key_id,
             "csr_sha256": self.csr_sha256,
             "not_before": self.not_before,
             "not_after": self.not_after,
@@ -121,67 +203,214 @@ class LedgerEntry:
             "status": self.status,
             "revocation_reason": self.revocation_reason,
             "revoked_at": self.revoked_at,
+            "reissue_reason": self.reissue_reason,
         }
+
+    def der_intact(self) -> bool:
+        """True when the stored DER still hashes to the recorded digest."""
+        return hashlib.sha256(self.der).hexdigest() == self.der_sha256
 
 
 @dataclass(frozen=True, slots=True)
-class NewEntry:
-    """A certificate about to be recorded."""
+class CertRow:
+    """A certificate about to be recorded (every column but ``gen``)."""
 
     kind: Kind
     ca: str
+    serial: str
+    subject: str
+    pid: int | None
+    key_id: str
+    csr_sha256: str | None
     der: bytes
-    pid: int | None = None
-    csr_sha256: str | None = None
+    not_before: str
+    not_after: str
+    issued_at: str
+    operator: str
+    reissue_reason: str | None = None
+    audit_seq: int | None = None
 
-    def row(self, issued_at: str, operator: str) -> tuple[object, ...]:
-        """Column values, read from the certificate itself."""
-        cert = x509.load_der_x509_certificate(self.der)
-        return (
-            self.kind,
-            self.ca,
-            serial_hex(cert.serial_number),
-            cert.subject.rfc4514_string(),
-            self.pid,
-            self.csr_sha256,
-            iso(cert.not_valid_before_utc),
-            iso(cert.not_valid_after_utc),
-            issued_at,
-            operator,
-            self.der,
+    @property
+    def der_sha256(self) -> str:
+        """SHA-256 (hex) of the DER."""
+        return hashlib.sha256(self.der).hexdigest()
+
+    @classmethod
+    def from_der(
+        cls, kind: Kind, ca: str, der: bytes, *, issued_at: str, operator: str, pid: int | None = None,
+        csr_sha256: str | None = None, reissue_reason: str | None = None,
+    ) -> CertRow:
+        """Columns read from the certificate itself."""
+        cert = x509.load_der_x509_certificate(der)
+        return cls(
+            kind, ca, serial_hex(cert.serial_number), cert.subject.rfc4514_string(), pid, key_id_of_der(der),
+            csr_sha256, der, iso(cert.not_valid_before_utc), iso(cert.not_valid_after_utc), issued_at, operator,
+            reissue_reason,
         )
 
 
-class InsertOutcome:
-    """What happened to one ``record_many`` entry."""
+def _cert_line(kind: str, ca: str, serial: str, subject: str, pid: int | None, key_id: str, csr: str | None,
+               der_sha: str, nb: str, na: str, issued_at: str, op: str, reissue: str | None) -> str:
+    return (
+        f"cert|{kind}|{ca}|{serial}|{subject}|{'' if pid is None else pid}|{key_id}|{csr or ''}|{der_sha}|{nb}|{na}|"
+        f"{issued_at}|{op}|{reissue or ''}\n"
+    )
 
-    INSERTED = "inserted"
-    SAME_CSR = "same_csr"
-    SERIAL_TAKEN = "serial_taken"
+
+def _revoke_line(ca: str, serial: str, key_id: str, reason: str, at: str) -> str:
+    return f"revoke|{ca}|{serial}|{key_id}|{reason}|{at}\n"
 
 
-_COLUMNS = (
-    "kind, ca, serial, subject, pid, csr_sha256, not_before, not_after, issued_at, operator, status, "
-    "revocation_reason, revoked_at, der, audit_seq"
-)
+def _crl_line(ca: str, number: int, at: str) -> str:
+    return f"crl|{ca}|{number}|{at}\n"
+
+
+def chain_step(prev: str, gen: int, kind: str, at: str, digest: str) -> str:
+    """The journal hash chain after transaction ``gen``."""
+    return hashlib.sha256(f"matter-pki-ledger/2|{prev}|{gen}|{kind}|{at}|{digest}".encode()).hexdigest()
+
+
+@dataclass(frozen=True, slots=True)
+class JournalRow:
+    """One ledger transaction."""
+
+    gen: int
+    kind: str
+    at: str
+    digest: str
+    chain: str
+    audit_seen_seq: int
+    audit_seen_hash: str
+
+
+class Transaction:
+    """The writes of one ledger transaction; its digest is computed as rows are added."""
+
+    def __init__(self, db: sqlite3.Connection, gen: int) -> None:
+        self._db = db
+        self.gen = gen
+        self._hash = hashlib.sha256()
+        self.certs = 0
+        self.writes = 0
+
+    def add_certs(self, rows: Sequence[CertRow]) -> None:
+        """Insert certificates (the caller has checked serials and keys in this transaction)."""
+        values = []
+        lines = []
+        gen = self.gen
+        for r in rows:
+            der_sha = hashlib.sha256(r.der).hexdigest()
+            values.append((
+                gen, r.kind, r.ca, r.serial, r.subject, r.pid, r.key_id, r.csr_sha256, der_sha, r.not_before,
+                r.not_after, r.issued_at, r.operator, r.reissue_reason, r.der, r.audit_seq,
+            ))
+            lines.append(_cert_line(r.kind, r.ca, r.serial, r.subject, r.pid, r.key_id, r.csr_sha256, der_sha,
+                                    r.not_before, r.not_after, r.issued_at, r.operator, r.reissue_reason))
+        self._db.executemany(
+            f"INSERT INTO certificates ({_CERT_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", values
+        )
+        self._hash.update("".join(lines).encode())
+        self.certs += len(rows)
+        self.writes += len(rows)
+
+    def revoke(self, ca: str, serial: str, key_id: str, reason: str, at: str) -> None:
+        """Record a revocation."""
+        self._db.execute(
+            "INSERT INTO revocations (ca, serial, key_id, reason, revoked_at, gen) VALUES (?, ?, ?, ?, ?, ?)",
+            (ca, serial, key_id, reason, at, self.gen),
+        )
+        self._hash.update(_revoke_line(ca, serial, key_id, reason, at).encode())
+        self.writes += 1
+
+    def crl_number(self, ca: str, at: str) -> int:
+        """Allocate the next CRL Number of ``ca``: one more than any ever allocated (never reused)."""
+        row = self._db.execute("SELECT MAX(number) FROM crl_numbers WHERE ca = ?", (ca,)).fetchone()
+        number = (row[0] or 0) + 1
+        self._db.execute(
+            "INSERT INTO crl_numbers (ca, number, issued_at, gen) VALUES (?, ?, ?, ?)", (ca, number, at, self.gen)
+        )
+        self._hash.update(_crl_line(ca, number, at).encode())
+        self.writes += 1
+        return number
+
+    def add_crl_number(self, ca: str, number: int, at: str) -> None:
+        """Record a CRL Number known from elsewhere (a migration, a rebuild from the audit log)."""
+        self._db.execute(
+            "INSERT INTO crl_numbers (ca, number, issued_at, gen) VALUES (?, ?, ?, ?)", (ca, number, at, self.gen)
+        )
+        self._hash.update(_crl_line(ca, number, at).encode())
+        self.writes += 1
+
+    def serials_taken(self, ca: str, serials: Sequence[str]) -> set[str]:
+        """Which of these serials ``ca`` already used."""
+        taken: set[str] = set()
+        for part in _chunks(list(serials), 500):
+            marks = ",".join("?" * len(part))
+            rows = self._db.execute(f"SELECT serial FROM certificates WHERE ca = ? AND serial IN ({marks})", (ca, *part))
+            taken.update(r[0] for r in rows)
+        return taken
+
+    @property
+    def empty(self) -> bool:
+        """True when nothing was written."""
+        return self.writes == 0
+
+    @property
+    def digest(self) -> str:
+        """SHA-256 of everything written so far."""
+        return self._hash.hexdigest()
 
 
 class Ledger:
-    """The SQLite ledger of one home; use as a context manager or call ``close()``."""
+    """The SQLite ledger of one home; use as a context manager or call ``close()``.
 
-    def __init__(self, path: Path, *, timeout: float = 30.0) -> None:
+    Opening never creates a ledger (``create=True`` is for ``init`` and ``ledger rebuild``): a
+    missing file is ``ledger.missing``, an unreadable one ``ledger.corrupt``, a format-1 ledger
+    ``ledger.old_format`` (``matter-pki home upgrade`` migrates it).
+    """
+
+    def __init__(self, path: Path, *, create: bool = False, home_id: str | None = None, timeout: float = 30.0,
+                 allow_old: bool = False) -> None:
         self.path = path
+        if not create:
+            if not path.exists():
+                raise LedgerError(
+                    "ledger.missing",
+                    f"the ledger {str(path)!r} is missing; restore it from a backup, or rebuild it from the audit log "
+                    "and the issued files: matter-pki ledger rebuild --from DIR",
+                )
+            if path.stat().st_size == 0:
+                raise LedgerError(
+                    "ledger.missing",
+                    f"the ledger {str(path)!r} is empty; restore it from a backup, or: matter-pki ledger rebuild --from DIR",
+                )
+        elif path.exists():
+            raise LedgerError("ledger.exists", f"{str(path)!r} already exists; refusing to replace a ledger")
         try:
-            self._db = sqlite3.connect(path, timeout=timeout, isolation_level=None)
+            uri = f"file:{path}?mode={'rwc' if create else 'rw'}"
+            self._db = sqlite3.connect(uri, uri=True, timeout=timeout, isolation_level=None)
             self._db.execute("PRAGMA journal_mode=WAL")
             self._db.execute("PRAGMA synchronous=FULL")
-            self._db.execute("PRAGMA foreign_keys=ON")
-            self._db.executescript(_SCHEMA)
-            self._db.execute(
-                "INSERT OR IGNORE INTO meta (key, value) VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),)
-            )
-        except sqlite3.Error as e:
-            raise StorageError("storage.ledger", f"cannot open ledger {str(path)!r}: {e}") from e
+            if create:
+                self._db.executescript(_SCHEMA)
+                self._db.executemany(
+                    "INSERT INTO meta (key, value) VALUES (?, ?)",
+                    [("format", str(FORMAT)), ("home_id", home_id or "")],
+                )
+            meta = dict(self._db.execute("SELECT key, value FROM meta").fetchall())
+        except sqlite3.DatabaseError as e:
+            raise LedgerError("ledger.corrupt", f"the ledger {str(path)!r} cannot be read: {e}; see `matter-pki ledger verify`") from e
+        self.home_id = meta.get("home_id")
+        fmt = meta.get("format") or ("1" if meta.get("schema_version") == "1" else None)
+        self.format = int(fmt) if fmt and fmt.isdigit() else 0
+        if self.format != FORMAT and not (allow_old and self.format == 1):
+            self._db.close()
+            if self.format == 1:
+                raise LedgerError(
+                    "ledger.old_format",
+                    f"the ledger {str(path)!r} is format 1 (before device-key identity): run `matter-pki home upgrade`",
+                )
+            raise LedgerError("ledger.corrupt", f"the ledger {str(path)!r} has an unknown format {fmt!r}")
         path.chmod(0o600)
 
     def __enter__(self) -> Ledger:
@@ -194,151 +423,276 @@ class Ledger:
         """Close the connection."""
         self._db.close()
 
-    # -- writes ------------------------------------------------------------------------------
-    def record(self, entry: NewEntry, *, issued_at: str, operator: str) -> str:
-        """Insert one certificate; returns an ``InsertOutcome`` value."""
-        return self.record_many([entry], issued_at=issued_at, operator=operator)[0]
+    # -- transactions ------------------------------------------------------------------------
+    def head(self) -> tuple[int, str]:
+        """(last gen, its chain); (0, GENESIS_CHAIN) before the first transaction."""
+        row = self._read("SELECT gen, chain FROM journal ORDER BY gen DESC LIMIT 1").fetchone()
+        return (row[0], row[1]) if row else (0, GENESIS_CHAIN)
 
-    def record_many(self, entries: Iterable[NewEntry], *, issued_at: str, operator: str) -> list[str]:
-        """Insert several certificates in one durable transaction; conflicts are reported, not raised."""
-        outcomes: list[str] = []
+    def journal(self, gen: int) -> JournalRow | None:
+        """One journal row."""
+        row = self._read(
+            "SELECT gen, kind, at, digest, chain, audit_seen_seq, audit_seen_hash FROM journal WHERE gen = ?", (gen,)
+        ).fetchone()
+        return JournalRow(*row) if row else None
+
+    def begin(self) -> Transaction:
+        """BEGIN IMMEDIATE (the ledger's write lock) and a transaction for the next gen."""
         try:
-            with self._transaction():
-                for entry in entries:
-                    row = entry.row(issued_at, operator)
-                    if entry.kind == "dac" and self._find_csr(entry.ca, entry.csr_sha256) is not None:
-                        outcomes.append(InsertOutcome.SAME_CSR)
-                    elif self.get(entry.ca, str(row[2])) is not None:
-                        outcomes.append(InsertOutcome.SERIAL_TAKEN)
-                    else:
-                        self._db.execute(
-                            "INSERT INTO certificates (kind, ca, serial, subject, pid, csr_sha256, not_before, "
-                            "not_after, issued_at, operator, der) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                            row,
-                        )
-                        outcomes.append(InsertOutcome.INSERTED)
+            self._db.execute("BEGIN IMMEDIATE")
+            gen = self.head()[0] + 1
         except sqlite3.Error as e:
             raise StorageError("storage.ledger", f"cannot write the ledger: {e}") from e
-        return outcomes
+        return Transaction(self._db, gen)
+
+    def commit(self, txn: Transaction, *, kind: TxnKind, at: str, audit_seen: tuple[int, str]) -> tuple[int, str]:
+        """Journal and commit ``txn`` (one fsync); returns (gen, chain)."""
+        try:
+            prev = self.head()[1]
+            chain = chain_step(prev, txn.gen, kind, at, txn.digest)
+            self._db.execute(
+                "INSERT INTO journal (gen, kind, at, digest, chain, audit_seen_seq, audit_seen_hash) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?)",
+                (txn.gen, kind, at, txn.digest, chain, audit_seen[0], audit_seen[1]),
+            )
+            self._db.execute("COMMIT")
+        except sqlite3.Error as e:
+            self.rollback()
+            if "full" in str(e).lower():
+                raise StorageError("storage.disk_full", f"cannot write the ledger: the disk is full ({e})") from e
+            raise StorageError("storage.ledger", f"cannot write the ledger: {e}") from e
+        return txn.gen, chain
+
+    def rollback(self) -> None:
+        """Abandon the open transaction, if any."""
+        if self._db.in_transaction:
+            try:
+                self._db.execute("ROLLBACK")
+            except sqlite3.Error:
+                pass
 
     def set_audit_seq(self, pairs: Iterable[tuple[str, str, int]]) -> None:
-        """Remember which audit record announced each (ca, serial)."""
+        """Remember which audit record announced each (ca, serial) (after a crash recovery)."""
         try:
-            with self._transaction():
-                self._db.executemany(
-                    "UPDATE certificates SET audit_seq = ? WHERE ca = ? AND serial = ?",
-                    [(seq, ca, serial) for ca, serial, seq in pairs],
-                )
+            self._db.executemany(
+                "UPDATE certificates SET audit_seq = ? WHERE ca = ? AND serial = ?",
+                [(seq, ca, serial) for ca, serial, seq in pairs],
+            )
         except sqlite3.Error as e:
             raise StorageError("storage.ledger", f"cannot write the ledger: {e}") from e
-
-    def revoke(self, ca: str, serial: str, *, reason: str, at: str) -> LedgerEntry:
-        """Mark one certificate revoked (``ledger.already_revoked`` if it is)."""
-        try:
-            with self._transaction():
-                entry = self.get(ca, serial)
-                if entry is None:
-                    raise InputError("ledger.serial_unknown", f"no certificate {serial} issued by {ca!r}")
-                if entry.status == "revoked":
-                    raise InputError(
-                        "ledger.already_revoked", f"certificate {serial} of {ca!r} was revoked at {entry.revoked_at}"
-                    )
-                self._db.execute(
-                    "UPDATE certificates SET status = 'revoked', revocation_reason = ?, revoked_at = ? "
-                    "WHERE ca = ? AND serial = ?",
-                    (reason, at, ca, serial),
-                )
-        except sqlite3.Error as e:
-            raise StorageError("storage.ledger", f"cannot write the ledger: {e}") from e
-        revoked = self.get(ca, serial)
-        assert revoked is not None
-        return revoked
-
-    def next_crl_number(self, ca: str, at: str) -> int:
-        """Allocate the next CRL Number for a CA (1, 2, ...; never reused)."""
-        try:
-            with self._transaction():
-                row = self._db.execute("SELECT crl_number FROM crl_state WHERE ca = ?", (ca,)).fetchone()
-                number = (row[0] if row else 0) + 1
-                self._db.execute(
-                    "INSERT INTO crl_state (ca, crl_number, published_at) VALUES (?, ?, ?) "
-                    "ON CONFLICT (ca) DO UPDATE SET crl_number = excluded.crl_number, published_at = excluded.published_at",
-                    (ca, number, at),
-                )
-        except sqlite3.Error as e:
-            raise StorageError("storage.ledger", f"cannot write the ledger: {e}") from e
-        return number
 
     # -- reads -------------------------------------------------------------------------------
     def get(self, ca: str, serial: str) -> LedgerEntry | None:
         """The certificate with this serial from this CA."""
-        return self._one("WHERE ca = ? AND serial = ?", (ca, serial))
+        return self._one("WHERE c.ca = ? AND c.serial = ?", (ca, serial))
 
     def find_serial(self, serial: str, ca: str | None = None) -> list[LedgerEntry]:
         """Every certificate with this serial (optionally from one CA)."""
         if ca is None:
-            return self._many("WHERE serial = ? ORDER BY id", (serial,))
-        return self._many("WHERE serial = ? AND ca = ? ORDER BY id", (serial, ca))
+            return self._many("WHERE c.serial = ? ORDER BY c.id", (serial,))
+        return self._many("WHERE c.serial = ? AND c.ca = ? ORDER BY c.id", (serial, ca))
 
-    def find_csr(self, ca: str, csr_sha256: str) -> LedgerEntry | None:
-        """The DAC already issued by ``ca`` for this CSR, if any."""
-        return self._find_csr(ca, csr_sha256)
+    def find_keys(self, key_ids: Sequence[str]) -> dict[str, list[LedgerEntry]]:
+        """Every certificate of each key id (any CA, any kind), in issue order."""
+        found: dict[str, list[LedgerEntry]] = {}
+        for part in _chunks(list(dict.fromkeys(key_ids)), 500):
+            marks = ",".join("?" * len(part))
+            for entry in self._many(f"WHERE c.key_id IN ({marks}) ORDER BY c.id", tuple(part)):
+                found.setdefault(entry.key_id, []).append(entry)
+        return found
 
-    def _find_csr(self, ca: str, csr_sha256: str | None) -> LedgerEntry | None:
-        if csr_sha256 is None:
-            return None
-        return self._one("WHERE kind = 'dac' AND ca = ? AND csr_sha256 = ?", (ca, csr_sha256))
+    def revoked_keys(self, key_ids: Sequence[str]) -> set[str]:
+        """Which of these keys were ever revoked (under any CA)."""
+        out: set[str] = set()
+        for part in _chunks(list(dict.fromkeys(key_ids)), 500):
+            marks = ",".join("?" * len(part))
+            out.update(r[0] for r in self._read(f"SELECT key_id FROM revocations WHERE key_id IN ({marks})", tuple(part)))
+        return out
 
     def revoked(self, ca: str) -> list[LedgerEntry]:
         """Revoked certificates of one issuing CA, in revocation order."""
-        return self._many("WHERE ca = ? AND status = 'revoked' ORDER BY revoked_at, id", (ca,))
+        return self._many("WHERE c.ca = ? AND r.serial IS NOT NULL ORDER BY r.revoked_at, c.id", (ca,))
 
     def entries(self, ca: str | None = None, kind: Kind | None = None) -> list[LedgerEntry]:
         """Every row (optionally filtered), in issue order."""
+        return list(self.iter_entries(ca, kind))
+
+    def iter_entries(self, ca: str | None = None, kind: Kind | None = None, *, gen: int | None = None) -> Iterator[LedgerEntry]:
+        """Every row (optionally filtered), in issue order, streamed."""
         clauses, args = [], []
-        if ca is not None:
-            clauses.append("ca = ?")
-            args.append(ca)
-        if kind is not None:
-            clauses.append("kind = ?")
-            args.append(kind)
+        for column, value in (("c.ca", ca), ("c.kind", kind), ("c.gen", gen)):
+            if value is not None:
+                clauses.append(f"{column} = ?")
+                args.append(value)
         where = ("WHERE " + " AND ".join(clauses)) if clauses else ""
-        return self._many(f"{where} ORDER BY id", tuple(args))
+        cursor = self._read(f"{_ENTRY_SELECT} {where} ORDER BY c.id", tuple(args))
+        while True:
+            rows = cursor.fetchmany(1000)
+            if not rows:
+                return
+            for row in rows:
+                yield LedgerEntry(*row)
+
+    def revocations_in(self, gen: int) -> list[tuple[str, str, str, str, str]]:
+        """(ca, serial, key_id, reason, revoked_at) of one transaction."""
+        return list(self._read(
+            "SELECT ca, serial, key_id, reason, revoked_at FROM revocations WHERE gen = ? ORDER BY rowid", (gen,)
+        ))
+
+    def crl_numbers_in(self, gen: int) -> list[tuple[str, int, str]]:
+        """(ca, number, issued_at) of one transaction."""
+        return list(self._read("SELECT ca, number, issued_at FROM crl_numbers WHERE gen = ? ORDER BY rowid", (gen,)))
+
+    def last_crl_number(self, ca: str) -> int:
+        """The highest CRL Number allocated for ``ca`` (0 when none)."""
+        row = self._read("SELECT MAX(number) FROM crl_numbers WHERE ca = ?", (ca,)).fetchone()
+        return int(row[0] or 0)
 
     def count(self, ca: str, kind: Kind) -> dict[str, int]:
         """Issued / revoked counts for one CA."""
-        rows = self._db.execute(
-            "SELECT status, COUNT(*) FROM certificates WHERE ca = ? AND kind = ? GROUP BY status", (ca, kind)
-        ).fetchall()
-        counts = {"issued": 0, "revoked": 0}
-        counts.update({status: n for status, n in rows})
-        return counts
+        total = self._read("SELECT COUNT(*) FROM certificates WHERE ca = ? AND kind = ?", (ca, kind)).fetchone()[0]
+        revoked = self._read(
+            "SELECT COUNT(*) FROM revocations r JOIN certificates c ON c.ca = r.ca AND c.serial = r.serial "
+            "WHERE r.ca = ? AND c.kind = ?", (ca, kind),
+        ).fetchone()[0]
+        return {"issued": total - revoked, "revoked": revoked}
+
+    # -- integrity ---------------------------------------------------------------------------
+    def verify_deep(self, *, check_der: bool = False) -> None:
+        """SQLite's integrity check, then every transaction re-hashed and chained; ``ledger.corrupt`` on any difference."""
+        try:
+            result = [r[0] for r in self._db.execute("PRAGMA integrity_check").fetchall()]
+        except sqlite3.DatabaseError as e:
+            raise LedgerError("ledger.corrupt", f"the ledger's SQLite integrity check failed: {e}") from e
+        if result != ["ok"]:
+            raise LedgerError("ledger.corrupt", f"the ledger's SQLite integrity check failed: {'; '.join(result[:3])}")
+        digests: dict[int, hashlib._Hash] = {}
+
+        def feed(gen: int, line: str) -> None:
+            h = digests.get(gen)
+            if h is None:
+                h = digests[gen] = hashlib.sha256()
+            h.update(line.encode())
+
+        try:
+            cursor = self._db.execute(
+                "SELECT gen, kind, ca, serial, subject, pid, key_id, csr_sha256, der_sha256, not_before, not_after, "
+                "issued_at, operator, reissue_reason" + (", der" if check_der else "") + " FROM certificates ORDER BY id"
+            )
+            last_gen = 0
+            while rows := cursor.fetchmany(2000):
+                for row in rows:
+                    if row[0] < last_gen:
+                        raise LedgerError("ledger.corrupt", "ledger rows are out of transaction order (rows were re-inserted)")
+                    last_gen = row[0]
+                    if check_der and hashlib.sha256(row[14]).hexdigest() != row[8]:
+                        raise LedgerError("ledger.corrupt", f"the DER of certificate {row[3]} of {row[2]!r} was altered")
+                    feed(row[0], _cert_line(*row[1:14]))
+            for gen, ca, serial, key_id, reason, at in self._db.execute(
+                "SELECT gen, ca, serial, key_id, reason, revoked_at FROM revocations ORDER BY gen, rowid"
+            ):
+                feed(gen, _revoke_line(ca, serial, key_id, reason, at))
+            for gen, ca, number, at in self._db.execute("SELECT gen, ca, number, issued_at FROM crl_numbers ORDER BY gen, rowid"):
+                feed(gen, _crl_line(ca, number, at))
+            journal = self._db.execute(
+                "SELECT gen, kind, at, digest, chain FROM journal ORDER BY gen"
+            ).fetchall()
+        except sqlite3.DatabaseError as e:
+            raise LedgerError("ledger.corrupt", f"the ledger cannot be read: {e}") from e
+        chain = GENESIS_CHAIN
+        for expected_gen, (gen, kind, at, digest, stored_chain) in enumerate(journal, start=1):
+            if gen != expected_gen:
+                raise LedgerError("ledger.corrupt", f"ledger transaction {expected_gen} is missing from the journal")
+            h = digests.pop(gen, None)
+            actual = h.hexdigest() if h is not None else hashlib.sha256().hexdigest()
+            if actual != digest:
+                raise LedgerError(
+                    "ledger.corrupt",
+                    f"the rows of ledger transaction {gen} ({kind}, {at}) were altered, added or deleted",
+                )
+            chain = chain_step(chain, gen, kind, at, digest)
+            if chain != stored_chain:
+                raise LedgerError("ledger.corrupt", f"the ledger journal's hash chain breaks at transaction {gen}")
+        if digests:
+            raise LedgerError(
+                "ledger.corrupt", f"ledger rows belong to transactions the journal does not hold ({sorted(digests)[:3]})"
+            )
 
     # -- helpers -----------------------------------------------------------------------------
+    def _read(self, sql: str, args: tuple[object, ...] = ()) -> sqlite3.Cursor:
+        try:
+            return self._db.execute(sql, args)
+        except sqlite3.DatabaseError as e:
+            raise LedgerError("ledger.corrupt", f"cannot read the ledger: {e}; see `matter-pki ledger verify`") from e
+
     def _one(self, where: str, args: tuple[object, ...]) -> LedgerEntry | None:
         found = self._many(where, args)
         return found[0] if found else None
 
     def _many(self, where: str, args: tuple[object, ...]) -> list[LedgerEntry]:
-        try:
-            rows = self._db.execute(f"SELECT {_COLUMNS} FROM certificates {where}", args).fetchall()
-        except sqlite3.Error as e:
-            raise StorageError("storage.ledger", f"cannot read the ledger: {e}") from e
-        return [LedgerEntry(*row) for row in rows]
+        return [LedgerEntry(*row) for row in self._read(f"{_ENTRY_SELECT} {where}", args).fetchall()]
 
-    def _transaction(self) -> _Transaction:
-        return _Transaction(self._db)
+    @property
+    def db(self) -> sqlite3.Connection:
+        """The connection (migration and tests)."""
+        return self._db
 
 
-class _Transaction:
-    """BEGIN IMMEDIATE ... COMMIT (or ROLLBACK on error)."""
+def _chunks(items: list[str], size: int) -> Iterator[list[str]]:
+    for start in range(0, len(items), size):
+        yield items[start : start + size]
 
-    def __init__(self, db: sqlite3.Connection) -> None:
-        self._db = db
 
-    def __enter__(self) -> None:
-        self._db.execute("BEGIN IMMEDIATE")
+def create_ledger(path: Path, *, home_id: str) -> Ledger:
+    """A new, empty format-2 ledger (``init``, ``ledger rebuild``)."""
+    return Ledger(path, create=True, home_id=home_id)
 
-    def __exit__(self, exc_type: object, *rest: object) -> None:
-        self._db.execute("ROLLBACK" if exc_type is not None else "COMMIT")
 
+def upgrade_v1(path: Path, *, home_id: str, operator: str, at: str, audit_seen: tuple[int, str]) -> tuple[int, str, int]:
+    """Migrate a format-1 ledger in place (one transaction): returns (gen, chain, certificates)."""
+    ledger = Ledger(path, allow_old=True)
+    db = ledger.db
+    try:
+        if ledger.format != 1:
+            raise LedgerError("ledger.corrupt", f"{str(path)!r} is not a format-1 ledger")
+        old_rows = db.execute(
+            "SELECT kind, ca, serial, subject, pid, csr_sha256, not_before, not_after, issued_at, operator, status, "
+            "revocation_reason, revoked_at, der, audit_seq FROM certificates ORDER BY id"
+        ).fetchall()
+        crl_state = db.execute("SELECT ca, crl_number, published_at FROM crl_state").fetchall()
+        db.execute("BEGIN IMMEDIATE")
+        for table in ("certificates", "crl_state", "meta"):
+            db.execute(f"DROP TABLE IF EXISTS {table}")
+        db.execute("DROP INDEX IF EXISTS certificates_dac_csr")
+        db.execute("DROP INDEX IF EXISTS certificates_serial")
+        for statement in _SCHEMA.strip().split(";"):
+            if statement.strip():
+                db.execute(statement)
+        db.executemany("INSERT INTO meta (key, value) VALUES (?, ?)", [("format", str(FORMAT)), ("home_id", home_id)])
+        txn = Transaction(db, 1)
+        rows = []
+        revocations = []
+        for (kind, ca, serial, subject, pid, csr, nb, na, issued_at, op, status, reason, revoked_at, der, seq) in old_rows:
+            key_id = key_id_of_der(der)
+            rows.append(CertRow(kind, ca, serial, subject, pid, key_id, csr, der, nb, na, issued_at, op or operator,
+                                None, seq))
+            if status == "revoked":
+                revocations.append((ca, serial, key_id, reason or "unspecified", revoked_at or at))
+        txn.add_certs(rows)
+        for revocation in revocations:
+            txn.revoke(*revocation)
+        for ca, number, published_at in crl_state:
+            # Format 1 kept only the last number: recording it keeps every next one above it.
+            txn.add_crl_number(ca, number, published_at)
+        chain = chain_step(GENESIS_CHAIN, 1, "upgrade", at, txn.digest)
+        db.execute(
+            "INSERT INTO journal (gen, kind, at, digest, chain, audit_seen_seq, audit_seen_hash) VALUES (1, 'upgrade', ?, ?, ?, ?, ?)",
+            (at, txn.digest, chain, audit_seen[0], audit_seen[1]),
+        )
+        db.execute("COMMIT")
+    except sqlite3.Error as e:
+        ledger.rollback()
+        raise StorageError("storage.ledger", f"cannot migrate the ledger: {e}") from e
+    finally:
+        ledger.close()
+    return 1, chain, len(old_rows)

@@ -4,6 +4,14 @@ Every write goes to a temporary file in the destination folder, is fsynced, then
 the final name, and the folder is fsynced: a reader (or a re-run after a crash) sees either the
 old file, or the whole new one, never a partial file. The ``*_at`` variants work relative to an
 open folder descriptor so that a folder swapped for a symlink mid-run cannot redirect a write.
+
+Group commit: ``write_unsynced_at`` renames each file into place without an fsync (readers still
+never see a partial file), and one ``barrier`` (``syncfs``) later makes a whole group durable.
+Until that barrier, a power loss may leave such a file missing, empty or torn; the caller must be
+able to re-check and re-write it (the local CA re-checks every answer against its ledger).
+
+Every write goes through ``write_all``, which checks each ``os.write`` result; a full disk is
+``storage.disk_full`` and any other failure ``storage.write_failed``, never a raw ``OSError``.
 """
 
 from __future__ import annotations
@@ -15,8 +23,12 @@ import re
 import secrets
 import stat
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from matter_pki.errors import StorageError
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
 
 _O_NOFOLLOW = getattr(os, "O_NOFOLLOW", 0)
 _O_DIRECTORY = getattr(os, "O_DIRECTORY", 0)
@@ -48,11 +60,59 @@ def fsync_dir(dir_fd: int) -> None:
         os.fsync(dir_fd)
 
 
-def _write_all(fd: int, data: bytes) -> None:
+#: The write primitive (fault-injection tests replace it to simulate a full disk at any byte).
+os_write = os.write
+_DISK_FULL = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EFBIG})
+
+
+def write_all(fd: int, data: bytes) -> None:
+    """Write every byte of ``data`` (short writes are continued; a zero-byte write is an error)."""
     view = memoryview(data)
     while view:
-        written = os.write(fd, view)
+        written = os_write(fd, view)
+        if written <= 0:
+            raise OSError(errno.EIO, "write returned no progress")
         view = view[written:]
+
+
+def storage_error(e: OSError, what: str) -> StorageError:
+    """The coded error for a failed write: ``storage.disk_full`` or ``storage.write_failed``."""
+    if e.errno in _DISK_FULL:
+        return StorageError("storage.disk_full", f"cannot write {what}: the disk is full ({e.strerror})")
+    return StorageError("storage.write_failed", f"cannot write {what}: {e.strerror or e}")
+
+
+def _syncfs_function() -> Callable[[int], int] | None:
+    try:
+        import ctypes
+        import ctypes.util
+
+        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
+        function = libc.syncfs
+    except (OSError, AttributeError):
+        return None
+    function.argtypes = [ctypes.c_int]
+    function.restype = ctypes.c_int
+    return function
+
+
+_syncfs: Callable[[int], int] | None | bool = False  # False: not looked up yet
+
+
+def barrier(fd: int) -> None:
+    """Make every write on the file system holding ``fd`` durable: one ``syncfs`` (``sync`` where absent)."""
+    global _syncfs
+    if _syncfs is False:
+        _syncfs = _syncfs_function()
+    function = _syncfs
+    if callable(function):
+        if function(fd) == 0:
+            return
+        import ctypes
+
+        code = ctypes.get_errno()
+        raise storage_error(OSError(code, os.strerror(code)), "to disk (syncfs)")
+    os.sync()
 
 
 def _write_temp_at(dir_fd: int, name: str, data: bytes, mode: int) -> str:
@@ -60,7 +120,7 @@ def _write_temp_at(dir_fd: int, name: str, data: bytes, mode: int) -> str:
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | _O_NOFOLLOW | _O_CLOEXEC, mode, dir_fd=dir_fd)
     try:
         os.fchmod(fd, mode)  # the umask must not widen or narrow the requested mode
-        _write_all(fd, data)
+        write_all(fd, data)
         os.fsync(fd)
     except BaseException:
         os.close(fd)
@@ -92,7 +152,7 @@ def atomic_write_at(dir_fd: int, name: str, data: bytes, *, mode: int = 0o644, e
     except FileExistsError as e:
         raise StorageError("storage.exists", f"{name!r} already exists; refusing to overwrite it") from e
     except OSError as e:
-        raise StorageError("storage.write_failed", f"cannot write {name!r}: {e.strerror}") from e
+        raise storage_error(e, repr(name)) from e
 
 
 def atomic_write_many_at(dir_fd: int, files: list[tuple[str, bytes]], *, mode: int = 0o644) -> None:
@@ -110,11 +170,34 @@ def atomic_write_many_at(dir_fd: int, files: list[tuple[str, bytes]], *, mode: i
             temps.pop(0)
         fsync_dir(dir_fd)
     except OSError as e:
-        raise StorageError("storage.write_failed", f"cannot write {len(files)} file(s): {e.strerror}") from e
+        raise storage_error(e, f"{len(files)} file(s)") from e
     finally:
         for tmp, _name in temps:
             with contextlib.suppress(OSError):
                 os.unlink(tmp, dir_fd=dir_fd)
+
+
+def write_unsynced_at(dir_fd: int, files: list[tuple[str, bytes]], *, mode: int = 0o644) -> None:
+    """Put each file in place with a rename (whole or absent for readers), without any fsync: see ``barrier``."""
+    for name, data in files:
+        _check_name(name)
+        tmp = _tmp_name(name)
+        try:
+            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | _O_NOFOLLOW | _O_CLOEXEC, mode, dir_fd=dir_fd)
+            try:
+                write_all(fd, data)
+            finally:
+                os.close(fd)
+            os.replace(tmp, name, src_dir_fd=dir_fd, dst_dir_fd=dir_fd)
+        except OSError as e:
+            with contextlib.suppress(OSError):
+                os.unlink(tmp, dir_fd=dir_fd)
+            raise storage_error(e, repr(name)) from e
+
+
+def _check_name(name: str) -> None:
+    if not name or "/" in name or name in (".", ".."):
+        raise StorageError("storage.name", f"refusing to write to {name!r}: not a plain file name")
 
 
 def atomic_write(path: str | Path, data: bytes, *, mode: int = 0o644, exclusive: bool = False) -> None:
