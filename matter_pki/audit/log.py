@@ -41,6 +41,7 @@ import getpass
 import hashlib
 import json
 import os
+import re
 import stat
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -80,8 +81,8 @@ RESERVED = frozenset({"seq", "time", "event", "operator", "prev"})
 LEDGER_EVENTS = frozenset({"ledger.committed", "ledger.recovered", "ledger.upgraded", "ledger.rebuilt"})
 #: Longest record line accepted when reading.
 MAX_LINE = 1024 * 1024
-#: Largest single append; bigger groups are split (the head carries one append's bytes).
-MAX_APPEND = 4 * 1024 * 1024
+#: Most records in a single append; bigger groups are split (the head carries one append's bytes).
+MAX_APPEND_RECORDS = 4096
 _TAIL_CHUNK = 65536
 _O_NOFOLLOW = getattr(os, "O_NOFOLLOW", 0)
 _O_NONBLOCK = getattr(os, "O_NONBLOCK", 0)
@@ -131,8 +132,22 @@ def _operator() -> str:
         return f"uid:{os.getuid()}"
 
 
+_PLAIN = re.compile(r"[ !#-\[\]-~]*")  # printable ASCII but '"' and '\\': JSON needs no escape for it
+
+
 def _encode(body: dict[str, Any]) -> bytes:
-    return json.dumps(body, sort_keys=True, separators=(",", ":")).encode() + b"\n"
+    """``json.dumps(body, sort_keys=True, separators=(",", ":"))`` plus a newline, byte for byte, faster."""
+    parts = []
+    for key in sorted(body):
+        value = body[key]
+        if type(value) is str and _PLAIN.fullmatch(value):
+            text = '"' + value + '"'
+        elif type(value) is int:
+            text = str(value)
+        else:
+            text = json.dumps(value, sort_keys=True, separators=(",", ":"))
+        parts.append(('"' + key + '":' if _PLAIN.fullmatch(key) else json.dumps(key) + ":") + text)
+    return ("{" + ",".join(parts) + "}\n").encode()
 
 
 def _timestamp(now: datetime | None) -> str:
@@ -250,17 +265,10 @@ class AuditSession:
         if self._tail.unsigned is not None:
             raise self._log.unsigned_error(self._tail)
         out: list[AuditRecord] = []
-        start = 0
-        while True:
-            # Split very large groups: the head carries one append's bytes.
-            end, size = start, 0
-            while end < len(records) and (end == start or size < MAX_APPEND // 2):
-                size += 256 + sum(len(str(v)) for v in records[end][1].values())
-                end += 1
-            out += self._log._append(self._fd, self._tail, records[start:end], operator, now)
-            start = end
-            if start >= len(records):
-                return out
+        # Very large groups are split: the head carries one append's bytes (records are under 1 KiB).
+        for start in range(0, len(records), MAX_APPEND_RECORDS):
+            out += self._log._append(self._fd, self._tail, records[start : start + MAX_APPEND_RECORDS], operator, now)
+        return out
 
 
 class AuditLog:

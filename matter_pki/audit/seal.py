@@ -56,7 +56,7 @@ BINDING_NAME = "binding.json"
 HEAD_NAME = "head"
 SEAL_EVENT = "audit.sealed"
 PASSPHRASE_ENV = "MATTER_PKI_PASSPHRASE"
-#: Largest ``audit/head`` accepted (it carries the bytes of one append, see ``MAX_APPEND``).
+#: Largest ``audit/head`` accepted (it carries the bytes of one append, see ``log.MAX_APPEND_RECORDS``).
 MAX_HEAD_BYTES = 16 * 1024 * 1024
 #: Largest public key, key reference or binding file accepted.
 MAX_SMALL_FILE = 64 * 1024

@@ -115,6 +115,7 @@ def _progress(enabled: bool, spool: IO[str] | None = None) -> Iterator[tuple[Cal
         console=console, disable=not (enabled and console.is_terminal), transient=False,
     )
     task: list[Any] = []
+    done = [0]
 
     def start(total: int) -> None:
         task.append(progress.add_task("issue", total=total))
@@ -122,11 +123,15 @@ def _progress(enabled: bool, spool: IO[str] | None = None) -> Iterator[tuple[Cal
     def advance(outcome: Outcome) -> None:
         if spool is not None:
             spool.write(json.dumps(outcome.to_dict()) + "\n")
-        if task:
-            progress.advance(task[0])
+        done[0] += 1
+        if task and done[0] >= 256:  # the bar moves per group of answers, not per answer (it costs)
+            progress.advance(task[0], done[0])
+            done[0] = 0
 
     with progress:
         yield start, advance
+        if task and done[0]:
+            progress.advance(task[0], done[0])
 
 
 def _summary(totals: RunTotals, notes: list[str], fmt: str, extra: dict[str, Any], spool: IO[str] | None = None) -> None:

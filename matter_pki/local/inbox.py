@@ -91,9 +91,11 @@ def _subdirs(parent_fd: int, notes: list[str], where: str) -> list[tuple[str, in
 
 
 def _describe(ca: str, pid_text: str) -> Callable[[str], tuple[str, str]]:
+    prefix = f"{ca}/{pid_text}/"
+
     def describe(filename: str) -> tuple[str, str]:
-        key = f"{ca}/{pid_text}/{filename}"
-        return parse_csr_key(key, cloud=False).name, key
+        # The key was checked with parse_csr_key when the folder was scanned: the name is the file's without ".csr".
+        return filename[:-4], prefix + filename
 
     return describe
 

@@ -63,7 +63,7 @@ from matter_pki.errors import (
     MatterPkiError,
     StorageError,
 )
-from matter_pki.fastpath import parse_csr_skeleton
+from matter_pki.fastpath import P256_SPKI_PREFIX, csr_der
 from matter_pki.layout import dumps_err, err_record, parse_csr_key
 from matter_pki.local.ca import SERIAL_ATTEMPTS, start_under, validity_from
 from matter_pki.local.home import PAA_ID, PkiHome
@@ -164,9 +164,15 @@ class OutputDir:
     def __init__(self, dir_fd: int) -> None:
         self.fd = dir_fd
         self._dirty = False
+        # One listing instead of two lookups per CSR: the names that had an answer when the run
+        # started (the folder lock keeps other runs out; this run answers each name once).
+        with os.scandir(dir_fd) as entries:
+            self._answered = {e.name[:-4] for e in entries if e.name.endswith((".pem", ".err"))}
 
     def answer(self, name: str) -> tuple[bytes | None, bytes | None]:
         """The current ``.pem`` and ``.err`` contents (None when absent or unreadable)."""
+        if name not in self._answered:
+            return None, None
         return self._read(f"{name}.pem"), self._read(f"{name}.err")
 
     def _read(self, filename: str) -> bytes | None:
@@ -331,6 +337,8 @@ class _Pending:
     error: MatterPkiError | None = None
     entry: LedgerEntry | None = None
     result: BatchResult | None = None
+    #: The new DAC's serial, in the ledger's form.
+    serial: str = ""
 
 
 @dataclass
@@ -417,6 +425,7 @@ class DacIssuer:
         self.jobs, self.serials, self.group_size = jobs, serials, max(1, group_size)
         self.reissue_reason = reissue_reason
         self.subject = profile.subject().rfc4514_string()
+        self._pid_text = f"{pid:04X}"
         self.not_before, self.not_after = iso(validity.not_before), iso(validity.not_after)
         self._owns_state = False
         self._group_limit = min(FIRST_GROUP, self.group_size)
@@ -520,12 +529,18 @@ class DacIssuer:
         retry: list[_Item] = []
 
         def decided() -> Iterator[_Item]:
+            nonlocal pending
             for block in _blocks(iter(inputs), INTAKE_BLOCK):
                 for p in self._intake(block):
                     if p.kind == "new":
                         yield p.item
                     else:
                         pending.append(p)
+                if len(pending) >= self._group_limit:
+                    # Answers that need no signature (re-deliveries, refusals) are committed as they
+                    # come: memory stays bounded even when nothing is signed.
+                    retry.extend(self._commit(pending))
+                    pending = []
 
         def items(source: Iterable[_Item]) -> Iterator[BatchItem]:
             for item in source:
@@ -555,7 +570,7 @@ class DacIssuer:
                     elif result.csr_sha256 != item.sha:
                         raise IssuanceError("issue.batch_order", f"the batch engine hashed CSR {item.src.key!r} differently")
                     else:
-                        pending.append(_Pending(item, "new", result=result))
+                        pending.append(_Pending(item, "new", result=result, serial=serial_hex(result.serial or 0)))
                     if len(pending) >= self._group_limit:
                         retry += self._commit(pending)
                         pending = []
@@ -676,7 +691,7 @@ class DacIssuer:
             for p in news:
                 assert p.result is not None and p.result.serial is not None and p.item.key_id is not None
                 records.append(("dac.issued", {
-                    "ca": self.pai_id, "serial": serial_hex(p.result.serial), "pid": f"{self.pid:04X}",
+                    "ca": self.pai_id, "serial": p.serial, "pid": self._pid_text,
                     "csr": p.item.src.key, "csr_sha256": p.item.sha, "key_id": p.item.key_id,
                     "dac_sha256": hashlib.sha256(p.result.dac_der or b"").hexdigest(),
                     "reissue_reason": self.reissue_reason if p.entry is not None else None,
@@ -697,7 +712,7 @@ class DacIssuer:
             for p, seq in zip(announced, seqs, strict=True):
                 assert p.result is not None and p.result.serial is not None and p.item.key_id is not None
                 rows.append(CertRow(
-                    "dac", self.pai_id, serial_hex(p.result.serial), self.subject, self.pid, p.item.key_id, p.item.sha,
+                    "dac", self.pai_id, p.serial, self.subject, self.pid, p.item.key_id, p.item.sha,
                     p.result.dac_der or b"", self.not_before, self.not_after, time_text, self.state.operator,
                     self.reissue_reason if p.entry is not None else None, seq,
                 ))
@@ -720,7 +735,7 @@ class DacIssuer:
         keys = [p.item.key_id for p in news if p.item.key_id]
         existing = ledger.find_keys(keys)
         revoked = ledger.revoked_keys(keys)
-        taken = txn.serials_taken(self.pai_id, [serial_hex(p.result.serial or 0) for p in news if p.result])
+        taken = txn.serials_taken(self.pai_id, [p.serial for p in news])
         fresh: dict[str, _Pending] = {}
         for p in news:
             assert p.result is not None and p.item.key_id is not None
@@ -737,13 +752,13 @@ class DacIssuer:
             first = fresh.get(p.item.key_id)
             if first is not None:
                 # The same key twice in this group: the first one's DAC; this signature is discarded.
-                p.kind, p.entry, p.result = "reuse", None, first.result
+                p.kind, p.entry, p.result, p.serial = "reuse", None, first.result, first.serial
                 continue
             conflict = self._conflict(entries)
             if conflict is not None:
                 p.kind, p.error = "refuse", conflict
                 continue
-            serial = serial_hex(p.result.serial or 0)
+            serial = p.serial
             if serial in taken:
                 p.kind = "retry"
                 retry.append(p.item)
@@ -788,7 +803,7 @@ class DacIssuer:
                 der, serial, csr_sha, pid = p.entry.der, p.entry.serial, p.entry.csr_sha256, p.entry.pid
             else:
                 assert p.result is not None and p.result.serial is not None
-                der, serial, csr_sha, pid = p.result.dac_der or b"", serial_hex(p.result.serial), p.item.sha, self.pid
+                der, serial, csr_sha, pid = p.result.dac_der or b"", p.serial, p.item.sha, self.pid
             pems.append((src.name, der))
             if p.item.had_answer:
                 stale.append(f"{src.name}.err")
@@ -809,15 +824,40 @@ class DacIssuer:
 def _csr_identity(data: bytes) -> tuple[str, str]:
     """(CSR SHA-256, device key id) without verifying the signature (the batch engine does, once).
 
-    The common shape is read directly; anything else goes through full intake, which also gives the
-    exact refusal.
+    The common shape (DER or one plain PEM block, a P-256 key right after the subject) is read
+    directly; anything else goes through full intake, which also gives the exact refusal. What is
+    decided from this key id before signing is checked again against the DAC's own key.
     """
-    skeleton = parse_csr_skeleton(data)
-    if skeleton is not None:
-        return hashlib.sha256(skeleton.der).hexdigest(), key_id_of_point(skeleton.point)
+    body = csr_der(data)
+    if body is not None:
+        try:
+            info = _content(body, 0)
+            version = _content(body, info)
+            name = version + 3
+            spki = name + _element_length(body, name)
+            if body[version : version + 3] == b"\x02\x01\x00" and body.startswith(P256_SPKI_PREFIX, spki):
+                point = body[spki + len(P256_SPKI_PREFIX) - 1 : spki + len(P256_SPKI_PREFIX) + 64]
+                if len(point) == 65:
+                    return hashlib.sha256(body).hexdigest(), key_id_of_point(point)
+        except IndexError:
+            pass
     sha = csr_digest(data)  # the envelope refusals (empty, size, multiple, PEM)
     device = load_device_csr(data)
     return sha, key_id_of_point(device.public_point)
+
+
+def _content(buf: bytes, pos: int) -> int:
+    """Offset of the content of the DER element at ``pos`` (definite lengths only)."""
+    first = buf[pos + 1]
+    return pos + 2 if first < 0x80 else pos + 2 + (first & 0x7F)
+
+
+def _element_length(buf: bytes, pos: int) -> int:
+    first = buf[pos + 1]
+    if first < 0x80:
+        return 2 + first
+    count = first & 0x7F
+    return 2 + count + int.from_bytes(buf[pos + 2 : pos + 2 + count], "big")
 
 
 def _blocks(source: Iterator[CsrInput], size: int) -> Iterator[list[CsrInput]]:
@@ -914,7 +954,9 @@ def scan_csr_folder(folder: Path) -> tuple[CsrFiles, list[str]]:
         names = csr_filenames(fd, f"{str(folder)}/", notes)
     finally:
         os.close(fd)
-    inputs = CsrFiles(lambda filename: (check_name(filename), str(folder / filename)), folder=folder)
+    prefix = f"{folder}{os.sep}"
+    # Names were checked below, once: the output name is the file name without ".csr".
+    inputs = CsrFiles(lambda filename: (filename[:-4], prefix + filename), folder=folder)
     for filename in names:
         try:
             check_name(filename)

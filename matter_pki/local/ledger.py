@@ -67,7 +67,6 @@ CREATE TABLE certificates (
     UNIQUE (ca, serial)
 );
 CREATE INDEX certificates_key ON certificates (key_id);
-CREATE INDEX certificates_serial ON certificates (serial);
 CREATE TABLE revocations (
     ca TEXT NOT NULL,
     serial TEXT NOT NULL,
@@ -487,9 +486,13 @@ class Ledger:
         return self._one("WHERE c.ca = ? AND c.serial = ?", (ca, serial))
 
     def find_serial(self, serial: str, ca: str | None = None) -> list[LedgerEntry]:
-        """Every certificate with this serial (optionally from one CA)."""
+        """Every certificate with this serial (optionally from one CA), through the (ca, serial) index."""
         if ca is None:
-            return self._many("WHERE c.serial = ? ORDER BY c.id", (serial,))
+            cas = [r[0] for r in self._read("SELECT DISTINCT ca FROM certificates")]
+            if not cas:
+                return []
+            marks = ",".join("?" * len(cas))
+            return self._many(f"WHERE c.ca IN ({marks}) AND c.serial = ? ORDER BY c.id", (*cas, serial))
         return self._many("WHERE c.serial = ? AND c.ca = ? ORDER BY c.id", (serial, ca))
 
     def find_keys(self, key_ids: Sequence[str]) -> dict[str, list[LedgerEntry]]:

@@ -177,10 +177,22 @@ def atomic_write_many_at(dir_fd: int, files: list[tuple[str, bytes]], *, mode: i
                 os.unlink(tmp, dir_fd=dir_fd)
 
 
-def write_unsynced_at(dir_fd: int, files: list[tuple[str, bytes]], *, mode: int = 0o644) -> None:
-    """Put each file in place with a rename (whole or absent for readers), without any fsync: see ``barrier``."""
+def write_unsynced_at(dir_fd: int, files: list[tuple[str, bytes]], *, mode: int = 0o644, replace: bool = True) -> None:
+    """Put each file in place whole (readers never see a partial file), without any fsync: see ``barrier``.
+
+    Where the kernel offers it, each file is written as an unnamed ``O_TMPFILE`` inode and linked
+    under its name, so a killed writer leaves no temporary file; elsewhere a temporary name and a
+    rename. ``replace=False`` refuses an existing name (``storage.exists``).
+    """
+    global _tmpfile_ok
     for name, data in files:
         _check_name(name)
+        if _tmpfile_ok:
+            try:
+                _link_tmpfile(dir_fd, name, data, mode, replace)
+                continue
+            except _NoTmpfile:
+                _tmpfile_ok = False
         tmp = _tmp_name(name)
         try:
             fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | _O_NOFOLLOW | _O_CLOEXEC, mode, dir_fd=dir_fd)
@@ -188,11 +200,54 @@ def write_unsynced_at(dir_fd: int, files: list[tuple[str, bytes]], *, mode: int 
                 write_all(fd, data)
             finally:
                 os.close(fd)
-            os.replace(tmp, name, src_dir_fd=dir_fd, dst_dir_fd=dir_fd)
+            if replace:
+                os.replace(tmp, name, src_dir_fd=dir_fd, dst_dir_fd=dir_fd)
+            else:
+                os.link(tmp, name, src_dir_fd=dir_fd, dst_dir_fd=dir_fd, follow_symlinks=False)
+                os.unlink(tmp, dir_fd=dir_fd)
+        except FileExistsError as e:
+            with contextlib.suppress(OSError):
+                os.unlink(tmp, dir_fd=dir_fd)
+            raise StorageError("storage.exists", f"{name!r} already exists; refusing to overwrite it") from e
         except OSError as e:
             with contextlib.suppress(OSError):
                 os.unlink(tmp, dir_fd=dir_fd)
             raise storage_error(e, repr(name)) from e
+
+
+class _NoTmpfile(Exception):
+    """The file system does not offer O_TMPFILE (or /proc is absent)."""
+
+
+_tmpfile_ok = hasattr(os, "O_TMPFILE") and Path("/proc/self/fd").is_dir()
+
+
+def _link_tmpfile(dir_fd: int, name: str, data: bytes, mode: int, replace: bool) -> None:
+    try:
+        fd = os.open(".", os.O_TMPFILE | os.O_WRONLY | _O_CLOEXEC, mode, dir_fd=dir_fd)
+    except OSError as e:
+        if e.errno in (errno.EOPNOTSUPP, errno.EISDIR, errno.EINVAL, errno.ENOENT):
+            raise _NoTmpfile from e
+        raise storage_error(e, repr(name)) from e
+    try:
+        os.fchmod(fd, mode)
+        write_all(fd, data)
+        source = f"/proc/self/fd/{fd}"
+        try:
+            os.link(source, name, dst_dir_fd=dir_fd, follow_symlinks=True)
+        except FileExistsError:
+            if not replace:
+                raise
+            os.unlink(name, dir_fd=dir_fd)
+            os.link(source, name, dst_dir_fd=dir_fd, follow_symlinks=True)
+    except FileExistsError as e:
+        raise StorageError("storage.exists", f"{name!r} already exists; refusing to overwrite it") from e
+    except OSError as e:
+        if e.errno in (errno.ENOENT, errno.EPERM) and not Path("/proc/self/fd").is_dir():
+            raise _NoTmpfile from e
+        raise storage_error(e, repr(name)) from e
+    finally:
+        os.close(fd)
 
 
 def _check_name(name: str) -> None:
