@@ -103,17 +103,35 @@ def ledger_problem(home: PkiHome) -> Any:
             row = ledger.journal(announced) if announced else None
     except LedgerError as e:
         return Problem(e.code, e.message)
+    rolled_back = Problem(
+        "audit.rollback",
+        f"the ledger holds {gen} transactions but the audit log announced only {announced}: the audit folder was "
+        "rolled back or replaced",
+    )
     if gen > announced + 1:
-        return Problem(
-            "audit.rollback",
-            f"the ledger holds {gen} transactions but the audit log announced only {announced}: the audit folder was "
-            "rolled back or replaced",
-        )
+        return rolled_back
+    if gen == announced + 1:
+        # One transaction ahead is a run that stopped before announcing it only if the log still ends
+        # where that transaction saw it (or holds that position, followed by part of its announcement).
+        with Ledger(home.ledger_path) as ledger:
+            last = ledger.journal(gen)
+        if last is not None and not _log_holds(home, last.audit_seen_seq, last.audit_seen_hash):
+            return rolled_back
     if gen < announced:
         return Problem("ledger.rollback", f"the ledger holds {gen} transactions, the signed audit head names {announced}")
     if announced and (row is None or head is None or row.chain != head.ledger_chain):
         return Problem("ledger.corrupt", f"ledger transaction {announced} is not the one the audit log announced")
     return None
+
+
+def _log_holds(home: PkiHome, seq: int, hash_hex: str) -> bool:
+    """True when the audit log's record ``seq`` hashes to ``hash_hex`` (seq -1: the empty log)."""
+    if seq < 0:
+        return True
+    for record in AuditLog(home.path).iter_records():
+        if record.seq == seq:
+            return record.hash == hash_hex
+    return False
 
 
 def verify_home(home: PkiHome) -> HomeReport:
@@ -154,7 +172,7 @@ def verify_home(home: PkiHome) -> HomeReport:
             )
         elif gen > announced + 1:
             report.problems.append(("audit.rollback", f"the ledger holds {gen} transactions, the audit log announced {announced}"))
-        if audit.problem is None:
+        if not report.problems:
             _check_announcements(home, ledger, report, pending_gen=gen if gen == announced + 1 else None)
     return report
 
