@@ -11,7 +11,6 @@ import os
 import shutil
 import sqlite3
 import subprocess
-
 from typing import TYPE_CHECKING
 
 import pytest

@@ -164,8 +164,8 @@ def test_a_pai_revoked_by_the_paa_stops_issuing_on_every_path(tmp_path: Path) ->
 def test_an_expired_pai_stops_issuing(tmp_path: Path) -> None:
     # GIVEN a PAI valid for one day, and a clock three days later
     from matter_pki.local import ca as ca_ops
-    from matter_pki.local.issue import DacIssuer
     from matter_pki.local.home import PkiHome
+    from matter_pki.local.issue import DacIssuer
 
     pki = make_pki(tmp_path / "home")
     info = ca_ops.create_pai(pki.home, pid=0x8000, validity_days=1, secrets=pki.secrets, now=datetime.now(UTC))
