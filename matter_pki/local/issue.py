@@ -97,7 +97,10 @@ if TYPE_CHECKING:
     from datetime import datetime
     from pathlib import Path
 
+    from cryptography.hazmat.primitives.asymmetric import ec
+
     from matter_pki.audit.log import AuditSession
+    from matter_pki.batch import SignerFactory
 
 GROUP_SIZE = 1024
 #: The first group is small (the first answers appear at once); each next one doubles, up to ``GROUP_SIZE``.
@@ -406,8 +409,8 @@ class DacIssuer:
         profile = DacProfile.for_issuer(self.pai, pid=pid, validity=validity, common_name=common_name)
         # Checked once for the whole run: PID allowed by the PAI, validity inside the PAI's.
         profile.check_issuer(self.pai)
-        factory = signer_factory(home, pai_id, secrets)
-        factory()  # fail now (wrong passphrase, missing token) rather than once per CSR
+        factory = _OpenOnce(signer_factory(home, pai_id, secrets))
+        factory()  # fail now (wrong passphrase, missing token) rather than once per CSR; kept open
         from cryptography.hazmat.primitives.serialization import Encoding
 
         self.ctx = BatchContext(
@@ -819,6 +822,22 @@ class DacIssuer:
             self._bundle.add(bundle_rows)
         for outcome in outcomes:
             self._emit(outcome)
+
+
+class _OpenOnce:
+    """A signer factory that opens the key once per process and keeps it (a worker process opens its own)."""
+
+    def __init__(self, factory: SignerFactory) -> None:
+        self.factory = factory
+        self._key: tuple[int, ec.EllipticCurvePrivateKey] | None = None
+
+    def __call__(self) -> ec.EllipticCurvePrivateKey:
+        if self._key is None or self._key[0] != os.getpid():
+            self._key = (os.getpid(), self.factory())
+        return self._key[1]
+
+    def __getstate__(self) -> dict[str, Any]:
+        return {"factory": self.factory, "_key": None}  # the opened key never leaves this process
 
 
 def _csr_identity(data: bytes) -> tuple[str, str]:

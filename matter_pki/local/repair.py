@@ -160,18 +160,13 @@ def verify_home(home: PkiHome) -> HomeReport:
         report.counts["ledger_transactions"] = gen
         head = AuditLog(home.path).read_head()
         announced = head.ledger_gen if head else 0
-        if gen < announced:
-            report.problems.append((
-                "ledger.rollback", f"the ledger holds {gen} transactions, the signed audit head names {announced}",
-            ))
-        elif announced and (row := ledger.journal(announced)) is not None and head and row.chain != head.ledger_chain:
-            report.problems.append(("ledger.corrupt", f"ledger transaction {announced} differs from the announced one"))
+        problem = ledger_problem(home)
+        if problem is not None:
+            report.problems.append((problem.code, problem.reason))
         elif gen == announced + 1:
             report.notes.append(
                 f"ledger transaction {gen} is not announced yet (a run stopped before announcing it); the next command does"
             )
-        elif gen > announced + 1:
-            report.problems.append(("audit.rollback", f"the ledger holds {gen} transactions, the audit log announced {announced}"))
         if not report.problems:
             _check_announcements(home, ledger, report, pending_gen=gen if gen == announced + 1 else None)
     return report
