@@ -11,7 +11,11 @@ Tables:
 * ``certificates``: one immutable row per certificate (kind, issuing CA, serial, subject, PID,
   key id, CSR SHA-256, DER and its SHA-256, validity, issue time, operator, re-issue reason, the
   seq of the audit record that announced it, and ``gen``: the transaction that inserted it).
-  ``UNIQUE(ca, serial)``.
+  Lookups go through two small integer indexes: ``key_tag`` (the key id's first 8 bytes) and
+  ``serial_tag`` (the first 8 bytes of SHA-256 of ``<ca>|<serial>``), which is UNIQUE: (CA, serial)
+  pairs never repeat (and a tag collision between two serials, chance 2^-64, is refused like a
+  serial collision and signed again with a fresh serial). Integer indexes keep an insert at a
+  fraction of the cost of indexing the hex text.
 * ``revocations``: one row per revoked certificate (with the key id: a key ever revoked is never
   certified again).
 * ``crl_numbers``: every CRL Number ever allocated, ``PRIMARY KEY(ca, number)``: numbers never
@@ -32,7 +36,7 @@ import hashlib
 import sqlite3
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any, Literal, TypeVar
 
 from cryptography import x509
 
@@ -43,6 +47,7 @@ if TYPE_CHECKING:
     from pathlib import Path
 
 FORMAT = 2
+_T = TypeVar("_T")
 GENESIS_CHAIN = "0" * 64
 _SCHEMA = """
 CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -64,9 +69,11 @@ CREATE TABLE certificates (
     reissue_reason TEXT,
     der BLOB NOT NULL,
     audit_seq INTEGER,
-    UNIQUE (ca, serial)
+    key_tag INTEGER NOT NULL,
+    serial_tag INTEGER NOT NULL
 );
-CREATE INDEX certificates_key ON certificates (key_id);
+CREATE INDEX certificates_key ON certificates (key_tag);
+CREATE UNIQUE INDEX certificates_serial ON certificates (serial_tag);
 CREATE TABLE revocations (
     ca TEXT NOT NULL,
     serial TEXT NOT NULL,
@@ -101,7 +108,7 @@ TxnKind = Literal["ca", "issue", "revoke", "crl", "upgrade", "rebuild"]
 
 _CERT_COLUMNS = (
     "gen, kind, ca, serial, subject, pid, key_id, csr_sha256, der_sha256, not_before, not_after, issued_at, "
-    "operator, reissue_reason, der, audit_seq"
+    "operator, reissue_reason, der, audit_seq, key_tag, serial_tag"
 )
 _ENTRY_SELECT = (
     "SELECT c.kind, c.ca, c.serial, c.subject, c.pid, c.csr_sha256, c.not_before, c.not_after, c.issued_at, "
@@ -137,6 +144,16 @@ def parse_serial(text: str) -> int:
 def iso(moment: datetime) -> str:
     """``YYYY-MM-DDTHH:MM:SSZ``."""
     return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def key_tag(key_id: str) -> int:
+    """The indexed integer of a key id: its first 8 bytes, as a signed 64-bit number."""
+    return int.from_bytes(bytes.fromhex(key_id[:16]), "big", signed=True)
+
+
+def serial_tag(ca: str, serial: str) -> int:
+    """The indexed (unique) integer of a (CA, serial) pair: 8 bytes of SHA-256, signed."""
+    return int.from_bytes(hashlib.sha256(f"{ca}|{serial}".encode()).digest()[:8], "big", signed=True)
 
 
 def key_id_of_point(point: bytes) -> str:
@@ -301,12 +318,13 @@ class Transaction:
             der_sha = hashlib.sha256(r.der).hexdigest()
             values.append((
                 gen, r.kind, r.ca, r.serial, r.subject, r.pid, r.key_id, r.csr_sha256, der_sha, r.not_before,
-                r.not_after, r.issued_at, r.operator, r.reissue_reason, r.der, r.audit_seq,
+                r.not_after, r.issued_at, r.operator, r.reissue_reason, r.der, r.audit_seq, key_tag(r.key_id),
+                serial_tag(r.ca, r.serial),
             ))
             lines.append(_cert_line(r.kind, r.ca, r.serial, r.subject, r.pid, r.key_id, r.csr_sha256, der_sha,
                                     r.not_before, r.not_after, r.issued_at, r.operator, r.reissue_reason))
         self._db.executemany(
-            f"INSERT INTO certificates ({_CERT_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", values
+            f"INSERT INTO certificates ({_CERT_COLUMNS}) VALUES ({', '.join('?' * 18)})", values
         )
         self._hash.update("".join(lines).encode())
         self.certs += len(rows)
@@ -341,12 +359,13 @@ class Transaction:
         self.writes += 1
 
     def serials_taken(self, ca: str, serials: Sequence[str]) -> set[str]:
-        """Which of these serials ``ca`` already used."""
+        """Which of these serials cannot be used by ``ca``: used already (or, 2^-64, sharing a tag with one used)."""
+        by_tag = {serial_tag(ca, s): s for s in serials}
         taken: set[str] = set()
-        for part in _chunks(list(serials), 500):
+        for part in _chunks(list(by_tag), 500):
             marks = ",".join("?" * len(part))
-            rows = self._db.execute(f"SELECT serial FROM certificates WHERE ca = ? AND serial IN ({marks})", (ca, *part))
-            taken.update(r[0] for r in rows)
+            rows = self._db.execute(f"SELECT serial_tag FROM certificates WHERE serial_tag IN ({marks})", tuple(part))
+            taken.update(by_tag[r[0]] for r in rows)
         return taken
 
     @property
@@ -474,8 +493,8 @@ class Ledger:
         """Remember which audit record announced each (ca, serial) (after a crash recovery)."""
         try:
             self._db.executemany(
-                "UPDATE certificates SET audit_seq = ? WHERE ca = ? AND serial = ?",
-                [(seq, ca, serial) for ca, serial, seq in pairs],
+                "UPDATE certificates SET audit_seq = ? WHERE serial_tag = ? AND ca = ? AND serial = ?",
+                [(seq, serial_tag(ca, serial), ca, serial) for ca, serial, seq in pairs],
             )
         except sqlite3.Error as e:
             raise StorageError("storage.ledger", f"cannot write the ledger: {e}") from e
@@ -483,25 +502,28 @@ class Ledger:
     # -- reads -------------------------------------------------------------------------------
     def get(self, ca: str, serial: str) -> LedgerEntry | None:
         """The certificate with this serial from this CA."""
-        return self._one("WHERE c.ca = ? AND c.serial = ?", (ca, serial))
+        return self._one("WHERE c.serial_tag = ? AND c.ca = ? AND c.serial = ?", (serial_tag(ca, serial), ca, serial))
 
     def find_serial(self, serial: str, ca: str | None = None) -> list[LedgerEntry]:
-        """Every certificate with this serial (optionally from one CA), through the (ca, serial) index."""
-        if ca is None:
-            cas = [r[0] for r in self._read("SELECT DISTINCT ca FROM certificates")]
-            if not cas:
-                return []
-            marks = ",".join("?" * len(cas))
-            return self._many(f"WHERE c.ca IN ({marks}) AND c.serial = ? ORDER BY c.id", (*cas, serial))
-        return self._many("WHERE c.serial = ? AND c.ca = ? ORDER BY c.id", (serial, ca))
+        """Every certificate with this serial (optionally from one CA)."""
+        cas = [ca] if ca is not None else self.cas()
+        found = [self.get(c, serial) for c in cas]
+        return sorted((e for e in found if e is not None), key=lambda e: e.id)
+
+    def cas(self) -> list[str]:
+        """Every issuing CA id in the ledger (the PAA and the PAIs that issued)."""
+        return [r[0] for r in self._read("SELECT DISTINCT ca FROM certificates")]
 
     def find_keys(self, key_ids: Sequence[str]) -> dict[str, list[LedgerEntry]]:
         """Every certificate of each key id (any CA, any kind), in issue order."""
         found: dict[str, list[LedgerEntry]] = {}
+        wanted = set(key_ids)
         for part in _chunks(list(dict.fromkeys(key_ids)), 500):
             marks = ",".join("?" * len(part))
-            for entry in self._many(f"WHERE c.key_id IN ({marks}) ORDER BY c.id", tuple(part)):
-                found.setdefault(entry.key_id, []).append(entry)
+            tags = tuple(key_tag(k) for k in part)
+            for entry in self._many(f"WHERE c.key_tag IN ({marks}) ORDER BY c.id", tags):
+                if entry.key_id in wanted:
+                    found.setdefault(entry.key_id, []).append(entry)
         return found
 
     def revoked_keys(self, key_ids: Sequence[str]) -> set[str]:
@@ -580,7 +602,8 @@ class Ledger:
         try:
             cursor = self._db.execute(
                 "SELECT gen, kind, ca, serial, subject, pid, key_id, csr_sha256, der_sha256, not_before, not_after, "
-                "issued_at, operator, reissue_reason" + (", der" if check_der else "") + " FROM certificates ORDER BY id"
+                "issued_at, operator, reissue_reason, key_tag, serial_tag" + (", der" if check_der else "")
+                + " FROM certificates ORDER BY id"
             )
             last_gen = 0
             while rows := cursor.fetchmany(2000):
@@ -588,7 +611,9 @@ class Ledger:
                     if row[0] < last_gen:
                         raise LedgerError("ledger.corrupt", "ledger rows are out of transaction order (rows were re-inserted)")
                     last_gen = row[0]
-                    if check_der and hashlib.sha256(row[14]).hexdigest() != row[8]:
+                    if row[14] != key_tag(row[6]) or row[15] != serial_tag(row[2], row[3]):
+                        raise LedgerError("ledger.corrupt", f"the index tags of certificate {row[3]} of {row[2]!r} were altered")
+                    if check_der and hashlib.sha256(row[16]).hexdigest() != row[8]:
                         raise LedgerError("ledger.corrupt", f"the DER of certificate {row[3]} of {row[2]!r} was altered")
                     feed(row[0], _cert_line(*row[1:14]))
             for gen, ca, serial, key_id, reason, at in self._db.execute(
@@ -641,7 +666,7 @@ class Ledger:
         return self._db
 
 
-def _chunks(items: list[str], size: int) -> Iterator[list[str]]:
+def _chunks(items: list[_T], size: int) -> Iterator[list[_T]]:
     for start in range(0, len(items), size):
         yield items[start : start + size]
 

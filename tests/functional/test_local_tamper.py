@@ -134,6 +134,7 @@ def test_an_older_copy_of_the_ledger_is_refused(tmp_path: Path, issued: dict[str
         "DELETE FROM revocations",  # an un-revocation
         "DELETE FROM certificates WHERE kind = 'dac' AND id = (SELECT MAX(id) FROM certificates)",
         "UPDATE certificates SET key_id = '00' || substr(key_id, 3) WHERE kind = 'dac'",
+        "UPDATE certificates SET key_tag = key_tag + 1 WHERE kind = 'dac'",  # the row hides from key lookups
         "DELETE FROM crl_numbers",  # CRL numbering restarting at 1
     ],
 )
@@ -151,19 +152,19 @@ def test_a_hand_edited_ledger_is_refused(tmp_path: Path, issued: dict[str, str],
 
 
 def test_a_flipped_byte_in_the_key_index_is_refused(tmp_path: Path, issued: dict[str, str]) -> None:
-    # GIVEN one hex digit changed inside the device-key index (the table row is untouched)
+    # GIVEN one byte changed inside the device-key index entry of a DAC (the table row is untouched)
     home = tmp_path / "home"
     path = checkpointed(home)
     db = sqlite3.connect(path)
     page_size = db.execute("PRAGMA page_size").fetchone()[0]
     root = db.execute("SELECT rootpage FROM sqlite_master WHERE name = 'certificates_key'").fetchone()[0]
-    key = db.execute("SELECT key_id FROM certificates WHERE kind = 'dac' ORDER BY id LIMIT 1").fetchone()[0]
+    tag = db.execute("SELECT key_tag FROM certificates WHERE kind = 'dac' ORDER BY id LIMIT 1").fetchone()[0]
     db.close()
     data = bytearray(path.read_bytes())
     page = data[(root - 1) * page_size : root * page_size]
-    at = page.find(key.encode())
-    assert at > 0, "the key is in the index page"
-    data[(root - 1) * page_size + at + 10] ^= 0x01  # '0'..'9' and 'a'..'f' stay printable
+    at = page.find(tag.to_bytes(8, "big", signed=True))
+    assert at > 0, "the key's index entry is in the index page"
+    data[(root - 1) * page_size + at + 7] ^= 0x01
     path.write_bytes(bytes(data))
     # WHEN that device asks again THEN the run is refused with ledger.corrupt, and no second DAC exists
     result = reissue(issued, tmp_path)
