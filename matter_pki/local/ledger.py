@@ -265,20 +265,40 @@ class CertRow:
         )
 
 
-def _cert_line(kind: str, ca: str, serial: str, subject: str, pid: int | None, key_id: str, csr: str | None,
-               der_sha: str, nb: str, na: str, issued_at: str, op: str, reissue: str | None) -> str:
-    return (
-        f"cert|{kind}|{ca}|{serial}|{subject}|{'' if pid is None else pid}|{key_id}|{csr or ''}|{der_sha}|{nb}|{na}|"
-        f"{issued_at}|{op}|{reissue or ''}\n"
-    )
+def _f(value: object) -> str:
+    """One length-prefixed field of a canonical line (unambiguous whatever the text holds)."""
+    text = "" if value is None else str(value)
+    return f"{len(text)}:{text}"
+
+
+def _sql_f(column: str) -> str:
+    """The same field, built by SQLite (``length`` counts characters, as ``len`` does)."""
+    return f"length(ifnull({column}, '')) || ':' || ifnull({column}, '')"
+
+
+_CERT_FIELDS = ("kind", "ca", "serial", "subject", "pid", "key_id", "csr_sha256", "der_sha256", "not_before",
+                "not_after", "issued_at", "operator", "reissue_reason", "key_tag", "serial_tag")
+#: Free text (a CN, an operator name, a reason) is length-prefixed; every other field cannot hold a "|".
+_FREE_TEXT = frozenset({"subject", "operator", "reissue_reason"})
+#: The canonical line of every certificate row, built by SQLite (the deep check reads no row into Python objects).
+_CERT_LINE_SQL = "'cert' || " + " || ".join(
+    f"'|' || {_sql_f(c) if c in _FREE_TEXT else f'ifnull({c}, {chr(39)}{chr(39)})'}" for c in _CERT_FIELDS
+) + " || char(10)"
+_FREE_AT = tuple(i for i, c in enumerate(_CERT_FIELDS) if c in _FREE_TEXT)
+
+
+def _cert_line(*values: object) -> str:
+    return "cert" + "".join(
+        "|" + (_f(v) if i in _FREE_AT else ("" if v is None else str(v))) for i, v in enumerate(values)
+    ) + "\n"
 
 
 def _revoke_line(ca: str, serial: str, key_id: str, reason: str, at: str) -> str:
-    return f"revoke|{ca}|{serial}|{key_id}|{reason}|{at}\n"
+    return "revoke" + "".join("|" + _f(v) for v in (ca, serial, key_id, reason, at)) + "\n"
 
 
 def _crl_line(ca: str, number: int, at: str) -> str:
-    return f"crl|{ca}|{number}|{at}\n"
+    return "crl" + "".join("|" + _f(v) for v in (ca, number, at)) + "\n"
 
 
 def chain_step(prev: str, gen: int, kind: str, at: str, digest: str) -> str:
@@ -321,8 +341,8 @@ class Transaction:
                 r.not_after, r.issued_at, r.operator, r.reissue_reason, r.der, r.audit_seq, key_tag(r.key_id),
                 serial_tag(r.ca, r.serial),
             ))
-            lines.append(_cert_line(r.kind, r.ca, r.serial, r.subject, r.pid, r.key_id, r.csr_sha256, der_sha,
-                                    r.not_before, r.not_after, r.issued_at, r.operator, r.reissue_reason))
+            row = values[-1]
+            lines.append(_cert_line(*row[1:10], *row[10:14], row[16], row[17]))
         self._db.executemany(
             f"INSERT INTO certificates ({_CERT_COLUMNS}) VALUES ({', '.join('?' * 18)})", values
         )
@@ -583,50 +603,27 @@ class Ledger:
         return {"issued": total - revoked, "revoked": revoked}
 
     # -- integrity ---------------------------------------------------------------------------
-    def verify_deep(self, *, check_der: bool = False) -> None:
-        """SQLite's integrity check, then every transaction re-hashed and chained; ``ledger.corrupt`` on any difference."""
-        try:
-            result = [r[0] for r in self._db.execute("PRAGMA integrity_check").fetchall()]
-        except sqlite3.DatabaseError as e:
-            raise LedgerError("ledger.corrupt", f"the ledger's SQLite integrity check failed: {e}") from e
-        if result != ["ok"]:
-            raise LedgerError("ledger.corrupt", f"the ledger's SQLite integrity check failed: {'; '.join(result[:3])}")
-        digests: dict[int, hashlib._Hash] = {}
+    def verify_deep(self, *, full: bool = False, check_der: bool = False) -> None:
+        """Every transaction re-hashed from its rows and chained, the indexes checked against the table.
 
-        def feed(gen: int, line: str) -> None:
-            h = digests.get(gen)
-            if h is None:
-                h = digests[gen] = hashlib.sha256()
-            h.update(line.encode())
-
+        ``ledger.corrupt`` on any difference: a row edited, added or deleted, a journal entry changed,
+        an index entry altered (a flipped byte). ``full`` runs SQLite's own ``integrity_check`` too
+        (slower; ``ledger verify``); ``check_der`` re-hashes every stored DER.
+        """
         try:
-            cursor = self._db.execute(
-                "SELECT gen, kind, ca, serial, subject, pid, key_id, csr_sha256, der_sha256, not_before, not_after, "
-                "issued_at, operator, reissue_reason, key_tag, serial_tag" + (", der" if check_der else "")
-                + " FROM certificates ORDER BY id"
-            )
-            last_gen = 0
-            while rows := cursor.fetchmany(2000):
-                for row in rows:
-                    if row[0] < last_gen:
-                        raise LedgerError("ledger.corrupt", "ledger rows are out of transaction order (rows were re-inserted)")
-                    last_gen = row[0]
-                    if row[14] != key_tag(row[6]) or row[15] != serial_tag(row[2], row[3]):
-                        raise LedgerError("ledger.corrupt", f"the index tags of certificate {row[3]} of {row[2]!r} were altered")
-                    if check_der and hashlib.sha256(row[16]).hexdigest() != row[8]:
-                        raise LedgerError("ledger.corrupt", f"the DER of certificate {row[3]} of {row[2]!r} was altered")
-                    feed(row[0], _cert_line(*row[1:14]))
-            for gen, ca, serial, key_id, reason, at in self._db.execute(
-                "SELECT gen, ca, serial, key_id, reason, revoked_at FROM revocations ORDER BY gen, rowid"
-            ):
-                feed(gen, _revoke_line(ca, serial, key_id, reason, at))
-            for gen, ca, number, at in self._db.execute("SELECT gen, ca, number, issued_at FROM crl_numbers ORDER BY gen, rowid"):
-                feed(gen, _crl_line(ca, number, at))
-            journal = self._db.execute(
-                "SELECT gen, kind, at, digest, chain FROM journal ORDER BY gen"
-            ).fetchall()
+            if full:
+                result = [r[0] for r in self._db.execute("PRAGMA integrity_check").fetchall()]
+                if result != ["ok"]:
+                    raise LedgerError("ledger.corrupt", f"the ledger's SQLite integrity check failed: {'; '.join(result[:3])}")
+            self._check_indexes()
+            digests = self._digests()
+            if check_der:
+                for serial, ca, der, digest in self._db.execute("SELECT serial, ca, der, der_sha256 FROM certificates"):
+                    if hashlib.sha256(der).hexdigest() != digest:
+                        raise LedgerError("ledger.corrupt", f"the DER of certificate {serial} of {ca!r} was altered")
+            journal = self._db.execute("SELECT gen, kind, at, digest, chain FROM journal ORDER BY gen").fetchall()
         except sqlite3.DatabaseError as e:
-            raise LedgerError("ledger.corrupt", f"the ledger cannot be read: {e}") from e
+            raise LedgerError("ledger.corrupt", f"the ledger cannot be read: {e}; see `matter-pki ledger verify`") from e
         chain = GENESIS_CHAIN
         for expected_gen, (gen, kind, at, digest, stored_chain) in enumerate(journal, start=1):
             if gen != expected_gen:
@@ -645,6 +642,48 @@ class Ledger:
             raise LedgerError(
                 "ledger.corrupt", f"ledger rows belong to transactions the journal does not hold ({sorted(digests)[:3]})"
             )
+
+    def _check_indexes(self) -> None:
+        """Each index, read on its own, holds exactly the table's (tag, row) pairs: checksums over both."""
+        mix = "(({tag} % 999983) * 65537 + (id % 65521))"
+        table = self._db.execute(
+            f"SELECT COUNT(*), SUM({mix.format(tag='key_tag')}), SUM({mix.format(tag='serial_tag')}) "
+            "FROM certificates NOT INDEXED"
+        ).fetchone()
+        by_key = self._db.execute(
+            f"SELECT COUNT(*), SUM({mix.format(tag='key_tag')}) FROM certificates INDEXED BY certificates_key"
+        ).fetchone()
+        by_serial = self._db.execute(
+            f"SELECT COUNT(*), SUM({mix.format(tag='serial_tag')}) FROM certificates INDEXED BY certificates_serial"
+        ).fetchone()
+        if (table[0], table[1]) != tuple(by_key) or (table[0], table[2]) != tuple(by_serial):
+            raise LedgerError("ledger.corrupt", "a ledger index no longer matches its table (an edited or damaged index)")
+
+    def _digests(self) -> dict[int, hashlib._Hash]:
+        """SHA-256 of each transaction's canonical lines, rebuilt from the rows."""
+        digests: dict[int, hashlib._Hash] = {}
+        cursor = self._db.execute(f"SELECT gen, {_CERT_LINE_SQL} FROM certificates ORDER BY id")
+        last_gen = 0
+        pending: list[str] = []
+        while rows := cursor.fetchmany(4096):
+            for gen, line in rows:
+                if gen != last_gen:
+                    if gen < last_gen:
+                        raise LedgerError("ledger.corrupt", "ledger rows are out of transaction order (rows were re-inserted)")
+                    if pending:
+                        digests.setdefault(last_gen, hashlib.sha256()).update("".join(pending).encode())
+                        pending = []
+                    last_gen = gen
+                pending.append(line)
+        if pending:
+            digests.setdefault(last_gen, hashlib.sha256()).update("".join(pending).encode())
+        for gen, ca, serial, key_id, reason, at in self._db.execute(
+            "SELECT gen, ca, serial, key_id, reason, revoked_at FROM revocations ORDER BY gen, rowid"
+        ):
+            digests.setdefault(gen, hashlib.sha256()).update(_revoke_line(ca, serial, key_id, reason, at).encode())
+        for gen, ca, number, at in self._db.execute("SELECT gen, ca, number, issued_at FROM crl_numbers ORDER BY gen, rowid"):
+            digests.setdefault(gen, hashlib.sha256()).update(_crl_line(ca, number, at).encode())
+        return digests
 
     # -- helpers -----------------------------------------------------------------------------
     def _read(self, sql: str, args: tuple[object, ...] = ()) -> sqlite3.Cursor:

@@ -150,7 +150,7 @@ def verify_home(home: PkiHome) -> HomeReport:
     with ledger:
         try:
             ledger.db.execute("BEGIN")
-            ledger.verify_deep(check_der=True)
+            ledger.verify_deep(full=True, check_der=True)
         except LedgerError as e:
             report.problems.append((e.code, e.message))
             return report
