@@ -106,15 +106,23 @@ def _info(message: str) -> None:
 @contextlib.contextmanager
 def _progress(enabled: bool, spool: IO[str] | None = None) -> Iterator[tuple[Callable[[int], None], Callable[[Outcome], None]]]:
     """A rich progress bar on stderr (only on a terminal); ``spool`` collects each result as a JSON line."""
+    task: list[Any] = []
+    if not (enabled and sys.stderr.isatty()):
+        # No bar: rich is not even imported (start-up time counts at factory speed).
+        def record(outcome: Outcome) -> None:
+            if spool is not None:
+                spool.write(json.dumps(outcome.to_dict()) + "\n")
+
+        yield (lambda _total: None), record
+        return
     from rich.console import Console
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
     console = Console(stderr=True)
     progress = Progress(
         TextColumn("[bold]DACs"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
-        console=console, disable=not (enabled and console.is_terminal), transient=False,
+        console=console, disable=not console.is_terminal, transient=False,
     )
-    task: list[Any] = []
     done = [0]
 
     def start(total: int) -> None:
