@@ -106,6 +106,8 @@ GROUP_SIZE = 1024
 #: The first group is small (the first answers appear at once); each next one doubles, up to ``GROUP_SIZE``.
 FIRST_GROUP = 16
 INTAKE_BLOCK = 256
+#: In-memory CSRs are answered this many at a time (``issue_csrs``).
+SLICE = 4096
 RESERVED_NAMES = frozenset({"pai", "paa"})
 MAX_LISTED = 20
 Status = Literal["issued", "reused", "refused", "skipped"]
@@ -497,12 +499,14 @@ class DacIssuer:
         """
         results: deque[Outcome] = deque()
         self._out, self._bundle, self._emit = None, None, results.append
-        inputs = (CsrInput(name, name, data) for name, data in csrs)
-        for _ in self._pipeline(inputs):
+        source = iter(csrs)
+        # In slices, so that outcomes waiting to be yielded stay bounded whatever the input.
+        while block := [CsrInput(name, name, data) for name, data in islice(source, SLICE)]:
+            for _ in self._pipeline(block):
+                while results:
+                    yield results.popleft()
             while results:
                 yield results.popleft()
-        while results:
-            yield results.popleft()
 
     def run(
         self,
@@ -590,7 +594,7 @@ class DacIssuer:
                 for item in retry:
                     error = IssuanceError("issue.serial_collision", f"no unused serial number after {attempt} attempts")
                     pending.append(_Pending(item, "refuse", error=error))
-                retry = []
+                source, retry = [], []
                 continue
             attempt += 1
             source, retry = retry, []
