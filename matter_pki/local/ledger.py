@@ -284,13 +284,15 @@ _FREE_TEXT = frozenset({"subject", "operator", "reissue_reason"})
 _CERT_LINE_SQL = "'cert' || " + " || ".join(
     f"'|' || {_sql_f(c) if c in _FREE_TEXT else f'ifnull({c}, {chr(39)}{chr(39)})'}" for c in _CERT_FIELDS
 ) + " || char(10)"
-_FREE_AT = tuple(i for i, c in enumerate(_CERT_FIELDS) if c in _FREE_TEXT)
 
 
 def _cert_line(*values: object) -> str:
-    return "cert" + "".join(
-        "|" + (_f(v) if i in _FREE_AT else ("" if v is None else str(v))) for i, v in enumerate(values)
-    ) + "\n"
+    (kind, ca, serial, subject, pid, key_id, csr, der_sha, not_before, not_after, issued_at, op, reissue, k_tag,
+     s_tag) = ("" if v is None else str(v) for v in values)
+    return (
+        f"cert|{kind}|{ca}|{serial}|{len(subject)}:{subject}|{pid}|{key_id}|{csr}|{der_sha}|{not_before}|{not_after}|"
+        f"{issued_at}|{len(op)}:{op}|{len(reissue)}:{reissue}|{k_tag}|{s_tag}\n"
+    )
 
 
 def _revoke_line(ca: str, serial: str, key_id: str, reason: str, at: str) -> str:
@@ -328,6 +330,7 @@ class Transaction:
         self._hash = hashlib.sha256()
         self.certs = 0
         self.writes = 0
+        self._tags: dict[tuple[str, str], int] = {}  # serial tags already computed in this transaction
 
     def add_certs(self, rows: Sequence[CertRow]) -> None:
         """Insert certificates (the caller has checked serials and keys in this transaction)."""
@@ -339,7 +342,7 @@ class Transaction:
             values.append((
                 gen, r.kind, r.ca, r.serial, r.subject, r.pid, r.key_id, r.csr_sha256, der_sha, r.not_before,
                 r.not_after, r.issued_at, r.operator, r.reissue_reason, r.der, r.audit_seq, key_tag(r.key_id),
-                serial_tag(r.ca, r.serial),
+                self._tags.get((r.ca, r.serial)) or serial_tag(r.ca, r.serial),
             ))
             row = values[-1]
             lines.append(_cert_line(*row[1:10], *row[10:14], row[16], row[17]))
@@ -381,6 +384,7 @@ class Transaction:
     def serials_taken(self, ca: str, serials: Sequence[str]) -> set[str]:
         """Which of these serials cannot be used by ``ca``: used already (or, 2^-64, sharing a tag with one used)."""
         by_tag = {serial_tag(ca, s): s for s in serials}
+        self._tags.update({(ca, s): t for t, s in by_tag.items()})
         taken: set[str] = set()
         for part in _chunks(list(by_tag), 500):
             marks = ",".join("?" * len(part))
