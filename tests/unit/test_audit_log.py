@@ -13,7 +13,7 @@ from cryptography.hazmat.primitives import serialization
 from matter_pki.audit import AuditLog, verify_log
 from matter_pki.audit.log import GENESIS
 from matter_pki.audit.seal import Head, head_message, seal_message, verify_signature
-from matter_pki.errors import AuditError, KeyStoreError
+from matter_pki.errors import AuditError, KeyStoreError, StorageError
 from tests.unit.test_local_fixtures import new_audit_log
 
 if TYPE_CHECKING:
@@ -293,3 +293,60 @@ def test_record_many_refuses_reserved_names_before_writing(tmp_path: Path) -> No
         with pytest.raises(AuditError):
             log.record_many(batch)
     assert log.records() == []
+
+
+class _Killed(BaseException):
+    """Stands for SIGKILL in the middle of a write."""
+
+
+@pytest.mark.parametrize("how", ["killed", "disk_full"])
+@pytest.mark.parametrize("cut", [0, 1, 57, 300])
+def test_an_append_cut_at_any_byte_is_finished_by_the_next_writer(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, how: str, cut: int
+) -> None:
+    # GIVEN a log sealing every 3 records, and an append of 4 records (with a seal) cut after `cut` bytes
+    from matter_pki.storage import local as storage
+
+    log = new_audit_log(tmp_path, seal_every=3)
+    log.record("key.accessed", ca="paa")
+    real = storage.os_write
+    calls = {"n": 0}
+
+    def cut_write(fd: int, data: bytes | memoryview) -> int:
+        calls["n"] += 1
+        if calls["n"] == 2:  # the head went through; the log write is cut
+            real(fd, bytes(data[:cut]))
+            raise _Killed if how == "killed" else OSError(28, "No space left on device")
+        return real(fd, data)
+
+    monkeypatch.setattr(storage, "os_write", cut_write)
+    with pytest.raises((_Killed, StorageError)) as err:
+        AuditLog(tmp_path, seal_every=3).record_many([("dac.issued", {"serial": f"0{i}"}) for i in range(4)])
+    monkeypatch.setattr(storage, "os_write", real)
+    if how == "disk_full":
+        assert err.value.code == "storage.disk_full"  # type: ignore[union-attr]
+    # THEN verify calls it an interrupted append (not tampering), and the next writer finishes it
+    assert verify_log(tmp_path / "audit").problem.code == "audit.incomplete_append"  # type: ignore[union-attr]
+    AuditLog(tmp_path, seal_every=3).record("key.accessed", ca="pai-1")
+    report = verify_log(tmp_path / "audit")
+    assert report.ok, report.problem
+    events = [r.event for r in AuditLog(tmp_path).records()]
+    assert events.count("dac.issued") == 4 and "key.accessed" in events[-2:]
+
+
+def test_head_files_that_are_not_plain_small_files_are_refused(tmp_path: Path) -> None:
+    new_audit_log(tmp_path).record("paa.created", ca="paa")
+    head = tmp_path / "audit" / "head"
+    saved = head.read_bytes()
+    head.write_bytes(b" " * (17 * 1024 * 1024))
+    with pytest.raises(AuditError) as err:
+        AuditLog(tmp_path).record("key.accessed")
+    assert err.value.code == "audit.oversized"
+    head.unlink()
+    head.symlink_to("/dev/zero")
+    with pytest.raises(AuditError) as err:
+        verify_log(tmp_path / "audit")
+    assert err.value.code == "audit.not_regular"
+    head.unlink()
+    head.write_bytes(saved)
+    assert verify_log(tmp_path / "audit").ok
