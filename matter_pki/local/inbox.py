@@ -140,6 +140,7 @@ def run_inbox(
     jobs: int = 1,
     on_start: Callable[[int], None] | None = None,
     on_result: Callable[[Outcome], None] | None = None,
+    retry_refused: bool = False,
 ) -> InboxReport:
     """Answer every unanswered CSR in the inbox; safe to re-run (and to re-run after a crash)."""
     home.require()
@@ -156,7 +157,7 @@ def run_inbox(
             for group in groups:
                 if not group.inputs:
                     continue
-                out = OutputDir(group.dir_fd)
+                out = OutputDir(group.dir_fd, retry_refused=retry_refused)
                 pid = int(group.pid_text, 16)
                 try:
                     issuer = DacIssuer(

@@ -166,19 +166,28 @@ def pem_to_der(pem: bytes) -> bytes | None:
 class OutputDir:
     """Where answers go: ``<name>.pem`` / ``<name>.err`` inside an open folder, made durable per group."""
 
-    def __init__(self, dir_fd: int) -> None:
+    def __init__(self, dir_fd: int, *, retry_refused: bool = False) -> None:
         self.fd = dir_fd
+        self.retry_refused = retry_refused
         self._dirty = False
         # One listing instead of two lookups per CSR: the names that had an answer when the run
         # started (the folder lock keeps other runs out; this run answers each name once).
-        with os.scandir(dir_fd) as entries:
-            self._answered = {e.name[:-4] for e in entries if e.name.endswith((".pem", ".err"))}
+        try:
+            with os.scandir(dir_fd) as entries:
+                self._answered = {e.name[:-4] for e in entries if e.name.endswith((".pem", ".err"))}
+        except OSError as e:
+            raise StorageError("storage.unreadable", f"cannot list the output folder: {e.strerror}") from e
 
     def answer(self, name: str) -> tuple[bytes | None, bytes | None]:
-        """The current ``.pem`` and ``.err`` contents (None when absent or unreadable)."""
+        """The current ``.pem`` and ``.err`` contents (None when absent or unreadable).
+
+        With ``retry_refused`` an existing ``.err`` does not count: the CSR is examined again, and its
+        new answer replaces the refusal (a kill before that leaves the old refusal: still one answer).
+        """
         if name not in self._answered:
             return None, None
-        return self._read(f"{name}.pem"), self._read(f"{name}.err")
+        err = None if self.retry_refused else self._read(f"{name}.err")
+        return self._read(f"{name}.pem"), err
 
     def _read(self, filename: str) -> bytes | None:
         if not exists_at(self.fd, filename):
@@ -398,7 +407,10 @@ class DacIssuer:
         serials: Callable[[], int] | None = None,
         group_size: int = GROUP_SIZE,
         reissue_reason: str | None = None,
+        signer: SignerFactory | None = None,
     ) -> None:
+        # ``signer``: a key the caller already opened and recorded as accessed (a long-running service
+        # keeps its keys open); by default the PAI's key is opened here (once) and its access audited.
         info = home.ca_info(pai_id)
         if info.role != "pai":
             raise ConfigError("config.unknown_ca", f"{pai_id!r} is not a PAI")
@@ -411,7 +423,7 @@ class DacIssuer:
         profile = DacProfile.for_issuer(self.pai, pid=pid, validity=validity, common_name=common_name)
         # Checked once for the whole run: PID allowed by the PAI, validity inside the PAI's.
         profile.check_issuer(self.pai)
-        factory = _OpenOnce(signer_factory(home, pai_id, secrets))
+        factory = signer if signer is not None else _OpenOnce(signer_factory(home, pai_id, secrets))
         factory()  # fail now (wrong passphrase, missing token) rather than once per CSR; kept open
         from cryptography.hazmat.primitives.serialization import Encoding
 
@@ -434,10 +446,11 @@ class DacIssuer:
         self.not_before, self.not_after = iso(validity.not_before), iso(validity.not_after)
         self._owns_state = False
         self._group_limit = min(FIRST_GROUP, self.group_size)
-        state.record(
-            "key.accessed", ca=pai_id, purpose="dac.issue", key_store=info.key.store if info.key else None,
-            request_id=request_id,
-        )
+        if signer is None:
+            state.record(
+                "key.accessed", ca=pai_id, purpose="dac.issue", key_store=info.key.store if info.key else None,
+                request_id=request_id,
+            )
         self._out: OutputDir | None = None
         self._bundle: Bundle | None = None
         self._emit: Callable[[Outcome], None] = lambda _o: None
@@ -844,6 +857,21 @@ class _OpenOnce:
         return {"factory": self.factory, "_key": None}  # the opened key never leaves this process
 
 
+def certified_dac(state: CaState, pai_id: str, pid: int, csr: bytes) -> LedgerEntry | None:
+    """The DAC this CSR's device key already has from ``pai_id`` for ``pid`` (not revoked), if any.
+
+    What a second request for the same device would get again (a service can skip its quota).
+    """
+    try:
+        _sha, key_id = _csr_identity(csr)
+    except CsrError:
+        return None
+    entries = state.ledger.find_keys([key_id]).get(key_id, [])
+    if state.ledger.revoked_keys([key_id]):
+        return None
+    return next((e for e in entries if e.kind == "dac" and e.ca == pai_id and e.pid == pid), None)
+
+
 def _csr_identity(data: bytes) -> tuple[str, str]:
     """(CSR SHA-256, device key id) without verifying the signature (the batch engine does, once).
 
@@ -1026,6 +1054,7 @@ def issue_files(
     reissue_reason: str | None = None,
     bundle: str | None = None,
     group_size: int = GROUP_SIZE,
+    retry_refused: bool = False,
 ) -> IssueReport:
     """Issue DACs for one CSR file or every ``*.csr`` in a folder into ``out_dir`` (+ ``pai.pem``, ``paa.pem``).
 
@@ -1057,7 +1086,7 @@ def issue_files(
                 request_id=uuid.uuid4().hex, common_name=common_name, jobs=jobs, serials=serials,
                 reissue_reason=reissue_reason, group_size=group_size,
             )
-            out = OutputDir(fd)
+            out = OutputDir(fd, retry_refused=retry_refused)
             pai_pem, paa_pem = issuer.chain_pem
             out.write_if_changed("pai.pem", pai_pem)
             out.write_if_changed("paa.pem", paa_pem)

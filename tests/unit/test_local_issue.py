@@ -93,3 +93,20 @@ def test_outcomes_never_accumulate(tmp_path: Path) -> None:
 
 
 
+
+
+def test_retry_refused_answers_a_refused_csr_again_and_replaces_its_err(tmp_path: Path) -> None:
+    pki = make_pki(tmp_path / "home")
+    (tmp_path / "csrs").mkdir()
+    (tmp_path / "csrs" / "dev.csr").write_bytes(b"not yet a CSR")
+
+    def run(**kw: object) -> dict[str, int]:
+        report = issue_files(pki.home, pai_id=pki.pai_id, csr_path=tmp_path / "csrs", out_dir=tmp_path / "out",
+                             secrets=pki.secrets, now=datetime.now(UTC), **kw)  # type: ignore[arg-type]
+        return report.totals.counts
+
+    assert run()["refused"] == 1
+    (tmp_path / "csrs" / "dev.csr").write_bytes(good_csr())
+    assert run()["skipped"] == 1  # a refusal is an answer
+    assert run(retry_refused=True)["issued"] == 1
+    assert sorted(p.name for p in (tmp_path / "out").glob("dev.*")) == ["dev.pem"]
