@@ -178,6 +178,10 @@ class OutputDir:
         except OSError as e:
             raise StorageError("storage.unreadable", f"cannot list the output folder: {e.strerror}") from e
 
+    def had_answer(self, name: str) -> bool:
+        """True when a ``.pem`` or ``.err`` existed for this name when the run started."""
+        return name in self._answered
+
     def answer(self, name: str) -> tuple[bytes | None, bytes | None]:
         """The current ``.pem`` and ``.err`` contents (None when absent or unreadable).
 
@@ -628,7 +632,7 @@ class DacIssuer:
                 continue
             if self._out is not None:
                 pem, err = self._out.answer(src.name)
-                item.had_answer = pem is not None or err is not None
+                item.had_answer = self._out.had_answer(src.name)
                 if pem is not None:
                     item.answered_der = pem_to_der(pem) or b""
                 elif is_err_record(err):
