@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from itertools import islice
 from typing import TYPE_CHECKING, Any
 
-from matter_pki.errors import InputError, MatterPkiError, ProfileError, StorageError
+from matter_pki.errors import InputError, IssuanceError, MatterPkiError, ProfileError, StorageError
 from matter_pki.layout import dumps_err, err_record, parse_csr_key
 from matter_pki.local.home import PAA_ID, PkiHome, is_ca_id
 from matter_pki.local.issue import (
@@ -164,10 +164,11 @@ def run_inbox(
                         home, state, pai_id=group.ca, pid=pid, validity_days=validity_days, secrets=secrets,
                         now=now, request_id=request_id, common_name=common_name, jobs=jobs,
                     )
-                except ProfileError as e:
-                    if e.code != "profile.pid_not_allowed":
+                except (ProfileError, IssuanceError) as e:
+                    if e.code not in ("profile.pid_not_allowed", "issue.ca_revoked", "issue.ca_expired"):
                         raise
-                    # Addressed to a PID this PAI may not certify: a permanent, per-request refusal.
+                    # Addressed to a PID this PAI may not certify, or to a PAI that issues nothing
+                    # anymore: a permanent, per-request refusal; the rest of the inbox is answered.
                     report.totals.merge(_refuse_all(group, out, e, request_id, now, state, on_result))
                     continue
                 report.totals.merge(issuer.run(group.inputs, out, on_result))
