@@ -42,11 +42,11 @@ from cryptography.hazmat.primitives import hashes  # noqa: E402
 from cryptography.hazmat.primitives.asymmetric import ec  # noqa: E402
 from cryptography.hazmat.primitives.serialization import Encoding  # noqa: E402
 
-from matter_pki.audit import AuditLog  # noqa: E402
 from matter_pki.local import ca as ca_ops  # noqa: E402
 from matter_pki.local.home import PAA_ID, KeyStoreSettings, PkiHome  # noqa: E402
 from matter_pki.local.keys import Secrets  # noqa: E402
 from matter_pki.local.ledger import Ledger, serial_hex  # noqa: E402
+from matter_pki.local.state import open_audit  # noqa: E402
 from matter_pki.serve.stations import add_station  # noqa: E402
 from matter_pki.validate import validate_att_cert  # noqa: E402
 
@@ -75,7 +75,7 @@ def setup_home(root: Path, stations: int) -> tuple[PkiHome, list[Path]]:
         add_station(
             home, name=f"line-{i}", pai_id="pai-1", pids=(0x8000,), quota_per_day=None, out_dir=folder,
             passphrase=PASSPHRASE.encode(), station_passphrase=STATION_PASSPHRASE.encode(),
-            audit=AuditLog(home.path, passphrase=PASSPHRASE.encode()), now=now,
+            audit=open_audit(home, secrets), now=now,
         )
         folders.append(folder)
     return home, folders

@@ -21,6 +21,7 @@ from matter_pki.oid import EC_PUBLIC_KEY, PRIME256V1, SignatureAlgorithmOID
 
 MAX_CSR_BYTES = 4096
 _PEM_LABELS = ("CERTIFICATE REQUEST", "NEW CERTIFICATE REQUEST")
+_TEXT = bytes(range(0x20, 0x7F)) + b"\t\n\r\x0b\x0c"
 
 
 @dataclass(frozen=True, slots=True)
@@ -49,6 +50,9 @@ def _csr_der(data: bytes) -> bytes:
             raise CsrError("csr.multiple", "the file must hold exactly one CSR")
         if not blocks:
             raise CsrError("csr.pem_invalid", "no CERTIFICATE REQUEST PEM block found")
+        if data.translate(None, _TEXT):
+            # Text around the block is tolerated (openssl req -text); binary bytes are another CSR in DER.
+            raise CsrError("csr.multiple", "the file holds bytes outside its PEM block that are not text (a DER CSR?)")
         return blocks[0]
     return data
 

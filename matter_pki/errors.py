@@ -101,3 +101,7 @@ class ServiceError(MatterPkiError):
 
 class OperatorError(BackendError):
     """A backend refused for a reason only an operator can fix (quota, CA state, settings); never a per-request answer."""
+
+
+class LedgerError(MatterPkiError):
+    """The issuance ledger is missing, older than its audit log, altered or of an old format (``ledger.*``)."""

@@ -27,6 +27,7 @@ _NAME_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,127}")
 _PID_RE = re.compile(r"[0-9A-Fa-f]{4}")
 _ARN_RE = re.compile(r"arn:aws[a-z-]*:acm-pca:[a-z0-9-]+:\d{12}:certificate-authority/[0-9a-f-]{36}")
 _LOCAL_ID_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{0,63}")
+_CONTROL_RE = re.compile(r"[\x00-\x1f\\]")
 
 
 class ErrRecord(TypedDict, total=False):
@@ -91,7 +92,7 @@ def parse_csr_key(key: str, *, cloud: bool) -> CsrKey:
     """
     if not key or len(key) > MAX_KEY_LENGTH:
         raise InputError("key.length", f"object key must be 1..{MAX_KEY_LENGTH} characters")
-    if "\\" in key or "\x00" in key or any(ord(c) < 0x20 for c in key):
+    if _CONTROL_RE.search(key):
         raise InputError("key.characters", "object key contains control characters or backslashes")
     parts = key.split("/")
     if any(p in ("", ".", "..") for p in parts):

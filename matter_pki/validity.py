@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Literal
 
-from matter_pki.errors import ConfigError
+from matter_pki.errors import ConfigError, InputError
 from matter_pki.profiles import NO_EXPIRY, Validity, require_utc
 
 PolicyKind = Literal["issuer", "no-expiry", "days"]
@@ -90,7 +90,7 @@ class ValidityPolicy:
             if end <= begin:
                 raise ConfigError("config.issuer_expired", f"the issuer expires at {_stamp(end)}; it cannot issue anymore")
             return Validity(not_before=begin, not_after=end)
-        validity = Validity.no_expiry(begin) if self.kind == "no-expiry" else Validity.for_days(begin, self.days or 0)
+        validity = Validity.no_expiry(begin) if self.kind == "no-expiry" else self._for_days(begin)
         if within_issuer and end is not None and validity.not_after > end:
             raise ConfigError(
                 "config.dac_validity_beyond_pai",
@@ -98,6 +98,16 @@ class ValidityPolicy:
                 "refuses: use 'issuer' or fewer days",
             )
         return validity
+
+    def _for_days(self, begin: datetime) -> Validity:
+        """``days`` from ``begin``; a span ending after 9999 is ``input.validity`` (never an OverflowError)."""
+        try:
+            return Validity.for_days(begin, self.days or 0)
+        except (OverflowError, ValueError) as e:
+            raise InputError(
+                "input.validity",
+                f"a validity of {self.days} days from {_stamp(begin)} ends after the year 9999; use --no-expiry",
+            ) from e
 
     def describe(self) -> str:
         """Human form: ``until its issuer ends``, ``without expiry``, ``for 365 days``."""

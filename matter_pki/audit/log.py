@@ -4,32 +4,44 @@ Files in ``<home>/audit/``:
 
 - ``audit.log``: the records. ``prev`` is the SHA-256 (hex) of the previous line including its
   newline (``"0" * 64`` for seq 0); ``seq`` counts from 0 with no gaps.
-- ``audit-key.pem`` / ``audit-key.pub.pem``: the audit key (see ``matter_pki.audit.seal``).
-- ``head``: the last record's seq and hash and the seq of the last seal, signed by the audit key
-  after every append. It is what makes a truncated tail detectable: a log that ends before the
-  signed head was cut.
+- ``audit-key.pem`` / ``audit-key.json``, ``audit-key.pub.pem``, ``binding.json``: the audit key,
+  made once at ``init`` (see ``matter_pki.audit.seal``).
+- ``head``: the last record's seq and hash, the seq of the last seal and the last ledger milestone,
+  signed by the audit key at every append. A log that ends before the signed head was cut.
+- ``lock``: serialises writers.
 
 Every ``seal_every`` records (100 by default, ``$MATTER_PKI_AUDIT_SEAL_EVERY``, 0 = only on
 ``matter-pki audit seal``) an ``audit.sealed`` record signs the range since the previous seal.
 
-When the audit key is encrypted and no passphrase is available, records are still appended (an
-operation is never left unrecorded) but the head is not re-signed: ``audit verify`` then reports an
-unsigned tail until ``matter-pki audit seal`` runs with the passphrase. Appending refuses (``audit.*``)
-when the log no longer matches its signed head, so new records never bury evidence of tampering.
+Append protocol (one lock, two fsyncs, survives a kill or a full disk at any byte):
 
-Limits: whoever holds the audit private key (and passphrase) can rewrite everything; rolling the
-whole ``audit/`` folder back to an earlier consistent copy is not detectable locally. Keep a copy
-of ``audit-key.pub.pem`` (``audit verify --public-key``/``--expect-key``) and export heads or seals
-to write-once storage when that matters.
+1. Check the log against the signed head: a tail the head does not cover (``audit.unsigned_tail``),
+   a shorter log (``audit.truncated``) or a changed record (``audit.modified``) is refused, so new
+   records never bury or bless evidence of tampering. Only ``seal(adopt_tail=...)`` /
+   ``seal(discard_tail=...)``, an explicit operator action recorded in the log, deals with a tail.
+2. Write the new head first (temp file, fsync, rename): it signs the new last record and carries
+   the bytes about to be appended (the "pending" append).
+3. Append those bytes to ``audit.log`` and fsync.
+
+A kill or ``ENOSPC`` after step 2 leaves a log shorter than its head, whose missing bytes the head
+holds: the next writer (any command, or ``audit seal``) finishes the append, because those bytes
+hash-chain to the signed head. A failed step 3 is undone at once (the log is truncated back) and
+reported as ``storage.disk_full``; nothing half-written is ever built upon.
+
+Appends never go unsigned: without the audit key (no passphrase, no token PIN) a command refuses
+before it changes anything. Limits: whoever holds the audit key can rewrite everything; a rollback
+of the whole ``audit/`` folder is detected only with the ledger (``matter_pki.local.state``).
 """
 
 from __future__ import annotations
 
-import fcntl
+import contextlib
+import errno
 import getpass
 import hashlib
 import json
 import os
+import stat
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -37,27 +49,43 @@ from typing import TYPE_CHECKING, Any
 
 from matter_pki.audit.seal import (
     HEAD_NAME,
+    MAX_HEAD_BYTES,
     PASSPHRASE_ENV,
     SEAL_EVENT,
     AuditKey,
     Head,
     fingerprint,
     head_message,
+    is_sha256_hex,
+    read_audit_file,
     seal_message,
     sign,
     verify_signature,
 )
-from matter_pki.errors import AuditError, KeyStoreError
+from matter_pki.errors import AuditError
+from matter_pki.storage.local import fsync_dir, storage_error, write_all
 
 if TYPE_CHECKING:
+    from collections.abc import Callable, Iterator
+
     from cryptography.hazmat.primitives.asymmetric import ec
 
 GENESIS = "0" * 64
 LOG_NAME = "audit.log"
+LOCK_NAME = "lock"
 SEAL_EVERY_ENV = "MATTER_PKI_AUDIT_SEAL_EVERY"
 DEFAULT_SEAL_EVERY = 100
 RESERVED = frozenset({"seq", "time", "event", "operator", "prev"})
+#: Records that name a ledger milestone (fields ``gen`` and ``chain``): the signed head names the last one.
+LEDGER_EVENTS = frozenset({"ledger.committed", "ledger.recovered", "ledger.upgraded", "ledger.rebuilt"})
+#: Longest record line accepted when reading.
+MAX_LINE = 1024 * 1024
+#: Most records in a single append; bigger groups are split (the head carries one append's bytes).
+MAX_APPEND_RECORDS = 4096
 _TAIL_CHUNK = 65536
+_O_NOFOLLOW = getattr(os, "O_NOFOLLOW", 0)
+_O_NONBLOCK = getattr(os, "O_NONBLOCK", 0)
+_O_CLOEXEC = getattr(os, "O_CLOEXEC", 0)
 
 
 @dataclass(frozen=True, slots=True)
@@ -103,8 +131,11 @@ def _operator() -> str:
         return f"uid:{os.getuid()}"
 
 
+_ENCODER = json.JSONEncoder(sort_keys=True, separators=(",", ":"))
+
+
 def _encode(body: dict[str, Any]) -> bytes:
-    return json.dumps(body, sort_keys=True, separators=(",", ":")).encode() + b"\n"
+    return _ENCODER.encode(body).encode() + b"\n"
 
 
 def _timestamp(now: datetime | None) -> str:
@@ -127,6 +158,15 @@ def _seal_every_from_env() -> int:
     return every
 
 
+def _check_records(records: list[tuple[str, dict[str, Any]]]) -> None:
+    for event, fields in records:
+        if event == SEAL_EVENT:
+            raise AuditError("audit.reserved_event", f"{SEAL_EVENT!r} records are written only by seal()")
+        clash = RESERVED & fields.keys()
+        if clash:
+            raise AuditError("audit.reserved_field", f"audit field names {sorted(clash)} are reserved")
+
+
 @dataclass(frozen=True, slots=True)
 class SealResult:
     """A seal just written."""
@@ -136,11 +176,99 @@ class SealResult:
     last: int
 
 
+@dataclass(slots=True)
+class _Tail:
+    """The log as checked against its signed head: next seq, its prev, last seal, size, milestone."""
+
+    seq: int
+    prev: str
+    sealed: int
+    size: int
+    ledger: str | None
+    #: Bytes after the signed head: (first seq, last complete seq, byte offset, hash at the signed head).
+    unsigned: tuple[int, int, int, str] | None = None
+
+
+class AuditSession:
+    """The log while its lock is held: appends here are serialised with every other writer."""
+
+    def __init__(self, log: AuditLog, fd: int, tail: _Tail) -> None:
+        self._log, self._fd, self._tail = log, fd, tail
+
+    @property
+    def next_seq(self) -> int:
+        """The seq the next record gets."""
+        return self._tail.seq
+
+    @property
+    def tail_hash(self) -> str:
+        """SHA-256 of the last line (``GENESIS`` for an empty log)."""
+        return self._tail.prev
+
+    @property
+    def ledger(self) -> tuple[int, str] | None:
+        """The last ledger milestone the log announced: (transactions, chain), or None."""
+        if not self._tail.ledger:
+            return None
+        gen, _, chain = self._tail.ledger.partition(":")
+        return int(gen), chain
+
+    def records_after(self, seq: int, hash_hex: str) -> list[AuditRecord] | None:
+        """The records after ``seq`` (whose line must hash to ``hash_hex``); None when the log does not hold that line."""
+        log = self._log
+        end = self._tail.size
+        if seq < 0:
+            return [AuditRecord.from_line(line) for line in split_lines(_read_at(self._fd, 0, end))] if seq == -1 and \
+                hash_hex == GENESIS else None
+        if seq >= self._tail.seq:
+            return None
+        try:
+            offset = log._offset_after(self._fd, seq, end)
+            _s, found, _e = log._line_ending_at(self._fd, offset)
+        except AuditError:
+            return None
+        if found != hash_hex:
+            return None
+        return [AuditRecord.from_line(line) for line in split_lines(_read_at(self._fd, offset, end - offset))]
+
+    def seqs_for(self, count: int) -> list[int]:
+        """The seqs the next ``count`` records will get (automatic seals fall between them)."""
+        seq, sealed, every = self._tail.seq, self._tail.sealed, self._log.seal_every
+        out = []
+        for _ in range(count):
+            out.append(seq)
+            if every and seq - sealed >= every:
+                seq += 1
+                sealed = seq
+            seq += 1
+        return out
+
+    def append(
+        self, records: list[tuple[str, dict[str, Any]]], *, operator: str | None = None, now: datetime | None = None
+    ) -> list[AuditRecord]:
+        """Append records (and the seals they trigger); a ``LEDGER_EVENTS`` record sets the signed milestone."""
+        _check_records(records)
+        if not records:
+            return []
+        if self._tail.unsigned is not None:
+            raise self._log.unsigned_error(self._tail)
+        out: list[AuditRecord] = []
+        # Very large groups are split: the head carries one append's bytes (records are under 1 KiB).
+        for start in range(0, len(records), MAX_APPEND_RECORDS):
+            out += self._log._append(self._fd, self._tail, records[start : start + MAX_APPEND_RECORDS], operator, now)
+        return out
+
+
 class AuditLog:
     """Append-only log at ``<home>/audit/audit.log``; appends are serialised with a file lock."""
 
     def __init__(
-        self, home: Path | str, *, seal_every: int | None = None, passphrase: bytes | None = None
+        self,
+        home: Path | str,
+        *,
+        seal_every: int | None = None,
+        passphrase: bytes | None = None,
+        signer: Callable[[], ec.EllipticCurvePrivateKey] | None = None,
     ) -> None:
         self.dir = Path(home) / "audit"
         self.path = self.dir / LOG_NAME
@@ -149,10 +277,12 @@ class AuditLog:
         if passphrase is None and os.environ.get(PASSPHRASE_ENV):
             passphrase = os.environ[PASSPHRASE_ENV].encode()
         self.key = AuditKey(self.dir, passphrase)
+        self._signer_source = signer or self.key.private_key
         self._signing_key: ec.EllipticCurvePrivateKey | None = None
-        # (head file bytes, tail seq, tail hash) after this instance's last append: lets the next
-        # append skip re-reading the log when nothing else touched it (e.g. a long unsigned tail).
-        self._checked: tuple[bytes, int, str] | None = None
+        # (head file bytes, log size) after this instance's last append: lets the next append skip
+        # re-reading and re-verifying when nothing else touched the log.
+        self._checked: tuple[bytes, int, _Tail] | None = None
+        self._active: AuditSession | None = None
 
     # -- writing -----------------------------------------------------------------------------
     def record(
@@ -164,87 +294,216 @@ class AuditLog:
     def record_many(
         self, records: list[tuple[str, dict[str, Any]]], *, operator: str | None = None, now: datetime | None = None
     ) -> list[AuditRecord]:
-        """Append several records at once: one lock, one write + fsync, one head signature.
+        """Append several records at once: one lock, one head signature, two fsyncs.
 
         The log is exactly what consecutive ``record`` calls would write (same seqs, chain and
         automatic seals, a seal following the record that reaches the cadence); returns the
-        records in order, without the seals. ``None`` field values are left out, as in ``record``.
+        records in order, without the seals. ``None`` field values are left out. Inside
+        ``session()`` (same instance) the records go through that session, under its lock.
         """
-        for event, fields in records:
-            if event == SEAL_EVENT:
-                raise AuditError("audit.reserved_event", f"{SEAL_EVENT!r} records are written only by seal()")
-            clash = RESERVED & fields.keys()
-            if clash:
-                raise AuditError("audit.reserved_field", f"audit field names {sorted(clash)} are reserved")
+        _check_records(records)
         if not records:
             return []
-        who = operator or _operator()
+        if self._active is not None:
+            return self._active.append(records, operator=operator, now=now)
+        with self.session() as session:
+            return session.append(records, operator=operator, now=now)
+
+    @contextlib.contextmanager
+    def session(self, *, allow_unsigned_tail: bool = False) -> Iterator[AuditSession]:
+        """Hold the log's lock; the log is checked against its head (and a pending append finished)."""
+        if self._active is not None:
+            raise AuditError("audit.usage", "an audit session is already open in this process")
         with self._locked() as fd:
-            seq, prev, sealed = self._check_tail(fd)
-            signer_error: AuditError | None = None
+            tail = self._prepare(fd)
+            if tail.unsigned is not None and not allow_unsigned_tail:
+                raise self.unsigned_error(tail)
+            self._active = AuditSession(self, fd, tail)
             try:
-                signer = self._signer()
-            except AuditError as e:
-                # As in a lone append: the records are still written (unsealed), then the error is raised.
-                signer, signer_error = None, e
-            lines: list[bytes] = []
-            written: list[AuditRecord] = []
-            for event, fields in records:
-                body = {
-                    "seq": seq,
-                    "time": _timestamp(now),
-                    "event": event,
-                    "operator": who,
-                    "prev": prev,
-                    **{k: v for k, v in fields.items() if v is not None},
-                }
-                line = _encode(body)
-                lines.append(line)
-                written.append(AuditRecord.from_line(line))
-                last_seq, prev = seq, line_hash(line)
-                if signer is not None and self.seal_every and last_seq - sealed >= self.seal_every:
-                    seal_line = self._seal_line(signer, first=sealed + 1, last=last_seq, head=prev, now=now)
-                    lines.append(seal_line)
-                    sealed = last_seq = last_seq + 1
-                    prev = line_hash(seal_line)
-                seq = last_seq + 1
-            _append(fd, b"".join(lines))
-            if signer is not None:
-                self._write_head(signer, seq - 1, prev, sealed)
-            self._remember(seq - 1, prev)
-        if signer_error is not None:
-            raise signer_error
+                yield self._active
+            finally:
+                self._active = None
+
+    def unsigned_error(self, tail: _Tail) -> AuditError:
+        """The refusal for records the signed head does not cover."""
+        assert tail.unsigned is not None
+        first, last, _offset, _hash = tail.unsigned
+        span = f"seq {first}" if first >= last else f"seqs {first}..{last}"
+        return AuditError(
+            "audit.unsigned_tail",
+            f"audit records {span} follow the signed head without a signature (appended by hand?); nothing is "
+            "appended after them until an operator decides: `matter-pki audit seal --adopt-tail REASON` or "
+            "`--discard-tail REASON`",
+        )
+
+    def seal(
+        self, *, now: datetime | None = None, adopt_tail: str | None = None, discard_tail: str | None = None
+    ) -> SealResult | None:
+        """Seal every record since the last seal now; None when there is nothing new to seal.
+
+        ``adopt_tail`` (a reason) puts records the head does not cover under the signature, with an
+        ``audit.tail_adopted`` record naming them; ``discard_tail`` moves them out of the log into
+        ``audit/discarded-<seq>-<sha256>.log`` with an ``audit.tail_discarded`` record. Without
+        either, such a tail is refused (``audit.unsigned_tail``).
+        """
+        if adopt_tail is not None and discard_tail is not None:
+            raise AuditError("audit.usage", "adopt or discard the unsigned tail, not both")
+        for reason in (adopt_tail, discard_tail):
+            if reason is not None and not reason.strip():
+                raise AuditError("audit.usage", "give a reason for adopting or discarding the unsigned tail")
+        with self._locked() as fd:
+            tail = self._prepare(fd, adopting=adopt_tail is not None or discard_tail is not None)
+            records: list[tuple[str, dict[str, Any]]] = []
+            if tail.unsigned is not None:
+                if adopt_tail is not None:
+                    records.append(self._adoption(fd, tail, adopt_tail))
+                elif discard_tail is not None:
+                    records.append(self._discard(fd, tail, discard_tail))
+                else:
+                    raise self.unsigned_error(tail)
+            if tail.seq == 0 and not records:
+                return None
+            signer = self._signer()
+            if records:
+                self._append(fd, tail, records, None, now)
+            last = tail.seq - 1
+            if last == tail.sealed:
+                if not records:
+                    # Already sealed: re-sign the head (without a pending append).
+                    self._write_head(signer, Head(last, tail.prev, tail.sealed, "", "", ledger=tail.ledger), None)
+                    return None
+            first = tail.sealed + 1
+            line = self._seal_line(signer, first=first, last=last, head=tail.prev, now=now)
+            self._write(fd, tail, line, signer, sealed=last + 1, ledger=tail.ledger)
+            record = AuditRecord.from_line(line)
+            return SealResult(record, first, last)
+
+    def _adoption(self, fd: int, tail: _Tail, reason: str) -> tuple[str, dict[str, Any]]:
+        assert tail.unsigned is not None
+        first, last, offset, _hash = tail.unsigned
+        data = _read_at(fd, offset, tail.size - offset)
+        if not data.endswith(b"\n"):
+            raise AuditError(
+                "audit.malformed", "the unsigned tail ends inside a record; discard it instead (--discard-tail)"
+            )
+        if any(json.loads(line).get("event") == SEAL_EVENT for line in split_lines(data)):
+            raise AuditError("audit.seal_invalid", "the unsigned tail holds a seal nobody signed; discard it instead")
+        tail.unsigned = None
+        return "audit.tail_adopted", {
+            "first": first, "last": last, "count": last - first + 1, "sha256": hashlib.sha256(data).hexdigest(),
+            "reason": reason,
+        }
+
+    def _discard(self, fd: int, tail: _Tail, reason: str) -> tuple[str, dict[str, Any]]:
+        assert tail.unsigned is not None
+        first, _last, offset, signed_hash = tail.unsigned
+        data = _read_at(fd, offset, tail.size - offset)
+        digest = hashlib.sha256(data).hexdigest()
+        name = f"discarded-{first}-{digest[:16]}.log"
+        from matter_pki.storage.local import atomic_write
+
+        atomic_write(self.dir / name, data, mode=0o600)
+        try:
+            os.ftruncate(fd, offset)
+            os.fsync(fd)
+        except OSError as e:
+            raise storage_error(e, "audit/audit.log") from e
+        tail.seq, tail.prev, tail.size, tail.unsigned = first, signed_hash, offset, None
+        self._checked = None
+        return "audit.tail_discarded", {"first_seq": first, "bytes": len(data), "sha256": digest, "file": name,
+                                        "reason": reason}
+
+    # -- the append itself -------------------------------------------------------------------
+    def _append(
+        self,
+        fd: int,
+        tail: _Tail,
+        records: list[tuple[str, dict[str, Any]]],
+        operator: str | None,
+        now: datetime | None,
+    ) -> list[AuditRecord]:
+        signer = self._signer()
+        milestone = tail.ledger
+        who = operator or _operator()
+        stamp = _timestamp(now)
+        seq, prev, sealed = tail.seq, tail.prev, tail.sealed
+        lines: list[bytes] = []
+        written: list[AuditRecord] = []
+        for event, fields in records:
+            body = {"seq": seq, "time": stamp, "event": event, "operator": who, "prev": prev}
+            extra = {k: v for k, v in fields.items() if v is not None}
+            body.update(extra)
+            if event in LEDGER_EVENTS:
+                gen, chain = extra.get("gen"), extra.get("chain")
+                if not isinstance(gen, int) or not isinstance(chain, str) or not is_sha256_hex(chain):
+                    raise AuditError("audit.reserved_field", f"a {event!r} record needs an integer gen and a SHA-256 chain")
+                milestone = f"{gen}:{chain}"
+            line = _encode(body)
+            lines.append(line)
+            written.append(AuditRecord(seq, stamp, event, who, prev, extra, line))
+            prev = line_hash(line)
+            if self.seal_every and seq - sealed >= self.seal_every:
+                seal_line = self._seal_line(signer, first=sealed + 1, last=seq, head=prev, now=now)
+                lines.append(seal_line)
+                seq += 1
+                sealed = seq
+                prev = line_hash(seal_line)
+            seq += 1
+        self._write(fd, tail, b"".join(lines), signer, sealed=sealed, ledger=milestone)
         return written
 
-    def _remember(self, tail_seq: int, tail_hash: str) -> None:
+    def _write(
+        self, fd: int, tail: _Tail, data: bytes, signer: ec.EllipticCurvePrivateKey, *, sealed: int, ledger: str | None
+    ) -> None:
+        """Head first (announcing ``data``), then the log; updates ``tail``."""
+        last = split_lines(data)[-1]
+        last_seq = tail.seq + data.count(b"\n") - 1
+        head = Head(last_seq, line_hash(last), sealed, "", "", ledger=ledger)
+        head_bytes = self._write_head(signer, head, (tail.seq - 1, tail.prev, tail.size, data))
         try:
-            self._checked = (self.head_path.read_bytes(), tail_seq, tail_hash)
-        except FileNotFoundError:
+            os.lseek(fd, tail.size, os.SEEK_SET)
+            write_all(fd, data)
+            os.fsync(fd)
+        except OSError as e:
+            # Undo at once: the head still announces these bytes, so the next writer can add them again.
+            with contextlib.suppress(OSError):
+                os.ftruncate(fd, tail.size)
             self._checked = None
+            raise storage_error(e, "audit/audit.log") from e
+        tail.seq, tail.prev, tail.sealed, tail.ledger = last_seq + 1, head.hash, sealed, ledger
+        tail.size += len(data)
+        self._checked = (head_bytes, tail.size, _Tail(tail.seq, tail.prev, tail.sealed, tail.size, tail.ledger))
 
-    def seal(self, *, now: datetime | None = None) -> SealResult | None:
-        """Seal every record since the last seal now; None when there is nothing new to seal."""
-        with self._locked() as fd:
-            seq, prev, sealed = self._check_tail(fd)
-            if seq == 0:
-                return None
-            signer = self._signer(required=True)
-            assert signer is not None
-            last = seq - 1
-            if last == sealed:
-                self._write_head(signer, last, prev, sealed)
-                return None
-            record = self._write_seal(fd, signer, first=sealed + 1, last=last, head=prev, now=now)
-            self._write_head(signer, record.seq, record.hash, record.seq)
-            self._remember(record.seq, record.hash)
-            return SealResult(record, sealed + 1, last)
-
-    def _write_seal(
-        self, fd: int, signer: ec.EllipticCurvePrivateKey, *, first: int, last: int, head: str, now: datetime | None
-    ) -> AuditRecord:
-        line = self._seal_line(signer, first=first, last=last, head=head, now=now)
-        _append(fd, line)
-        return AuditRecord.from_line(line)
+    def _write_head(
+        self, signer: ec.EllipticCurvePrivateKey, head: Head, pending: tuple[int, str, int, bytes] | None
+    ) -> bytes:
+        signed = Head(
+            head.seq, head.hash, head.sealed, fingerprint(signer.public_key()),
+            sign(signer, head_message(head.seq, head.hash, head.sealed, head.ledger)), ledger=head.ledger,
+            base=pending[:3] if pending else None, pending=pending[3] if pending else None,
+        )
+        data = signed.to_json()
+        tmp = self.head_path.with_name(HEAD_NAME + ".tmp")
+        try:
+            with contextlib.suppress(FileNotFoundError):
+                tmp.unlink()
+            out = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | _O_NOFOLLOW | _O_CLOEXEC, 0o600)
+            try:
+                write_all(out, data)
+                os.fsync(out)
+            finally:
+                os.close(out)
+            tmp.replace(self.head_path)
+        except OSError as e:
+            with contextlib.suppress(OSError):
+                tmp.unlink()
+            raise storage_error(e, "audit/head") from e
+        dir_fd = os.open(self.dir, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0) | _O_CLOEXEC)
+        try:
+            fsync_dir(dir_fd)
+        finally:
+            os.close(dir_fd)
+        return data
 
     def _seal_line(
         self, signer: ec.EllipticCurvePrivateKey, *, first: int, last: int, head: str, now: datetime | None
@@ -265,119 +524,230 @@ class AuditLog:
         }
         return _encode(body)
 
-    def _write_head(self, signer: ec.EllipticCurvePrivateKey, seq: int, hash_hex: str, sealed: int) -> None:
-        head = Head(seq, hash_hex, sealed, fingerprint(signer.public_key()), sign(signer, head_message(seq, hash_hex, sealed)))
-        tmp = self.head_path.with_name(HEAD_NAME + ".tmp")
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        try:
-            os.write(fd, head.to_json())
-            os.fsync(fd)
-        finally:
-            os.close(fd)
-        tmp.replace(self.head_path)
-
-    def _signer(self, *, required: bool = False) -> ec.EllipticCurvePrivateKey | None:
-        if self._signing_key is not None and self.key.key_path.exists():
-            return self._signing_key
-        if not self.key.key_path.exists():
-            if self.key.pub_path.exists():
-                raise AuditError("audit.key_missing", f"audit key {str(self.key.key_path)!r} is missing; cannot sign")
-            try:
-                self._signing_key = self.key.create()
-            except KeyStoreError:
-                if required:
-                    raise
-                # Records are still written (hash-chained); `audit verify` reports the unsigned tail
-                # until `audit seal` runs with the passphrase.
-                return None
-        else:
-            self._signing_key = self.key.private_key() if required else self.key.signer()
+    def _signer(self) -> ec.EllipticCurvePrivateKey:
+        if self._signing_key is None:
+            key = self._signer_source()
+            if fingerprint(key.public_key()) != fingerprint(self.key.public_key()):
+                raise AuditError(
+                    "audit.key_mismatch", "the audit signing key does not match audit/audit-key.pub.pem; refusing to sign"
+                )
+            self._signing_key = key
         return self._signing_key
 
-    class _Lock:
-        def __init__(self, path: Path) -> None:
-            self.path = path
-            self.fd = -1
+    @contextlib.contextmanager
+    def _locked(self) -> Iterator[int]:
+        if not self.dir.is_dir():
+            raise AuditError("audit.no_log", f"no audit folder {str(self.dir)!r}: restore it from a backup")
+        lock = open_regular(self.dir / LOCK_NAME, os.O_RDWR | os.O_CREAT, "audit/lock")
+        try:
+            import fcntl
 
-        def __enter__(self) -> int:
-            self.fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_APPEND, 0o600)
-            fcntl.flock(self.fd, fcntl.LOCK_EX)
-            return self.fd
-
-        def __exit__(self, *exc: object) -> None:
-            os.close(self.fd)
-
-    def _locked(self) -> AuditLog._Lock:
-        self.dir.mkdir(parents=True, exist_ok=True, mode=0o700)
-        return AuditLog._Lock(self.path)
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            fd = open_regular(self.path, os.O_RDWR | os.O_CREAT, "audit/audit.log")
+            try:
+                yield fd
+            finally:
+                os.close(fd)
+        finally:
+            os.close(lock)
 
     # -- consistency before appending --------------------------------------------------------
     def read_head(self) -> Head | None:
         """The head file, parsed but not verified; None when absent."""
-        try:
-            return Head.parse(self.head_path.read_bytes())
-        except FileNotFoundError:
-            return None
+        data = read_audit_file(self.head_path, MAX_HEAD_BYTES)
+        return None if data is None else Head.parse(data)
 
-    def _check_tail(self, fd: int) -> tuple[int, str, int]:
-        """Next seq, its prev and the last seal's seq; refuses a log that no longer matches its signed head."""
-        last = _last_line(fd)
-        tail_seq, tail_hash = -1, GENESIS
-        if last is not None:
-            try:
-                tail_seq = int(json.loads(last)["seq"])
-            except (ValueError, KeyError, TypeError) as e:
+    def _prepare(self, fd: int, *, adopting: bool = False) -> _Tail:
+        """Check the log against its signed head, finishing an interrupted append; refuse anything else."""
+        size = os.fstat(fd).st_size
+        head_bytes = read_audit_file(self.head_path, MAX_HEAD_BYTES)
+        if head_bytes is not None and self._checked is not None and self._checked[:2] == (head_bytes, size):
+            cached = self._checked[2]
+            return _Tail(cached.seq, cached.prev, cached.sealed, cached.size, cached.ledger)
+        if head_bytes is None:
+            if size == 0:
+                return _Tail(0, GENESIS, -1, 0, None)
+            if not adopting:
                 raise AuditError(
-                    "audit.malformed", "the last audit record is unreadable; run `matter-pki audit verify`"
-                ) from e
-            tail_hash = line_hash(last)
-        try:
-            head_bytes: bytes | None = self.head_path.read_bytes()
-        except FileNotFoundError:
-            head_bytes = None
-        if head_bytes is not None and self._checked == (head_bytes, tail_seq, tail_hash):
-            return tail_seq + 1, tail_hash, Head.parse(head_bytes).sealed
-        head = Head.parse(head_bytes) if head_bytes is not None else None
-        if head is None:
-            if self.key.exists():
-                raise AuditError(
-                    "audit.head_missing", "audit/head is missing although the log is signed; run `matter-pki audit verify`"
+                    "audit.head_missing",
+                    "audit/head is missing although the log has records; restore it from a backup, or accept the "
+                    "log as it is with `matter-pki audit seal --adopt-tail REASON`",
                 )
-            # A log written before heads existed (or a new log): adopt it, find its last seal.
-            return tail_seq + 1, tail_hash, self._last_seal_seq()
-        if not verify_signature(self.key.public_key(), head.message(), head.sig):
+            return self._unsigned_from(fd, size, -1, GENESIS, 0, -1, None)
+        head = Head.parse(head_bytes)
+        if head.key != fingerprint(self.key.public_key()) or not verify_signature(
+            self.key.public_key(), head.message(), head.sig
+        ):
             raise AuditError("audit.head_invalid", "audit/head signature is invalid; run `matter-pki audit verify`")
-        if head.seq > tail_seq:
+        if head.base is not None and head.pending is not None:
+            return self._finish_pending(fd, size, head)
+        complete = _complete_end(fd, size)
+        end_seq, _end_hash, _ = self._line_ending_at(fd, complete)
+        if end_seq < head.seq:
             raise AuditError(
                 "audit.truncated",
-                f"the audit log ends at seq {tail_seq} but its signed head is seq {head.seq}; "
-                "run `matter-pki audit verify`",
+                f"the audit log ends at seq {end_seq} but its signed head is seq {head.seq}; run `matter-pki audit verify`",
             )
-        at_head = last if head.seq == tail_seq else self._line_at(head.seq)
-        if at_head is None or line_hash(at_head) != head.hash:
+        head_end = complete if end_seq == head.seq else self._offset_after(fd, head.seq, complete)
+        _seq, hash_at_head, _ = self._line_ending_at(fd, head_end)
+        if hash_at_head != head.hash:
             raise AuditError(
-                "audit.modified",
-                f"audit record seq {head.seq} does not match the signed head; run `matter-pki audit verify`",
+                "audit.modified", f"audit record seq {head.seq} does not match the signed head; run `matter-pki audit verify`"
             )
-        return tail_seq + 1, tail_hash, head.sealed
+        if head_end < size:
+            return self._unsigned_from(fd, size, head.seq, head.hash, head_end, head.sealed, head.ledger)
+        return _Tail(head.seq + 1, head.hash, head.sealed, size, head.ledger)
 
-    def _last_seal_seq(self) -> int:
-        sealed = -1
-        for record in self.records():
-            if record.event == SEAL_EVENT:
-                sealed = record.seq
-        return sealed
+    def _unsigned_from(
+        self, fd: int, size: int, seq: int, hash_hex: str, offset: int, sealed: int, ledger: str | None
+    ) -> _Tail:
+        """Bytes after the signed position: complete records must chain on, else the log was altered."""
+        data = _read_at(fd, offset, size - offset)
+        prev, last = hash_hex, seq
+        for line in split_lines(data):
+            if not line.endswith(b"\n"):
+                break  # a cut record: only --discard-tail can deal with it
+            try:
+                body = json.loads(line)
+                ok = body["seq"] == last + 1 and body["prev"] == prev
+            except (ValueError, KeyError, TypeError):
+                ok = False
+            if not ok:
+                raise AuditError(
+                    "audit.modified", f"the audit log does not chain on after seq {last}; run `matter-pki audit verify`"
+                )
+            prev, last = line_hash(line), last + 1
+        tail = _Tail(last + 1, prev, sealed, size, ledger)
+        tail.unsigned = (seq + 1, last, offset, hash_hex)
+        return tail
 
-    def _line_at(self, seq: int) -> bytes | None:
-        lines = split_lines(self.path.read_bytes())
-        return lines[seq] if seq < len(lines) else None
+    def _finish_pending(self, fd: int, size: int, head: Head) -> _Tail:
+        """The head announces an append: check its bytes chain to the head, then complete it if needed."""
+        assert head.base is not None and head.pending is not None
+        base_seq, base_hash, base_size = head.base
+        pending = head.pending
+        seq, prev = base_seq, base_hash
+        lines = split_lines(pending)
+        for line in lines:
+            try:
+                body = json.loads(line)
+                ok = line.endswith(b"\n") and body["seq"] == seq + 1 and body["prev"] == prev
+            except (ValueError, KeyError, TypeError):
+                ok = False
+            if not ok:
+                raise AuditError("audit.head_invalid", "audit/head announces bytes that do not chain; run `matter-pki audit verify`")
+            seq, prev = seq + 1, line_hash(line)
+        if (seq, prev) != (head.seq, head.hash):
+            raise AuditError("audit.head_invalid", "audit/head announces bytes that do not end at its signed record")
+        if size < base_size:
+            raise AuditError(
+                "audit.truncated", f"the audit log is {size} bytes, shorter than the {base_size} its head builds on"
+            )
+        if base_size:
+            at_base_seq, at_base_hash, _ = self._line_ending_at(fd, base_size)
+            if (at_base_seq, at_base_hash) != (base_seq, base_hash):
+                raise AuditError("audit.modified", f"audit record seq {base_seq} does not match the signed head")
+        elif base_seq != -1 or base_hash != GENESIS:
+            raise AuditError("audit.head_invalid", "audit/head announces an append to an empty log with a wrong base")
+        written = _read_at(fd, base_size, min(size - base_size, len(pending)))
+        end = base_size + len(pending)
+        if written != pending[: len(written)]:
+            raise AuditError(
+                "audit.modified", f"the audit log after seq {base_seq} differs from what its signed head announces"
+            )
+        if size > end:
+            return self._unsigned_from(fd, size, head.seq, head.hash, end, head.sealed, head.ledger)
+        if len(written) < len(pending):
+            # A kill or a full disk interrupted this append: finish it.
+            try:
+                os.ftruncate(fd, base_size + len(written))
+                os.lseek(fd, base_size + len(written), os.SEEK_SET)
+                write_all(fd, pending[len(written) :])
+                os.fsync(fd)
+            except OSError as e:
+                with contextlib.suppress(OSError):
+                    os.ftruncate(fd, base_size + len(written))
+                raise storage_error(e, "audit/audit.log (finishing an interrupted append)") from e
+        return _Tail(head.seq + 1, head.hash, head.sealed, end, head.ledger)
+
+    def _line_ending_at(self, fd: int, end: int) -> tuple[int, str, int]:
+        """(seq, hash, end) of the complete line ending at byte ``end`` ((-1, GENESIS, 0) for 0)."""
+        if end == 0:
+            return -1, GENESIS, 0
+        line = _line_before(fd, end)
+        try:
+            seq = int(json.loads(line)["seq"])
+        except (ValueError, KeyError, TypeError) as e:
+            raise AuditError("audit.malformed", "an audit record is unreadable; run `matter-pki audit verify`") from e
+        return seq, line_hash(line), end
+
+    def _offset_after(self, fd: int, seq: int, end: int) -> int:
+        """Byte offset just after record ``seq`` (searching backwards from ``end``)."""
+        pos = end
+        while pos > 0:
+            line = _line_before(fd, pos)
+            try:
+                at = int(json.loads(line)["seq"])
+            except (ValueError, KeyError, TypeError) as e:
+                raise AuditError("audit.malformed", "an audit record is unreadable; run `matter-pki audit verify`") from e
+            if at == seq:
+                return pos
+            if at < seq:
+                break
+            pos -= len(line)
+        raise AuditError("audit.modified", f"audit record seq {seq} (the signed head) is not where it belongs")
 
     # -- reading -----------------------------------------------------------------------------
+    def iter_records(self) -> Iterator[AuditRecord]:
+        """Every record in order, streamed (no verification; see ``matter_pki.audit.verify``)."""
+        for line in iter_log_lines(self.path):
+            try:
+                yield AuditRecord.from_line(line)
+            except (ValueError, KeyError, TypeError) as e:
+                raise AuditError("audit.malformed", f"an audit record is unreadable: {e}; run `matter-pki audit verify`") from e
+
     def records(self) -> list[AuditRecord]:
         """Every record in order (no verification; see ``matter_pki.audit.verify``)."""
-        if not self.path.exists():
-            return []
-        return [AuditRecord.from_line(line) for line in split_lines(self.path.read_bytes())]
+        return list(self.iter_records())
+
+
+def iter_log_lines(path: Path) -> Iterator[bytes]:
+    """Lines of a log file, streamed; ``audit.not_regular`` / ``audit.malformed`` (line over ``MAX_LINE``)."""
+    try:
+        fd = open_regular(path, os.O_RDONLY, f"audit/{path.name}")
+    except AuditError as e:
+        if e.code == "audit.missing":
+            return
+        raise
+    with os.fdopen(fd, "rb", buffering=1 << 20) as fh:
+        while True:
+            line = fh.readline(MAX_LINE + 1)
+            if not line:
+                return
+            if len(line) > MAX_LINE:
+                raise AuditError("audit.malformed", f"an audit record is over {MAX_LINE} bytes; run `matter-pki audit verify`")
+            yield line
+
+
+def open_regular(path: Path, flags: int, what: str) -> int:
+    """Open without following a symlink or blocking on a FIFO; refuse anything but a regular file."""
+    try:
+        fd = os.open(path, flags | _O_NOFOLLOW | _O_NONBLOCK | _O_CLOEXEC, 0o600)
+    except FileNotFoundError as e:
+        raise AuditError("audit.missing", f"{what} does not exist") from e
+    except OSError as e:
+        if e.errno in (errno.ELOOP, errno.ENXIO):
+            raise AuditError("audit.not_regular", f"{what} is a symlink or a device; refused") from e
+        if e.errno in (errno.ENOSPC, errno.EDQUOT):
+            raise storage_error(e, what) from e
+        raise AuditError("audit.unreadable", f"cannot open {what}: {e.strerror}") from e
+    if not stat.S_ISREG(os.fstat(fd).st_mode):
+        os.close(fd)
+        raise AuditError("audit.not_regular", f"{what} is not a regular file; refused")
+    if flags & (os.O_RDWR | os.O_WRONLY):
+        # Blocking mode from here on (regular files never block anyway).
+        os.set_blocking(fd, True)
+    return fd
 
 
 def split_lines(data: bytes) -> list[bytes]:
@@ -389,27 +759,48 @@ def split_lines(data: bytes) -> list[bytes]:
     return lines
 
 
-def _append(fd: int, line: bytes) -> None:
-    os.write(fd, line)
-    os.fsync(fd)
+def _read_at(fd: int, offset: int, length: int) -> bytes:
+    chunks: list[bytes] = []
+    while length > 0:
+        chunk = os.pread(fd, min(length, 1 << 20), offset)
+        if not chunk:
+            break
+        chunks.append(chunk)
+        offset += len(chunk)
+        length -= len(chunk)
+    return b"".join(chunks)
 
 
-def _last_line(fd: int) -> bytes | None:
-    """The last complete line of the file (with its newline), read backwards in chunks."""
-    size = os.lseek(fd, 0, os.SEEK_END)
-    if size == 0:
-        return None
-    os.lseek(fd, size - 1, os.SEEK_SET)
-    if os.read(fd, 1) != b"\n":
-        raise AuditError("audit.malformed", "the audit log ends with an incomplete record; run `matter-pki audit verify`")
-    data = b""
+def _complete_end(fd: int, size: int) -> int:
+    """Offset just after the last newline of the first ``size`` bytes (0 when there is none)."""
     pos = size
     while pos > 0:
         step = min(pos, _TAIL_CHUNK)
+        chunk = _read_at(fd, pos - step, step)
+        cut = chunk.rfind(b"\n")
+        if cut >= 0:
+            return pos - step + cut + 1
         pos -= step
-        os.lseek(fd, pos, os.SEEK_SET)
-        data = os.read(fd, step) + data
+    return 0
+
+
+def _line_before(fd: int, end: int) -> bytes:
+    """The complete line (with its newline) that ends at byte ``end``."""
+    if _read_at(fd, end - 1, 1) != b"\n":
+        raise AuditError("audit.malformed", "the audit log ends inside a record; run `matter-pki audit verify`")
+    data = b""
+    pos = end
+    while pos > 0:
+        step = min(pos, _TAIL_CHUNK)
+        pos -= step
+        data = _read_at(fd, pos, step) + data
         cut = data.rfind(b"\n", 0, len(data) - 1)
         if cut >= 0:
             return data[cut + 1 :]
+        if len(data) > MAX_LINE:
+            raise AuditError("audit.malformed", f"an audit record is over {MAX_LINE} bytes")
     return data
+
+
+__all__ = ["GENESIS", "AuditLog", "AuditRecord", "AuditSession", "SealResult", "iter_log_lines", "line_hash",
+           "split_lines"]

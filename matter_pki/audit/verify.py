@@ -10,25 +10,41 @@ why (``audit.*`` code). What each tampering looks like:
 - a truncated tail: the log ends before the seq of the signed ``audit/head``;
 - a forged seal or head: its signature does not verify with the audit public key.
 
-A consistent rewrite of the whole log needs the audit private key; pin the expected key with
-``expect_key`` (its fingerprint) or ``public_key`` (a copy kept elsewhere) to rule out a swapped key.
+A consistent rewrite of the whole log needs the audit private key. The key is certified by the PAA
+key at ``init`` (``audit/binding.json``): given the PAA certificate, a key swapped in without the
+PAA key's consent is reported (``audit.key_unbound``). Pinning the key with ``expect_key`` (its
+fingerprint) or ``public_key`` (a copy kept elsewhere) also rules it out.
+
+An append a kill or a full disk interrupted (the signed head announces bytes the log does not hold
+yet) is reported as ``audit.incomplete_append``: the next command, or ``matter-pki audit seal``,
+finishes it. The files are opened without following symlinks and must be regular files; the log is
+read through a memory map with an index of line offsets, so its size is not held in memory twice.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
+import mmap
+import os
+from array import array
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from matter_pki.audit.log import GENESIS, LOG_NAME, line_hash, split_lines
+from matter_pki.audit.log import GENESIS, LOG_NAME, open_regular
 from matter_pki.audit.seal import (
+    BINDING_NAME,
     HEAD_NAME,
+    MAX_HEAD_BYTES,
+    MAX_SMALL_FILE,
     PUB_NAME,
     SEAL_EVENT,
+    Binding,
     Head,
     fingerprint,
     is_sha256_hex,
     load_public_key,
+    read_audit_file,
     seal_message,
     verify_signature,
 )
@@ -83,21 +99,49 @@ class VerifyReport:
         }
 
 
-class _Lines:
-    """Raw lines with lazily parsed bodies."""
+class _Raw:
+    """Lines of a buffer (bytes or a memory map) by index, through an array of line start offsets."""
 
-    def __init__(self, data: bytes) -> None:
-        self.raw = split_lines(data)
+    def __init__(self, data: bytes | mmap.mmap) -> None:
+        self.data = data
+        starts = array("Q", [0])
+        pos, size = 0, len(data)
+        while pos < size:
+            cut = data.find(b"\n", pos)
+            if cut < 0:
+                break
+            pos = cut + 1
+            starts.append(pos)
+        if starts[-1] == size:
+            starts.pop()
+        self.starts = starts
+        self.size = size
+
+    def __len__(self) -> int:
+        return len(self.starts) if self.size else 0
+
+    def __getitem__(self, i: int) -> bytes:
+        end = self.starts[i + 1] if i + 1 < len(self.starts) else self.size
+        return bytes(self.data[self.starts[i] : end])
+
+
+class _Lines:
+    """Raw lines with lazily parsed bodies (a small cache: the walk goes forward)."""
+
+    def __init__(self, data: bytes | mmap.mmap) -> None:
+        self.raw = _Raw(data)
         self._bodies: dict[int, dict[str, Any] | None] = {}
 
     def __len__(self) -> int:
         return len(self.raw)
 
     def hash(self, i: int) -> str:
-        return line_hash(self.raw[i])
+        return hashlib.sha256(self.raw[i]).hexdigest()
 
     def body(self, i: int) -> dict[str, Any] | None:
         if i not in self._bodies:
+            if len(self._bodies) > 4096:
+                self._bodies.clear()
             self._bodies[i] = _parse(self.raw[i]) if 0 <= i < len(self.raw) else None
         return self._bodies[i]
 
@@ -289,8 +333,9 @@ def _head_problem(lines: _Lines, head: Head | None, head_error: str | None, last
     if head.seq < n - 1:
         return Problem(
             "audit.unsigned_tail",
-            f"records seq {head.seq + 1}..{n - 1} (lines {head.seq + 2}..{n}) follow the signed head: written "
-            "without the audit key (run `matter-pki audit seal` with MATTER_PKI_PASSPHRASE) or appended by hand",
+            f"records seq {head.seq + 1}..{n - 1} (lines {head.seq + 2}..{n}) follow the signed head without a "
+            "signature (appended by hand?); an operator decides with `matter-pki audit seal --adopt-tail REASON` "
+            "or `--discard-tail REASON`",
             line=head.seq + 2,
             seq=head.seq + 1,
         )
@@ -298,36 +343,80 @@ def _head_problem(lines: _Lines, head: Head | None, head_error: str | None, last
 
 
 def verify_log(
-    audit_dir: Path, *, public_key: bytes | None = None, expect_key: str | None = None
+    audit_dir: Path,
+    *,
+    public_key: bytes | None = None,
+    expect_key: str | None = None,
+    paa_der: bytes | None = None,
+    home_id: str | None = None,
 ) -> VerifyReport:
-    """Verify ``audit_dir`` (``<home>/audit``); raises ``AuditError`` only when the log is absent."""
+    """Verify ``audit_dir`` (``<home>/audit``); raises ``AuditError`` when the log is absent or unreadable.
+
+    With ``paa_der`` (the home's PAA certificate), the audit key must be certified by the PAA key
+    (``binding.json``); without it the binding is not checked.
+    """
     log_path, head_path = audit_dir / LOG_NAME, audit_dir / HEAD_NAME
-    if not log_path.exists() and not head_path.exists():
+    head_bytes = read_audit_file(head_path, MAX_HEAD_BYTES)
+    if not os.path.lexists(log_path) and head_bytes is None:
         raise AuditError("audit.no_log", f"no audit log in {str(audit_dir)!r}")
-    lines = _Lines(log_path.read_bytes() if log_path.exists() else b"")
+    fd = open_regular(log_path, os.O_RDONLY, "audit/audit.log") if os.path.lexists(log_path) else -1
+    try:
+        size = os.fstat(fd).st_size if fd >= 0 else 0
+        data: bytes | mmap.mmap = mmap.mmap(fd, 0, access=mmap.ACCESS_READ) if size else b""
+        try:
+            return _verify(audit_dir, data, head_bytes, public_key, expect_key, paa_der, home_id)
+        finally:
+            if isinstance(data, mmap.mmap):
+                data.close()
+    finally:
+        if fd >= 0:
+            os.close(fd)
+
+
+def _verify(
+    audit_dir: Path,
+    data: bytes | mmap.mmap,
+    head_bytes: bytes | None,
+    public_key: bytes | None,
+    expect_key: str | None,
+    paa_der: bytes | None,
+    home_id: str | None,
+) -> VerifyReport:
     head: Head | None = None
     head_error: str | None = None
-    try:
-        head = Head.parse(head_path.read_bytes())
-    except FileNotFoundError:
-        pass
-    except AuditError as e:
-        head_error = e.message
+    if head_bytes is not None:
+        try:
+            head = Head.parse(head_bytes)
+        except AuditError as e:
+            head_error = e.message
+    incomplete = False
+    if head is not None and head.base is not None and head.pending is not None:
+        base_size, pending = head.base[2], head.pending
+        written = bytes(data[base_size:]) if len(data) >= base_size else None
+        if written is not None and len(written) < len(pending) and pending.startswith(written):
+            # An interrupted append: verify the log as the next writer will complete it.
+            incomplete = True
+            data = bytes(data[:base_size]) + pending
+    lines = _Lines(data)
 
     def report(problem: Problem | None, seals: int = 0, key_fp: str | None = None, notes: tuple[str, ...] = ()) -> VerifyReport:
         return VerifyReport(len(lines), seals, key_fp, head.seq if head else None, problem, notes)
 
     pub_path = audit_dir / PUB_NAME
     if public_key is None:
-        if not pub_path.exists():
+        public_key = read_audit_file(pub_path, MAX_SMALL_FILE)
+        if public_key is None:
             if len(lines) and head is None:
                 return report(Problem("audit.head_missing", "the log was never signed: no audit key and no head"))
             return report(Problem("audit.key_missing", f"audit public key {str(pub_path)!r} is missing"))
-        public_key = pub_path.read_bytes()
     key = load_public_key(public_key, "the audit public key")
     key_fp = fingerprint(key)
     if expect_key and key_fp != expect_key.lower().removeprefix("sha256:"):
         return report(Problem("audit.key_mismatch", f"the audit key is {key_fp}, not the expected {expect_key}"), 0, key_fp)
+    if paa_der is not None:
+        problem = _binding_problem(audit_dir, key_fp, paa_der, home_id)
+        if problem is not None:
+            return report(problem, 0, key_fp)
 
     prev_hash, last_seal, seals = GENESIS, -1, 0
     for i in range(len(lines)):
@@ -345,7 +434,32 @@ def verify_log(
             last_seal, seals = i, seals + 1
         prev_hash = lines.hash(i)
     problem = _head_problem(lines, head, head_error, last_seal, key, key_fp)
+    if problem is None and incomplete:
+        assert head is not None
+        problem = Problem(
+            "audit.incomplete_append",
+            f"an append was interrupted: records up to seq {head.seq} are announced by the signed head but not all "
+            "written yet; the next matter-pki command (or `matter-pki audit seal`) finishes it",
+        )
     notes: tuple[str, ...] = ()
     if problem is None and len(lines) and last_seal < len(lines) - 1:
         notes = (f"records seq {last_seal + 1}..{len(lines) - 1} are covered by the signed head, not yet by a seal",)
+    if problem is None and paa_der is None:
+        notes += ("the audit key's binding to the PAA was not checked",)
     return report(problem, seals, key_fp, notes)
+
+
+def _binding_problem(audit_dir: Path, key_fp: str, paa_der: bytes, home_id: str | None) -> Problem | None:
+    data = read_audit_file(audit_dir / BINDING_NAME, MAX_SMALL_FILE)
+    if data is None:
+        return Problem(
+            "audit.key_unbound",
+            f"audit/{BINDING_NAME} is missing: nothing shows the PAA key certified this audit key "
+            "(a home created before bindings existed: run `matter-pki home upgrade`)",
+        )
+    try:
+        binding = Binding.parse(data)
+    except AuditError as e:
+        return Problem("audit.key_unbound", e.message)
+    why = binding.problem(home_id=home_id, key_fp=key_fp, paa_der=paa_der)
+    return Problem("audit.key_unbound", f"the audit key is not certified by this home's PAA: {why}") if why else None

@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 import sys
 import time
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -22,6 +23,7 @@ from matter_pki.cli.common import (
     aws_client,
     aws_options,
     cli_errors,
+    cli_secrets,
     emit_json,
     example,
     format_option,
@@ -168,7 +170,18 @@ def verify_cmd(home: str | None, public_key: str | None, expect_key: str | None,
     if not (audit_dir / "audit.log").exists() and not (audit_dir / "head").exists():
         raise ConfigError("config.no_audit_log", f"no audit log in {str(audit_dir)!r}")
     key = read_file(public_key, "audit public key") if public_key else None
-    report = verify_log(audit_dir, public_key=key, expect_key=expect_key)
+    from matter_pki.local.home import PkiHome
+    from matter_pki.local.repair import ledger_problem, verify_audit
+
+    pki = PkiHome(_home(home))
+    report = verify_audit(pki, public_key=key, expect_key=expect_key) if pki.is_initialized() else verify_log(
+        audit_dir, public_key=key, expect_key=expect_key
+    )
+    if report.ok and pki.is_initialized():
+        # The ledger vouches for the log: a log rolled back as a whole is consistent, but behind its ledger.
+        problem = ledger_problem(pki)
+        if problem is not None:
+            report = replace(report, problem=problem)
     if fmt == "json":
         emit_json(report.to_dict())
     elif report.problem:
@@ -186,15 +199,25 @@ def verify_cmd(home: str | None, public_key: str | None, expect_key: str | None,
 @example("MATTER_PKI_PASSPHRASE=... matter-pki audit seal")
 @audit_group.command("seal")
 @home_option
+@click.option("--adopt-tail", metavar="REASON",
+              help="Put records the signed head does not cover under the signature (recorded with the reason).")
+@click.option("--discard-tail", metavar="REASON",
+              help="Move records the signed head does not cover out of the log (recorded with the reason).")
 @passphrase_file_option
 @format_option()
 @cli_errors
-def seal_cmd(home: str | None, fmt: str) -> None:
-    """Sign every record since the last seal now (needs MATTER_PKI_PASSPHRASE if the audit key is encrypted)."""
-    result = AuditLog(_home(home)).seal()
+def seal_cmd(home: str | None, adopt_tail: str | None, discard_tail: str | None, fmt: str) -> None:
+    """Sign every record since the last seal now; finishes an interrupted append (needs the audit key)."""
+    from matter_pki.local.home import PkiHome
+    from matter_pki.local.state import audit_signer
+
+    pki = PkiHome(_home(home))
+    signer = audit_signer(pki, cli_secrets()) if pki.is_initialized() else None
+    result = AuditLog(pki.path, signer=signer).seal(adopt_tail=adopt_tail, discard_tail=discard_tail)
     if fmt == "json":
         emit_json({"sealed": result is not None, "first": result.first if result else None,
-                   "last": result.last if result else None, "seal_seq": result.record.seq if result else None})
+                   "last": result.last if result else None, "seal_seq": result.record.seq if result else None,
+                   "tail": "adopted" if adopt_tail is not None else "discarded" if discard_tail is not None else None})
         return
     if result is None:
         click.echo("nothing to seal: the log is empty or already sealed")

@@ -1,4 +1,5 @@
-"""Local CA commands: ``init``, ``pai``, ``dac``, ``csr generate|export-key``, ``inbox run``, ``revoke``, ``crl publish``.
+"""Local CA commands: ``init``, ``pai``, ``dac``, ``csr generate|export-key``, ``inbox run``, ``revoke``, ``crl publish``,
+``ledger verify|rebuild``, ``home upgrade``.
 
 Shared options: ``home_option`` (also refuses environment variables that contradict the home's
 configuration), ``hex16_option`` (VID/PID, checked by ``matter_pki.idrules``), ``validity_options``;
@@ -8,8 +9,10 @@ everything else (formats, errors, secrets) comes from ``matter_pki.cli.common``.
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import sys
+import tempfile
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -46,12 +49,13 @@ from matter_pki.local import crl as crl_ops
 from matter_pki.local.devices import generate_device_csrs, load_device_key
 from matter_pki.local.home import HOME_ENV, PAA_ID, CaInfo, KeyStoreSettings, PkiHome
 from matter_pki.local.inbox import run_inbox
-from matter_pki.local.issue import der_to_pem, issue_files
+from matter_pki.local.issue import RunTotals, der_to_pem, issue_files
 from matter_pki.local.ledger import Ledger, iso, parse_serial, serial_hex
 from matter_pki.vidpid import format_hex16, parse_hex16
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterator
+    from typing import IO
 
     from matter_pki.local.issue import Outcome
     from matter_pki.local.keys import Secrets
@@ -142,39 +146,79 @@ def _info(message: str) -> None:
 @contextlib.contextmanager
 def _progress(label: str, enabled: bool) -> Iterator[tuple[Callable[[int], None], Callable[[int], None]]]:
     """A rich progress bar on stderr (only on a terminal): ``start(total)``, then ``advance(done)``."""
+    if not (enabled and sys.stderr.isatty()):
+        # No bar: rich is not even imported (start-up time counts at factory speed).
+        yield (lambda _total: None), (lambda _done: None)
+        return
     from rich.console import Console
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
     console = Console(stderr=True)
     progress = Progress(
         TextColumn(f"[bold]{label}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
-        console=console, disable=not (enabled and console.is_terminal), transient=False,
+        console=console, disable=not console.is_terminal, transient=False,
     )
     task: list[Any] = []
+    pending = [0]
 
     def start(total: int) -> None:
         task.append(progress.add_task(label, total=total))
 
     def advance(done: int) -> None:
-        if task:
-            progress.advance(task[0], done)
+        pending[0] += done
+        if task and pending[0] >= 256:  # the bar moves per group of answers, not per answer (it costs)
+            progress.advance(task[0], pending[0])
+            pending[0] = 0
 
     with progress:
         yield start, advance
+        if task and pending[0]:
+            progress.advance(task[0], pending[0])
 
 
-def _summary(
-    outcomes: list[Outcome], notes: list[str], fmt: str, extra: dict[str, Any], err_path: Callable[[Outcome], Path]
-) -> None:
-    counts = {s: sum(1 for o in outcomes if o.status == s) for s in ("issued", "reused", "skipped", "refused")}
-    refused = [o for o in outcomes if o.status == "refused"]
-    earlier = sum(1 for o in outcomes if o.status == "skipped" and err_path(o).exists())
+class _Results:
+    """What a batch command remembers of its outcomes: the first, the count refused earlier, and (JSON) a spool.
+
+    Nothing grows with the number of CSRs: in JSON mode each result goes to a temporary file as it
+    comes, and is copied to stdout at the end.
+    """
+
+    def __init__(self, stack: contextlib.ExitStack, fmt: str, advance: Callable[[int], None]) -> None:
+        self.spool: IO[str] | None = stack.enter_context(tempfile.TemporaryFile("w+")) if fmt == "json" else None
+        self.advance = advance
+        self.first: Outcome | None = None
+        #: CSRs skipped because an earlier run refused them (an ``.err`` without a DAC).
+        self.refused_earlier = 0
+
+    def __call__(self, outcome: Outcome) -> None:
+        if self.first is None:
+            self.first = outcome
+        if outcome.status == "skipped" and outcome.code is not None:
+            self.refused_earlier += 1
+        if self.spool is not None:
+            self.spool.write(json.dumps(outcome.to_dict()) + "\n")
+        self.advance(1)
+
+
+def _summary(totals: RunTotals, notes: list[str], fmt: str, extra: dict[str, Any], results: _Results) -> None:
+    counts = totals.counts
+    refused = totals.refusals
+    earlier = results.refused_earlier
     if earlier:
         notes = [*notes, f"{earlier} of the CSRs already answered were refused by an earlier run (.err); "
                  "re-examine them with --retry-refused"]  # fmt: skip
     if fmt == "json":
-        emit_json({**extra, "counts": counts, "refused_earlier": earlier, "notes": notes,
-                   "results": [o.to_dict() for o in outcomes]})  # fmt: skip
+        # Results were spooled to a temporary file as they came: memory does not grow with the CSRs.
+        head = {**extra, "counts": counts, "refused_earlier": earlier, "notes": notes}
+        out = sys.stdout
+        out.write("{" + ", ".join(f"{json.dumps(k)}: {json.dumps(v, default=str)}" for k, v in head.items()))
+        out.write(', "results": [')
+        if results.spool is not None:
+            results.spool.seek(0)
+            for i, line in enumerate(results.spool):
+                out.write(("," if i else "") + "\n  " + line.rstrip("\n"))
+        out.write("\n]}\n")
+        out.flush()
         return
     for line in notes:
         _info(f"note: {line}")
@@ -184,10 +228,11 @@ def _summary(
     )
     for o in refused[:MAX_LISTED_REFUSALS]:
         click.echo(f"  refused {o.key}: [{o.code}] {o.message}")
-    if len(refused) > MAX_LISTED_REFUSALS:
-        click.echo(f"  ... and {len(refused) - MAX_LISTED_REFUSALS} more (see the .err files)")
+    if counts["refused"] > MAX_LISTED_REFUSALS:
+        click.echo(f"  ... and {counts['refused'] - MAX_LISTED_REFUSALS} more (see the .err files)")
     for key, value in extra.items():
-        click.echo(f"{key}: {value}")
+        if value:
+            click.echo(f"{key}: {value}")
 
 
 # -- init ----------------------------------------------------------------------------------------
@@ -222,7 +267,9 @@ def init_cmd(
     if import_paa is not None:
         if cn or organization or validity_days:
             raise InputError("input.init_mode", "--cn, --o and --validity-days do not apply to an imported PAA")
-        info = ca_ops.import_paa(pki, read_file(import_paa, "PAA certificate"), settings=settings, now=_now())
+        info = ca_ops.import_paa(
+            pki, read_file(import_paa, "PAA certificate"), settings=settings, secrets=_secrets(), now=_now()
+        )
         text = f"imported PAA into {pki.path}"
         hint = "PAIs are created by CSR: matter-pki pai create --csr-out pai.csr, then matter-pki pai import"
     else:
@@ -326,7 +373,7 @@ def pai_import(home: str | None, pai_id: str, cert: str, fmt: str) -> None:
     from matter_pki.cli.common import read_input
 
     pki = PkiHome.resolve(home)
-    info = ca_ops.import_pai(pki, pai_id, read_input(cert, "PAI certificate"), now=_now())
+    info = ca_ops.import_pai(pki, pai_id, read_input(cert, "PAI certificate"), secrets=_secrets(), now=_now())
     if fmt == "json":
         emit_json(_ca_data(pki, info))
         return
@@ -378,51 +425,59 @@ def dac_group() -> None:
 @click.option("--cn", default="Matter DAC", show_default=True, help="DAC common name.")
 @click.option("--jobs", type=click.IntRange(min=0), default=1, show_default=True, help="Signing processes (0: one per core).")
 @click.option("--retry-refused", is_flag=True, help="Examine CSRs refused by an earlier run (<name>.err) again.")
+@click.option("--bundle", "bundle", metavar="NAME",
+              help="Also write one manifest of the batch: <out>/NAME.csv and <out>/NAME.jsonl.")
+@click.option("--reissue-reason", metavar="TEXT",
+              help="Allow a DAC for a device key already certified under another PAI or PID (recorded and audited).")
 @passphrase_file_option
 @format_option()
 @cli_errors(interrupted=BATCH_INTERRUPTED)
 def dac_issue(
     home: str | None, pai_id: str, pid: int | None, csr: str, out: str, validity_days: int | None,
-    no_expiry: bool, cn: str, jobs: int, retry_refused: bool, fmt: str,
+    no_expiry: bool, cn: str, jobs: int, retry_refused: bool, bundle: str | None, reissue_reason: str | None, fmt: str,
 ) -> None:
     """Issue DACs: <name>.pem per CSR (plus pai.pem, paa.pem), <name>.err for refusals. Exit 1 if any refused."""
     pki = PkiHome.resolve(home)
     single = not Path(csr).is_dir()
     if not single:
         _require_csrs(Path(csr), [])
-    with _progress("DACs", not single and fmt == "text") as (start, advance):
+    with contextlib.ExitStack() as stack:
+        start, advance = stack.enter_context(_progress("DACs", not single and fmt == "text"))
+        results = _Results(stack, fmt, advance)
         report = issue_files(
             pki, pai_id=pai_id, csr_path=Path(csr), out_dir=Path(out), secrets=_secrets(), now=_now(), pid=pid,
             validity_days=_days(validity_days, no_expiry), common_name=cn, jobs=jobs, on_start=start,
-            on_result=lambda _outcome: advance(1), retry_refused=retry_refused,
+            on_result=results, retry_refused=retry_refused, reissue_reason=reissue_reason, bundle=bundle,
         )
-    if not single:
-        _require_csrs(Path(csr), report.notes, report.outcomes)
-    refused = [o for o in report.outcomes if o.status == "refused"]
-    if single and fmt == "text" and report.outcomes:
-        o = report.outcomes[0]
-        if o.status == "refused":
-            click.echo(f"error[{o.code}]: {o.message}", err=True)
-        elif o.status == "skipped" and (Path(out) / f"{o.name}.err").exists():
-            click.echo(f"already refused by an earlier run: {Path(out) / o.name}.err")
-            _info("note: re-examine it with --retry-refused")
-        elif o.status == "skipped":
-            click.echo(f"already answered: {Path(out) / o.name}.pem exists")
+        if not single:
+            _require_csrs(Path(csr), report.notes, sum(report.totals.counts.values()))
+        o = results.first
+        if single and fmt == "text" and o is not None:
+            if o.status == "refused":
+                click.echo(f"error[{o.code}]: {o.message}", err=True)
+            elif o.status == "skipped" and o.code is not None:
+                click.echo(f"already refused by an earlier run: {Path(out) / o.name}.err")
+                _info("note: re-examine it with --retry-refused")
+            elif o.status == "skipped":
+                click.echo(f"already answered: {Path(out) / o.name}.pem exists")
+            else:
+                again = " (already in the ledger: same DAC)" if o.status == "reused" else ""
+                click.echo(f"{Path(out) / o.name}.pem serial {o.serial}{again}")
         else:
-            again = " (already in the ledger: same DAC)" if o.status == "reused" else ""
-            click.echo(f"{Path(out) / o.name}.pem serial {o.serial}{again}")
-    else:
-        _summary(report.outcomes, report.notes, fmt, {"output": str(report.out_dir)},
-                 lambda o: Path(out) / f"{o.name}.err")  # fmt: skip
-    sys.exit(ExitStatus.REFUSED if refused else ExitStatus.OK)
+            extra: dict[str, Any] = {"output": str(report.out_dir)}
+            if report.totals.bundle:
+                extra["bundle"] = [str(report.out_dir / name) for name in report.totals.bundle]
+            _summary(report.totals, report.notes, fmt, extra, results)
+    sys.exit(ExitStatus.REFUSED if report.count("refused") else ExitStatus.OK)
 
 
-def _require_csrs(folder: Path, notes: list[str], outcomes: list[Outcome] | None = None) -> None:
+def _require_csrs(folder: Path, notes: list[str], answered: int | None = None) -> None:
     """An empty batch is an error (``input.no_csr``), not a run that answers nothing."""
-    if outcomes is None:
-        if any(p.name.endswith(".csr") for p in folder.iterdir()):
-            return
-    elif outcomes:
+    if answered is None:
+        with os.scandir(folder) as entries:
+            if any(e.name.endswith(".csr") for e in entries):
+                return
+    elif answered:
         return
     for line in notes:
         _info(f"note: {line}")
@@ -627,15 +682,16 @@ def inbox_run(
 ) -> None:
     """Answer every unanswered CSR in the inbox with <name>.pem or <name>.err (safe to re-run)."""
     pki = PkiHome.resolve(home)
-    with _progress("DACs", fmt == "text") as (start, advance):
+    with contextlib.ExitStack() as stack:
+        start, advance = stack.enter_context(_progress("DACs", fmt == "text"))
+        results = _Results(stack, fmt, advance)
         report = run_inbox(
             pki, Path(inbox_dir), secrets=_secrets(), now=_now(), validity_days=_days(validity_days, no_expiry),
-            common_name=cn, jobs=jobs, on_start=start, on_result=lambda _outcome: advance(1), retry_refused=retry_refused,
+            common_name=cn, jobs=jobs, on_start=start, on_result=results, retry_refused=retry_refused,
         )
-    if not report.notes:
-        _require_csrs(Path(inbox_dir), report.notes, report.outcomes)  # nothing at all: the wrong folder?
-    _summary(report.outcomes, report.notes, fmt, {"inbox": inbox_dir},
-             lambda o: (Path(inbox_dir) / o.key).with_suffix(".err"))  # fmt: skip
+        if not report.notes:
+            _require_csrs(Path(inbox_dir), report.notes, sum(report.totals.counts.values()))  # the wrong folder?
+        _summary(report.totals, report.notes, fmt, {"inbox": inbox_dir}, results)
 
 
 # -- revocation ----------------------------------------------------------------------------------
@@ -647,6 +703,7 @@ def inbox_run(
               "cessationOfOperation, privilegeWithdrawn or unspecified.")
 @click.option("--pai", "pai_id", help="The DAC's issuing PAI (when the serial is not unique).")
 @click.option("--paa", "is_pai", is_flag=True, help="The serial is a PAI's (issued by the PAA).")
+@passphrase_file_option
 @format_option()
 @cli_errors
 def revoke_cmd(home: str | None, serial: str, reason: str, pai_id: str | None, is_pai: bool, fmt: str) -> None:
@@ -654,12 +711,19 @@ def revoke_cmd(home: str | None, serial: str, reason: str, pai_id: str | None, i
     if pai_id and is_pai:
         raise InputError("input.revoke_scope", "use either --pai or --paa")
     pki = PkiHome.resolve(home)
-    entry = crl_ops.revoke(pki, serial=serial, reason=reason, ca=PAA_ID if is_pai else pai_id, now=_now())
+    result = crl_ops.revoke(
+        pki, serial=serial, reason=reason, ca=PAA_ID if is_pai else pai_id, now=_now(), secrets=_secrets()
+    )
+    entry = result.entry
     scope = "--paa" if entry.ca == PAA_ID else f"--pai {entry.ca}"
     if fmt == "json":
-        emit_json(entry.to_dict())
+        emit_json({**entry.to_dict(), "already": result.already})
         return
-    click.echo(f"revoked {entry.kind.upper()} {entry.serial} of {entry.ca} ({entry.revocation_reason})")
+    if result.already:
+        click.echo(f"already revoked: {entry.kind.upper()} {entry.serial} of {entry.ca} ({entry.revocation_reason}, "
+                   f"{entry.revoked_at})")
+    else:
+        click.echo(f"revoked {entry.kind.upper()} {entry.serial} of {entry.ca} ({entry.revocation_reason})")
     _info(f"publish the CRL: matter-pki crl publish {scope}")
 
 
@@ -703,9 +767,91 @@ def crl_publish(
         click.echo(f"revocation set: {pub.revocation_set_path}")
 
 
+# -- ledger / home maintenance -------------------------------------------------------------------
+@example("matter-pki ledger verify && matter-pki ledger rebuild --from dacs/ --reason 'ledger lost with disk'")
+@click.group("ledger")
+def ledger_group() -> None:
+    """The issuance ledger: check it against the signed audit log, rebuild it from the log."""
+
+
+@example("matter-pki ledger verify --format json")
+@ledger_group.command("verify")
+@home_option
+@format_option()
+@cli_errors
+def ledger_verify(home: str | None, fmt: str) -> None:
+    """Check the audit log, the ledger, and each against the other. Exit 0 intact, 1 not."""
+    from matter_pki.local.repair import verify_home
+
+    report = verify_home(PkiHome.resolve(home))
+    if fmt == "json":
+        emit_json(report.to_dict())
+    else:
+        for code, reason in report.problems:
+            click.echo(f"FAILED [{code}] {reason}")
+        for line in report.notes:
+            click.echo(f"note: {line}")
+        if report.ok:
+            counts = report.counts
+            click.echo(f"ledger and audit log agree: {counts.get('ledger_transactions', 0)} ledger transactions, "
+                       f"{counts.get('ledger_dacs', 0)} DACs each announced once, {counts.get('audit_records', 0)} audit records")
+    sys.exit(ExitStatus.OK if report.ok else ExitStatus.REFUSED)
+
+
+@example("matter-pki ledger rebuild --from dacs/ --from inbox/ --reason 'restored from the audit log after a disk loss'")
+@ledger_group.command("rebuild")
+@home_option
+@click.option("--from", "sources", multiple=True, type=click.Path(file_okay=False),
+              help="A folder holding issued .pem files (searched recursively); repeatable.")
+@click.option("--reason", required=True, help="Why the ledger is rebuilt (recorded in the audit log).")
+@passphrase_file_option
+@format_option()
+@cli_errors
+def ledger_rebuild(home: str | None, sources: tuple[str, ...], reason: str, fmt: str) -> None:
+    """Make a new ledger from the verified audit log and the issued certificate files (the old one is kept aside)."""
+    from matter_pki.local.repair import rebuild_ledger
+
+    result = rebuild_ledger(PkiHome.resolve(home), sources=[Path(s) for s in sources], secrets=_secrets(), reason=reason)
+    if fmt == "json":
+        emit_json({"certificates": result.certificates, "revocations": result.revocations,
+                   "crl_numbers": result.crl_numbers, "crl_signers": result.crl_signers,
+                   "kept": str(result.kept) if result.kept else None, "chain": result.chain})  # fmt: skip
+        return
+    click.echo(f"rebuilt the ledger: {result.certificates} certificates, {result.crl_signers} CRL signers, "
+               f"{result.revocations} revocations, {result.crl_numbers} CRL numbers")
+    if result.kept is not None:
+        _info(f"the previous ledger file is kept as {result.kept}")
+
+
+@example("matter-pki home upgrade")
+@click.group("home")
+def home_group() -> None:
+    """The PKI home itself."""
+
+
+@example("MATTER_PKI_PASSPHRASE=... matter-pki home upgrade --format json")
+@home_group.command("upgrade")
+@home_option
+@passphrase_file_option
+@format_option()
+@cli_errors
+def home_upgrade(home: str | None, fmt: str) -> None:
+    """Bring a home made by an earlier version up to date (ledger format, audit key and its binding)."""
+    from matter_pki.local.repair import upgrade_home
+
+    done = upgrade_home(PkiHome.resolve(home), secrets=_secrets())
+    if fmt == "json":
+        emit_json({"upgraded": bool(done), "done": done})
+        return
+    if not done:
+        click.echo("the home is up to date")
+    for line in done:
+        click.echo(line)
+
+
 def register(group: click.Group) -> None:
     """Attach the local CA commands to the top-level group (``csr generate``/``export-key`` join an existing ``csr`` group)."""
-    for cmd in (init_cmd, pai_group, dac_group, inbox_group, revoke_cmd, crl_group):
+    for cmd in (init_cmd, pai_group, dac_group, inbox_group, revoke_cmd, crl_group, ledger_group, home_group):
         group.add_command(cmd)
     existing = group.commands.get("csr")
     if isinstance(existing, click.Group):

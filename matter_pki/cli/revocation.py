@@ -133,19 +133,25 @@ def crl_signer_list(home: str | None, fmt: str) -> None:
 @_home_option
 @click.option("--id", "signer_id", required=True, help="The signer to revoke.")
 @click.option("--reason", required=True, help="keyCompromise, superseded, cessationOfOperation, ...")
+@passphrase_file_option
 @format_option()
 @cli_errors
 def crl_signer_revoke(home: str | None, signer_id: str, reason: str, fmt: str) -> None:
-    """Revoke a CRL signer: it can no longer sign; its issuer's next CRL lists it."""
+    """Revoke a CRL signer: it can no longer sign; its issuer's next CRL lists it (the same command again: exit 0)."""
     from matter_pki.local.crl_signers import revoke_crl_signer
     from matter_pki.local.home import PAA_ID, PkiHome
 
-    row = revoke_crl_signer(PkiHome.resolve(home), signer_id, reason=reason, now=_local()._now())
+    local = _local()
+    result = revoke_crl_signer(PkiHome.resolve(home), signer_id, reason=reason, now=local._now(), secrets=local._secrets())
+    row = result.row
     scope = "--paa" if row.issuer == PAA_ID else f"--pai {row.issuer}"
     if fmt == "json":
-        emit_json(row.to_dict())
+        emit_json({**row.to_dict(), "already": result.already})
         return
-    click.echo(f"revoked CRL signer {signer_id} (serial {row.serial}, {row.revocation_reason})")
+    if result.already:
+        click.echo(f"already revoked: CRL signer {signer_id} (serial {row.serial}, {row.revocation_reason}, {row.revoked_at})")
+    else:
+        click.echo(f"revoked CRL signer {signer_id} (serial {row.serial}, {row.revocation_reason})")
     note(f"publish the issuer's CRL: matter-pki crl publish {scope}; announce a new signer on the DCL")
 
 

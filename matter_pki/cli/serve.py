@@ -12,6 +12,7 @@ import click
 from matter_pki.cli.common import (
     ca_passphrase,
     cli_errors,
+    cli_secrets,
     emit_json,
     example,
     format_option,
@@ -57,10 +58,11 @@ def _station_passphrase() -> bytes:
     return str(click.prompt("Station key passphrase", hide_input=True, confirmation_prompt=True, err=True)).encode()
 
 
-def _audit(pki: PkiHome, passphrase: bytes | None) -> AuditLog:
-    from matter_pki.audit import AuditLog
+def _audit(pki: PkiHome) -> AuditLog:
+    """The home's audit log, signing with the home's audit key (encrypted file or token)."""
+    from matter_pki.local.state import open_audit
 
-    return AuditLog(pki.path, passphrase=passphrase)
+    return open_audit(pki, cli_secrets())
 
 
 # -- serve ---------------------------------------------------------------------------------------
@@ -160,7 +162,7 @@ def station_add(
         raise InputError("input.passphrase_reused", "the station key must not be encrypted with the home passphrase")
     station = add_station(
         pki, name=name, pai_id=pai_id, pids=pids, quota_per_day=per_day, out_dir=Path(out), passphrase=passphrase,
-        station_passphrase=station_passphrase, audit=_audit(pki, passphrase), now=_now(), days=validity_days,
+        station_passphrase=station_passphrase, audit=_audit(pki), now=_now(), days=validity_days,
     )
     if fmt == "json":
         emit_json({**station.to_dict(), "out": out})
@@ -207,12 +209,10 @@ def station_list(home: str | None, fmt: str) -> None:
 @cli_errors
 def station_revoke(home: str | None, name: str, reason: str | None, fmt: str) -> None:
     """Revoke a station: a running server refuses it from its next request on."""
-    from matter_pki.backends.keyfile import passphrase_from_env
     from matter_pki.serve.stations import revoke_station
 
     pki = PkiHome.resolve(home)
-    passphrase = passphrase_from_env() or None  # optional here: it only signs the audit log's head
-    station = revoke_station(pki, name, reason=reason, audit=_audit(pki, passphrase), now=_now())
+    station = revoke_station(pki, name, reason=reason, audit=_audit(pki), now=_now())
     if fmt == "json":
         emit_json(station.to_dict())
         return

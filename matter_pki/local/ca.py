@@ -8,8 +8,6 @@ chain made a second ago already validates "now" (chip wants the DAC notBefore st
 from __future__ import annotations
 
 import contextlib
-import getpass
-import os
 import shutil
 from dataclasses import replace
 from datetime import datetime, timedelta
@@ -21,15 +19,15 @@ from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.serialization import Encoding
 
-from matter_pki.audit import AuditLog
 from matter_pki.certparse import certificate_der_from_bytes, parse_certificate
 from matter_pki.der import DerError
 from matter_pki.errors import CertificateError, ConfigError, InputError, IssuanceError, ProfileError
 from matter_pki.findings import Severity
 from matter_pki.lint import lint
-from matter_pki.local.home import PAA_ID, CaInfo, KeyStoreSettings, PkiHome, check_ca_id
+from matter_pki.local.home import PAA_ID, CaInfo, KeyStoreSettings, PkiHome, check_ca_id, operator
 from matter_pki.local.keys import Secrets, generate_ca_key, signer_factory
-from matter_pki.local.ledger import InsertOutcome, Ledger, NewEntry, iso, serial_hex
+from matter_pki.local.ledger import CertRow, Ledger, Transaction, create_ledger, iso, serial_hex
+from matter_pki.local.state import create_audit_key
 from matter_pki.profiles import (
     PaaProfile,
     PaiProfile,
@@ -45,6 +43,9 @@ from matter_pki.vidpid import extract_vid_pid
 
 if TYPE_CHECKING:
     from collections.abc import Callable
+    from pathlib import Path
+
+    from matter_pki.audit.log import AuditSession
 
 BACKDATE = timedelta(hours=1)
 SERIAL_ATTEMPTS = 3
@@ -52,12 +53,7 @@ CERT_FILE = "cert.pem"
 REQUEST_FILE = "request.csr"
 
 
-def operator() -> str:
-    """Who runs the command: ``$MATTER_PKI_OPERATOR`` or the login name."""
-    try:
-        return os.environ.get("MATTER_PKI_OPERATOR") or getpass.getuser()
-    except Exception:  # noqa: BLE001 - no passwd entry in some containers
-        return f"uid:{os.getuid()}"
+__all__ = ["operator"]  # re-exported: the CA operations' audit records name the operator
 
 
 def validity_from(start: datetime, days: int | None) -> Validity:
@@ -98,19 +94,19 @@ def _check_lint(der: bytes, role: str, issuer: bytes | None, what: str) -> None:
         raise CertificateError("cert.not_matter_compliant", f"{what} breaks Matter rules: {listed}")
 
 
-def _issue_with_fresh_serial(
-    ledger: Ledger,
+def _fresh_serial_row(
+    txn: Transaction,
     build: Callable[[int], x509.Certificate],
-    entry: Callable[[bytes], NewEntry],
-    *,
-    now: datetime,
+    row: Callable[[bytes], CertRow],
     serials: Callable[[], int],
-) -> x509.Certificate:
-    """Sign and record; on the (astronomically rare) serial collision, sign again with a new serial."""
+) -> tuple[x509.Certificate, CertRow]:
+    """Sign with a serial the issuer never used (re-signed on the astronomically rare collision)."""
     for _ in range(SERIAL_ATTEMPTS):
         cert = build(serials())
-        if ledger.record(entry(_der(cert)), issued_at=iso(now), operator=operator()) == InsertOutcome.INSERTED:
-            return cert
+        candidate = row(_der(cert))
+        if not txn.serials_taken(candidate.ca, [candidate.serial]):
+            txn.add_certs([candidate])
+            return cert, candidate
     raise IssuanceError("issue.serial_collision", f"no unused serial number after {SERIAL_ATTEMPTS} attempts")
 
 
@@ -127,7 +123,11 @@ def init_paa(
     now: datetime,
     serials: Callable[[], int] = default_serial,
 ) -> CaInfo:
-    """Create a new home with a PAA (VID-scoped unless ``vid`` is None) whose key is generated here."""
+    """Create a new home with a PAA (VID-scoped unless ``vid`` is None) whose key is generated here.
+
+    Also the home's ledger and its one audit key, certified by the new PAA key; ``config.json`` is
+    written last, so an interrupted init leaves no usable half-home (and is cleaned up).
+    """
     settings = settings or KeyStoreSettings()
     profile_args: dict[str, Any] = {"vid": vid, "organization": organization}
     if common_name is not None:
@@ -140,34 +140,54 @@ def init_paa(
             ensure_private_dir(ca_dir)
             key_ref, public = generate_ca_key(home, settings, PAA_ID, secrets, home_id=home_id)
             signer = _open_new_key(home, settings, PAA_ID, key_ref, secrets)
-            with Ledger(home.ledger_path) as ledger:
-                cert = _issue_with_fresh_serial(
-                    ledger,
-                    lambda serial: sign(profile.builder(public, serial=serial), signer),
-                    lambda der: NewEntry("paa", PAA_ID, der),
-                    now=now,
-                    serials=serials,
-                )
+            cert = sign(profile.builder(public, serial=serials()), signer)
             _check_lint(_der(cert), "paa", None, "the new PAA")
             info = CaInfo(
                 id=PAA_ID, role="paa", vid=vid, pid=None, common_name=profile.common_name,
                 key=key_ref, state="active", created=iso(now),
             )
+            audit_key = create_audit_key(home, settings, secrets, home_id=home_id, paa_key=signer, paa_der=_der(cert))
+            fields = {"vid": f"{vid:04X}" if vid is not None else None, "key_store": settings.kind}
+            _first_commit(home, home_id, audit_key, cert, fields, now=now)
             atomic_write(ca_dir / CERT_FILE, _pem(cert))
             home.write_ca_info(info)
             home.commit(settings, home_id=home_id, created=iso(now))
         except BaseException:
-            # Leave no half-made PAA behind: init can simply be run again.
-            shutil.rmtree(ca_dir, ignore_errors=True)
-            for suffix in ("", "-wal", "-shm"):
-                with contextlib.suppress(OSError):
-                    home.ledger_path.with_name(home.ledger_path.name + suffix).unlink()
+            _undo_init(home, ca_dir)
             raise
-    AuditLog(home.path).record(
-        "paa.created", ca=PAA_ID, serial=serial_hex(cert.serial_number), subject=cert.subject.rfc4514_string(),
-        vid=f"{vid:04X}" if vid is not None else None, key_store=settings.kind, operator=operator(),
-    )
     return info
+
+
+def _first_commit(
+    home: PkiHome, home_id: str, audit_key: Callable[[], ec.EllipticCurvePrivateKey], paa: x509.Certificate,
+    fields: dict[str, Any], *, now: datetime, imported: bool = False,
+) -> None:
+    """The new ledger's first transaction (the PAA certificate), announced in the new audit log."""
+    from matter_pki.audit.log import AuditLog
+    from matter_pki.local.state import CaState, announcement
+
+    ledger = create_ledger(home.ledger_path, home_id=home_id)
+    with CaState(home, ledger, AuditLog(home.path, signer=audit_key)) as state:
+
+        def write(txn: Transaction, _session: AuditSession) -> list[tuple[str, dict[str, Any]]]:
+            row = CertRow.from_der("paa", PAA_ID, _der(paa), issued_at=iso(now), operator=state.operator)
+            txn.add_certs([row])
+            event, announced = announcement(row, subject=paa.subject.rfc4514_string(), **fields)
+            if imported:
+                event = "paa.imported"
+                announced["skid"] = issuer_subject_key_id(paa).hex().upper()
+            return [(event, announced)]
+
+        state.commit("ca", write, now=now)
+
+
+def _undo_init(home: PkiHome, ca_dir: Path) -> None:
+    """Leave no half-made home behind: init can simply be run again."""
+    shutil.rmtree(ca_dir, ignore_errors=True)
+    shutil.rmtree(home.path / "audit", ignore_errors=True)
+    for suffix in ("", "-wal", "-shm"):
+        with contextlib.suppress(OSError):
+            home.ledger_path.with_name(home.ledger_path.name + suffix).unlink()
 
 
 def _open_new_key(
@@ -192,9 +212,13 @@ def load_certificate_bytes(data: bytes, what: str) -> x509.Certificate:
 
 
 def import_paa(
-    home: PkiHome, cert_bytes: bytes, *, settings: KeyStoreSettings | None = None, now: datetime
+    home: PkiHome, cert_bytes: bytes, *, settings: KeyStoreSettings | None = None, secrets: Secrets, now: datetime
 ) -> CaInfo:
-    """Create a new home under an existing PAA whose key lives elsewhere (PAIs then go through a CSR)."""
+    """Create a new home under an existing PAA whose key lives elsewhere (PAIs then go through a CSR).
+
+    The home still gets its own audit key (in the key store); with no PAA key here, nothing can
+    certify it: pin its fingerprint (``audit verify --expect-key``).
+    """
     settings = settings or KeyStoreSettings()
     cert = load_certificate_bytes(cert_bytes, "the PAA")
     der = _der(cert)
@@ -215,17 +239,14 @@ def import_paa(
                 id=PAA_ID, role="paa", vid=ids.vid, pid=None,
                 common_name=_cn(cert), key=None, state="active", created=iso(now), imported=True,
             )
+            audit_key = create_audit_key(home, settings, secrets, home_id=home_id, paa_key=None, paa_der=der)
+            _first_commit(home, home_id, audit_key, cert, {}, now=now, imported=True)
             atomic_write(ca_dir / CERT_FILE, _pem(cert))
             home.write_ca_info(info)
-            Ledger(home.ledger_path).close()
             home.commit(settings, home_id=home_id, created=iso(now))
         except BaseException:
-            shutil.rmtree(ca_dir, ignore_errors=True)
+            _undo_init(home, ca_dir)
             raise
-    AuditLog(home.path).record(
-        "paa.imported", ca=PAA_ID, serial=serial_hex(cert.serial_number), subject=cert.subject.rfc4514_string(),
-        skid=issuer_subject_key_id(cert).hex().upper(), operator=operator(),
-    )
     return info
 
 
@@ -283,9 +304,10 @@ def create_pai(
     serials: Callable[[], int] = default_serial,
 ) -> CaInfo:
     """Create a PAI signed by the home's PAA; its key is generated in the home's key store."""
+    from matter_pki.local.state import CaState, announcement
+
     home.require()
-    audit = AuditLog(home.path)
-    with home.lock():
+    with home.lock(), CaState.open(home, secrets) as state:
         paa_info = home.ca_info(PAA_ID)
         if paa_info.key is None:
             raise ConfigError(
@@ -293,6 +315,7 @@ def create_pai(
                 "the PAA key is not in this home (imported PAA): use 'matter-pki pai create --csr-out FILE', "
                 "have the PAA owner sign it, then 'matter-pki pai import'",
             )
+        state.check_can_issue(PAA_ID, now)
         paa = home.load_cert(PAA_ID)
         profile = _pai_profile(
             paa, paa_info, vid=vid, pid=pid, common_name=common_name, organization=organization,
@@ -301,19 +324,25 @@ def create_pai(
         new_id = _new_pai_id(home, pai_id)
         settings = home.key_store()
         paa_key = signer_factory(home, PAA_ID, secrets)()
-        audit.record("key.accessed", ca=PAA_ID, purpose="pai.create", key_store=settings.kind, operator=operator())
+        accessed = [("key.accessed", {"ca": PAA_ID, "purpose": "pai.create", "key_store": settings.kind})]
         ca_dir = ensure_private_dir(home.ca_dir(new_id))
         try:
             key_ref, public = generate_ca_key(home, settings, new_id, secrets, home_id=home.home_id())
-            with Ledger(home.ledger_path) as ledger:
-                cert = _issue_with_fresh_serial(
-                    ledger,
+            made: list[x509.Certificate] = []
+
+            def write(txn: Transaction, _session: AuditSession) -> list[tuple[str, dict[str, Any]]]:
+                cert, row = _fresh_serial_row(
+                    txn,
                     lambda serial: sign(profile.builder(public, serial=serial, issuer=paa), paa_key),
-                    lambda der: NewEntry("pai", PAA_ID, der, pid=pid),
-                    now=now,
-                    serials=serials,
+                    lambda der: CertRow.from_der("pai", PAA_ID, der, issued_at=iso(now), operator=state.operator, pid=pid),
+                    serials,
                 )
-            _check_lint(_der(cert), "pai", _der(paa), "the new PAI")
+                _check_lint(_der(cert), "pai", _der(paa), "the new PAI")
+                made.append(cert)
+                return [announcement(row, pai=new_id, key_store=settings.kind)]
+
+            state.commit("ca", write, now=now, extra=accessed)
+            cert = made[0]
             info = CaInfo(
                 id=new_id, role="pai", vid=profile.vid, pid=pid, common_name=profile.common_name,
                 key=key_ref, state="active", created=iso(now),
@@ -324,11 +353,6 @@ def create_pai(
             if not (ca_dir / "ca.json").exists():
                 shutil.rmtree(ca_dir, ignore_errors=True)
             raise
-    audit.record(
-        "pai.created", ca=PAA_ID, pai=new_id, serial=serial_hex(cert.serial_number),
-        subject=cert.subject.rfc4514_string(), pid=f"{pid:04X}" if pid is not None else None,
-        key_store=settings.kind, operator=operator(),
-    )
     return info
 
 
@@ -345,8 +369,10 @@ def create_pai_request(
     now: datetime,
 ) -> tuple[CaInfo, bytes]:
     """Generate a PAI key here and return a CSR (PEM) for the PAA owner to sign; the PAI stays pending."""
+    from matter_pki.local.state import CaState
+
     home.require()
-    with home.lock():
+    with home.lock(), CaState.open(home, secrets) as state:
         paa_info = home.ca_info(PAA_ID)
         paa = home.load_cert(PAA_ID)
         profile = _pai_profile(
@@ -367,20 +393,22 @@ def create_pai_request(
             csr = x509.CertificateSigningRequestBuilder().subject_name(profile.subject()).sign(key, hashes.SHA256())
             pem = csr.public_bytes(Encoding.PEM)
             atomic_write(ca_dir / REQUEST_FILE, pem)
+            state.record(
+                "pai.created", ca=PAA_ID, pai=new_id, state="pending", subject=profile.subject().rfc4514_string(),
+                pid=f"{pid:04X}" if pid is not None else None, key_store=settings.kind,
+            )
         except BaseException:
             shutil.rmtree(ca_dir, ignore_errors=True)
             raise
-    AuditLog(home.path).record(
-        "pai.created", ca=PAA_ID, pai=new_id, state="pending", subject=profile.subject().rfc4514_string(),
-        pid=f"{pid:04X}" if pid is not None else None, key_store=settings.kind, operator=operator(),
-    )
     return info, pem
 
 
-def import_pai(home: PkiHome, pai_id: str, cert_bytes: bytes, *, now: datetime) -> CaInfo:
+def import_pai(home: PkiHome, pai_id: str, cert_bytes: bytes, *, secrets: Secrets, now: datetime) -> CaInfo:
     """Install the certificate the PAA owner issued for a pending PAI, after checking it thoroughly."""
+    from matter_pki.local.state import CaState, announcement
+
     home.require()
-    with home.lock():
+    with home.lock(), CaState.open(home, secrets) as state:
         info = home.ca_info(pai_id)
         if info.role != "pai" or info.state != "pending":
             raise InputError("input.pai_not_pending", f"{pai_id!r} is not a PAI waiting for its certificate")
@@ -388,17 +416,19 @@ def import_pai(home: PkiHome, pai_id: str, cert_bytes: bytes, *, now: datetime) 
         cert = load_certificate_bytes(cert_bytes, "the PAI certificate")
         request = x509.load_pem_x509_csr((home.ca_dir(pai_id) / REQUEST_FILE).read_bytes())
         _check_imported_pai(cert, paa, request, info)
+
+        def write(txn: Transaction, _session: AuditSession) -> list[tuple[str, dict[str, Any]]]:
+            row = CertRow.from_der("pai", PAA_ID, _der(cert), issued_at=iso(now), operator=state.operator, pid=info.pid)
+            if txn.serials_taken(PAA_ID, [row.serial]):
+                raise IssuanceError("issue.serial_collision", "another PAI of this PAA already has this serial number")
+            txn.add_certs([row])
+            event, fields = announcement(row, pai=pai_id)
+            return [("pai.imported", fields)]
+
+        state.commit("ca", write, now=now)
         atomic_write(home.cert_path(pai_id), _pem(cert))
-        with Ledger(home.ledger_path) as ledger:
-            outcome = ledger.record(NewEntry("pai", PAA_ID, _der(cert), pid=info.pid), issued_at=iso(now), operator=operator())
-        if outcome != InsertOutcome.INSERTED:
-            raise IssuanceError("issue.serial_collision", "another PAI of this PAA already has this serial number")
         active = replace(info, state="active")
         home.write_ca_info(active)
-    AuditLog(home.path).record(
-        "pai.imported", ca=PAA_ID, pai=pai_id, serial=serial_hex(cert.serial_number),
-        subject=cert.subject.rfc4514_string(), operator=operator(),
-    )
     return active
 
 

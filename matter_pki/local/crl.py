@@ -25,13 +25,11 @@ from typing import TYPE_CHECKING, Any
 from cryptography import x509
 from cryptography.hazmat.primitives.serialization import Encoding
 
-from matter_pki.audit import AuditLog
 from matter_pki.certparse import parse_certificate
 from matter_pki.errors import InputError
-from matter_pki.local.ca import operator
 from matter_pki.local.home import PAA_ID
 from matter_pki.local.keys import Secrets, signer_factory
-from matter_pki.local.ledger import Ledger, LedgerEntry, iso, parse_serial, serial_hex
+from matter_pki.local.ledger import LedgerEntry, Transaction, iso, parse_serial, serial_hex
 from matter_pki.profiles import issuer_subject_key_id, require_utc
 from matter_pki.revocation import crl as core
 from matter_pki.revocation import setgen
@@ -43,6 +41,7 @@ if TYPE_CHECKING:
 
     from cryptography.hazmat.primitives.asymmetric import ec
 
+    from matter_pki.audit.log import AuditSession
     from matter_pki.local.home import PkiHome
 
 DEFAULT_NEXT_UPDATE_DAYS = 365
@@ -71,26 +70,55 @@ def parse_reason(text: str) -> x509.ReasonFlags:
     return flag
 
 
+@dataclass(frozen=True, slots=True)
+class Revocation:
+    """Outcome of ``revoke``: the entry, and whether it was already revoked with that reason."""
+
+    entry: LedgerEntry
+    already: bool = False
+
+
 def revoke(
-    home: PkiHome, *, serial: str, reason: str, ca: str | None = None, now: datetime
-) -> LedgerEntry:
-    """Mark a DAC (``ca`` = its PAI id) or a PAI (``ca`` = ``paa``) revoked in the ledger."""
+    home: PkiHome, *, serial: str, reason: str, ca: str | None = None, now: datetime, secrets: Secrets
+) -> Revocation:
+    """Mark a DAC (``ca`` = its PAI id) or a PAI (``ca`` = ``paa``) revoked: ledger, then audit log.
+
+    Idempotent: revoking again with the same reason reports the existing revocation (``already``),
+    so after any failure the operator simply runs the same command again. A different reason is
+    ``ledger.already_revoked``.
+    """
+    from matter_pki.local.state import CaState
+
     home.require()
     flag = parse_reason(reason)
     number = serial_hex(parse_serial(serial))
-    with home.lock(), Ledger(home.ledger_path) as ledger:
-        matches = [e for e in ledger.find_serial(number, ca) if e.kind != "paa"]
+    with home.lock(), CaState.open(home, secrets) as state:
+        matches = [e for e in state.ledger.find_serial(number, ca) if e.kind != "paa"]
         if not matches:
             where = f" issued by {ca!r}" if ca else ""
             raise InputError("ledger.serial_unknown", f"no certificate with serial {number}{where} in this home")
         if len(matches) > 1:
             cas = ", ".join(sorted(e.ca for e in matches))
             raise InputError("ledger.serial_ambiguous", f"serial {number} was issued by several CAs ({cas}); pass --pai or --paa")
-        entry = ledger.revoke(matches[0].ca, number, reason=flag.value, at=iso(now))
-    AuditLog(home.path).record(
-        "cert.revoked", ca=entry.ca, serial=entry.serial, kind=entry.kind, reason=flag.value, operator=operator()
-    )
-    return entry
+        entry = matches[0]
+        if entry.status == "revoked":
+            if entry.revocation_reason != flag.value:
+                raise InputError(
+                    "ledger.already_revoked",
+                    f"certificate {number} of {entry.ca!r} was revoked at {entry.revoked_at} ({entry.revocation_reason})",
+                )
+            return Revocation(entry, already=True)
+        at = iso(now)
+
+        def write(txn: Transaction, _session: AuditSession) -> list[tuple[str, dict[str, Any]]]:
+            txn.revoke(entry.ca, entry.serial, entry.key_id, flag.value, at)
+            return [("cert.revoked", {"ca": entry.ca, "serial": entry.serial, "kind": entry.kind,
+                                      "key_id": entry.key_id, "reason": flag.value, "revoked_at": at})]
+
+        state.commit("revoke", write, now=now)
+        revoked = state.ledger.get(entry.ca, entry.serial)
+    assert revoked is not None
+    return Revocation(revoked)
 
 
 @dataclass(frozen=True, slots=True)
@@ -160,16 +188,25 @@ def publish_crl(
 
     Also ``.pem`` and ``.revocation-set.json``. ``url`` (the DCL point's dataURL) goes into an
     IssuingDistributionPoint; a delegated (indirect) CRL requires it.
+
+    The CRL Number (per CA for a direct CRL, per signer, ``signer:<id>``, for a delegated one) is
+    allocated in the ledger, in the same commit that announces the publication: numbers never repeat
+    and never go back, even after a failed write (the next run takes the next number). A CRL that
+    fails its check is neither announced nor written and takes no number.
     """
     from matter_pki.local import crl_signers
+    from matter_pki.local.state import CaState
 
     home.require()
     if next_update_days <= 0:
         raise InputError("input.next_update", "--next-update-days must be positive")
     if signer_id is not None and url is None:
         raise InputError("input.crl_url", "a delegated CRL names its URL in an IssuingDistributionPoint: give --url")
-    audit = AuditLog(home.path)
-    with home.lock(), Ledger(home.ledger_path) as ledger:
+    try:
+        require_utc(now, "now") + timedelta(days=next_update_days)
+    except OverflowError as e:
+        raise InputError("input.next_update", f"--next-update-days {next_update_days} ends after the year 9999") from e
+    with home.lock(), CaState.open(home, secrets) as state:
         info = home.ca_info(ca_id)
         cert = home.load_cert(ca_id)
         paa = home.load_cert(PAA_ID)
@@ -177,32 +214,45 @@ def publish_crl(
         if signer_id is None:
             key = signer_factory(home, ca_id, secrets)()
             key_store = info.key.store if info.key else None
+            numbering = ca_id
         else:
-            signer_cert, _row = crl_signers.active_signer(home, signer_id, ca_id)
+            signer_cert, _row = crl_signers.active_signer(home, signer_id, ca_id, ledger=state.ledger)
             key = crl_signers.key_factory(home, signer_id, secrets)()
             key_store = crl_signers.load_info(home, signer_id).key.store
-        audit.record(
-            "key.accessed", ca=ca_id, signer=signer_id, purpose="crl.publish", key_store=key_store, operator=operator()
-        )
+            numbering = crl_signers.crl_number_key(signer_id)
         this_update = require_utc(now, "now")
-        revocations = [_revocation(e.serial, e.revocation_reason, e.revoked_at, this_update) for e in ledger.revoked(ca_id)]
+        revocations = [
+            _revocation(e.serial, e.revocation_reason, e.revoked_at, this_update) for e in state.ledger.revoked(ca_id)
+        ]
         revocations += [
             _revocation(r.serial, r.revocation_reason, r.revoked_at, this_update)
-            for r in crl_signers.revoked_signers(home, ca_id)
+            for r in state.ledger.revoked_signers(ca_id)
         ]
-        number = ledger.next_crl_number(ca_id if signer_id is None else f"signer:{signer_id}", iso(now))
-        params = core.CrlParams(
-            this_update=this_update, next_update=this_update + timedelta(days=next_update_days), crl_number=number,
-            idp_url=url,
-        )  # fmt: skip
-        if signer_id is None:
-            crl_der = core.build_direct_crl(cert, key, revocations, params)
-        else:
-            crl_der = core.build_indirect_crl(signer_cert, key, [core.CrlScope(cert, revocations)], params)
-        report = check_before_publishing(
-            crl_der, signer=signer_cert, delegator=None if signer_id is None else cert, paa=paa,
-            is_paa=ca_id == PAA_ID, url=url, vid=home.ca_info(PAA_ID).vid if ca_id == PAA_ID else None, now=this_update,
-        )  # fmt: skip
+        made: list[tuple[int, bytes, setgen.PointReport]] = []
+
+        def write(txn: Transaction, _session: AuditSession) -> list[tuple[str, dict[str, Any]]]:
+            number = txn.crl_number(numbering, iso(now))
+            params = core.CrlParams(
+                this_update=this_update, next_update=this_update + timedelta(days=next_update_days), crl_number=number,
+                idp_url=url,
+            )  # fmt: skip
+            if signer_id is None:
+                crl_der = core.build_direct_crl(cert, key, revocations, params)
+            else:
+                crl_der = core.build_indirect_crl(signer_cert, key, [core.CrlScope(cert, revocations)], params)
+            report = check_before_publishing(
+                crl_der, signer=signer_cert, delegator=None if signer_id is None else cert, paa=paa,
+                is_paa=ca_id == PAA_ID, url=url, vid=home.ca_info(PAA_ID).vid if ca_id == PAA_ID else None,
+                now=this_update,
+            )  # fmt: skip
+            made.append((number, crl_der, report))
+            return [("crl.published", {"ca": ca_id, "signer": signer_id, "url": url, "numbering": numbering,
+                                       "crl_number": number, "revoked": len(revocations),
+                                       "sha256": hashlib.sha256(crl_der).hexdigest()})]  # fmt: skip
+
+        accessed = [("key.accessed", {"ca": ca_id, "signer": signer_id, "purpose": "crl.publish", "key_store": key_store})]
+        state.commit("crl", write, now=now, extra=accessed)
+        number, crl_der, report = made[0]
         out = ensure_private_dir(home.crl_dir)
         stem = ca_id if signer_id is None else signer_id
         der_path, pem_path = out / f"{stem}.crl", out / f"{stem}.pem"
@@ -210,15 +260,12 @@ def publish_crl(
         atomic_write(der_path, crl_der)
         atomic_write(pem_path, x509.load_der_x509_crl(crl_der).public_bytes(Encoding.PEM))
         atomic_write(set_path, (json.dumps(setgen.revocation_set([report]), indent=2) + "\n").encode())
-    audit.record(
-        "crl.published", ca=ca_id, signer=signer_id, url=url, crl_number=number, revoked=len(revocations),
-        sha256=hashlib.sha256(crl_der).hexdigest(), operator=operator(),
-    )  # fmt: skip
     return CrlPublication(ca_id, number, len(revocations), der_path, pem_path, set_path, signer_id, url, report)
 
 
 __all__ = [
     "CrlPublication",
+    "Revocation",
     "build_crl",
     "check_before_publishing",
     "parse_reason",

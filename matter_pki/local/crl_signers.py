@@ -6,33 +6,35 @@ Layout::
     crl-signers/<id>/signer.json   id, issuer CA id, key reference, created, state
     crl-signers/<id>/key.pem       encrypted PKCS#8 (file key store), mode 0600
 
-Each signer is recorded in the ledger database, table ``crl_signers``, with the same guarantees as
-certificates: a serial is unique per issuer across certificates *and* signers (two triggers), so
-revoking a signer can never revoke a DAC that shares its serial. A revoked signer is listed on its
-issuer's next direct CRL and can no longer sign.
+Each signer is a row of the ledger's ``crl_signers`` table, written like every other change of CA
+state: one commit of ``matter_pki.local.state`` (a journaled ledger transaction, then one audit
+append announcing it, ``crl_signer.created`` / ``crl_signer.revoked``), so signers are covered by
+the ledger's integrity check and its cross-check with the signed audit log (a rolled-back, edited or
+unannounced signer is found). A serial is unique per issuer across certificates *and* signers, so
+revoking a signer can never revoke a DAC that shares its serial. A revocation is a row of the
+ledger's ``revocations``: it is never undone; a revoked signer is listed on its issuer's next direct
+CRL and can no longer sign. A signer's CRLs are numbered under ``signer:<id>`` (``crl_number_key``).
 """
 
 from __future__ import annotations
 
 import json
 import shutil
-import sqlite3
 from dataclasses import asdict, dataclass
 from datetime import datetime, timedelta
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any
 
 from cryptography import x509
 from cryptography.hazmat.primitives.serialization import Encoding
 
-from matter_pki.audit import AuditLog
 from matter_pki.backends.keyfile import FileKeySigner, generate_key_file
 from matter_pki.backends.pkcs11 import Pkcs11SignerFactory, generate_keypair
-from matter_pki.errors import CertificateError, ConfigError, InputError, IssuanceError, StorageError
+from matter_pki.errors import CertificateError, ConfigError, InputError, IssuanceError
 from matter_pki.findings import Severity
-from matter_pki.local.ca import operator, start_under
+from matter_pki.local.ca import start_under
 from matter_pki.local.home import PAA_ID, KeyRef, PkiHome, check_ca_id
 from matter_pki.local.keys import KEY_FILE, Secrets, pkcs11_config, signer_factory
-from matter_pki.local.ledger import Ledger, iso, serial_hex
+from matter_pki.local.ledger import Ledger, SignerRow, iso
 from matter_pki.profiles import Validity, default_serial, sign
 from matter_pki.revocation.lint import lint_crl_signer
 from matter_pki.revocation.signer import DEFAULT_SIGNER_CN, CrlSignerProfile
@@ -43,35 +45,19 @@ if TYPE_CHECKING:
 
     from cryptography.hazmat.primitives.asymmetric import ec
 
+    from matter_pki.audit.log import AuditSession
     from matter_pki.batch import SignerFactory
+    from matter_pki.local.ledger import Transaction
 
 SIGNERS_DIR = "crl-signers"
 INFO_FILE = "signer.json"
 CERT_FILE = "cert.pem"
 SERIAL_ATTEMPTS = 3
-_SCHEMA = """
-CREATE TABLE IF NOT EXISTS crl_signers (
-    id TEXT PRIMARY KEY,
-    issuer TEXT NOT NULL,
-    serial TEXT NOT NULL,
-    subject TEXT NOT NULL,
-    not_before TEXT NOT NULL,
-    not_after TEXT NOT NULL,
-    issued_at TEXT NOT NULL,
-    operator TEXT NOT NULL,
-    status TEXT NOT NULL DEFAULT 'issued' CHECK (status IN ('issued', 'revoked')),
-    revocation_reason TEXT,
-    revoked_at TEXT,
-    der BLOB NOT NULL,
-    UNIQUE (issuer, serial)
-);
-CREATE TRIGGER IF NOT EXISTS crl_signer_serial_unique BEFORE INSERT ON crl_signers
-WHEN EXISTS (SELECT 1 FROM certificates WHERE ca = NEW.issuer AND serial = NEW.serial)
-BEGIN SELECT RAISE(ABORT, 'serial already issued by this CA'); END;
-CREATE TRIGGER IF NOT EXISTS certificate_serial_not_a_crl_signer BEFORE INSERT ON certificates
-WHEN EXISTS (SELECT 1 FROM crl_signers WHERE issuer = NEW.ca AND serial = NEW.serial)
-BEGIN SELECT RAISE(ABORT, 'serial already issued by this CA to a CRL signer'); END;
-"""
+
+
+def crl_number_key(signer_id: str) -> str:
+    """The ledger key a signer's CRL Numbers are allocated under (never a CA id: those have no ``:``)."""
+    return f"signer:{signer_id}"
 
 
 @dataclass(frozen=True, slots=True)
@@ -94,109 +80,43 @@ class SignerInfo:
 
 
 @dataclass(frozen=True, slots=True)
-class SignerRow:
-    """One signer as the ledger records it."""
+class SignerRevocation:
+    """Outcome of ``revoke_crl_signer``: the signer, and whether it was already revoked with that reason."""
 
-    id: str
-    issuer: str
-    serial: str
-    subject: str
-    not_before: str
-    not_after: str
-    issued_at: str
-    operator: str
-    status: Literal["issued", "revoked"]
-    revocation_reason: str | None
-    revoked_at: str | None
-    der: bytes
-
-    def to_dict(self) -> dict[str, Any]:
-        """JSON-ready form (without the DER)."""
-        data = asdict(self)
-        data.pop("der")
-        return data
+    row: SignerRow
+    already: bool = False
 
 
 class SignerStore:
-    """The ``crl_signers`` table of a home's ledger database; a context manager."""
+    """The CRL signers of a home's ledger, read-only (every change goes through a ``CaState`` commit)."""
 
     def __init__(self, home: PkiHome) -> None:
-        Ledger(home.ledger_path).close()  # the certificates table must exist for the triggers
-        try:
-            self._db = sqlite3.connect(home.ledger_path, timeout=30.0, isolation_level=None)
-            self._db.execute("PRAGMA journal_mode=WAL")
-            self._db.execute("PRAGMA synchronous=FULL")
-            self._db.executescript(_SCHEMA)
-        except sqlite3.Error as e:
-            raise StorageError("storage.ledger", f"cannot open the CRL signer table: {e}") from e
+        self._ledger = Ledger(home.ledger_path)
 
     def __enter__(self) -> SignerStore:
         return self
 
     def __exit__(self, *exc: object) -> None:
-        self._db.close()
-
-    def insert(self, signer_id: str, issuer: str, cert: x509.Certificate, *, at: str, operator: str) -> bool:
-        """Record a signer; False when its serial is taken by this issuer (certificate or signer)."""
-        row = (
-            signer_id, issuer, serial_hex(cert.serial_number), cert.subject.rfc4514_string(),
-            iso(cert.not_valid_before_utc), iso(cert.not_valid_after_utc), at, operator, cert.public_bytes(Encoding.DER),
-        )  # fmt: skip
-        try:
-            self._db.execute("BEGIN IMMEDIATE")
-            try:
-                self._db.execute(
-                    "INSERT INTO crl_signers (id, issuer, serial, subject, not_before, not_after, issued_at, operator, der) "
-                    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                    row,
-                )
-            except sqlite3.IntegrityError as e:
-                self._db.execute("ROLLBACK")
-                if "id" in str(e) and "serial" not in str(e):
-                    raise InputError("input.signer_id_taken", f"CRL signer id {signer_id!r} is already used") from e
-                return False
-            self._db.execute("COMMIT")
-        except sqlite3.Error as e:
-            raise StorageError("storage.ledger", f"cannot record the CRL signer: {e}") from e
-        return True
-
-    def revoke(self, signer_id: str, *, reason: str, at: str) -> SignerRow:
-        """Mark a signer revoked (``ledger.already_revoked`` if it is)."""
-        row = self.get(signer_id)
-        if row.status == "revoked":
-            raise InputError("ledger.already_revoked", f"CRL signer {signer_id!r} was revoked at {row.revoked_at}")
-        try:
-            self._db.execute(
-                "UPDATE crl_signers SET status = 'revoked', revocation_reason = ?, revoked_at = ? WHERE id = ? AND status = 'issued'",
-                (reason, at, signer_id),
-            )
-        except sqlite3.Error as e:
-            raise StorageError("storage.ledger", f"cannot write the CRL signer table: {e}") from e
-        return self.get(signer_id)
+        self._ledger.close()
 
     def get(self, signer_id: str) -> SignerRow:
         """One signer (``config.unknown_crl_signer`` when absent)."""
-        rows = self._rows("WHERE id = ?", (signer_id,))
-        if not rows:
-            raise ConfigError("config.unknown_crl_signer", f"no CRL signer {signer_id!r} in this home")
-        return rows[0]
+        return _row(self._ledger, signer_id)
 
     def all(self, issuer: str | None = None) -> list[SignerRow]:
         """Every signer (optionally of one issuer), in creation order."""
-        if issuer is None:
-            return self._rows("ORDER BY rowid", ())
-        return self._rows("WHERE issuer = ? ORDER BY rowid", (issuer,))
+        return self._ledger.signers(issuer)
 
-    def _rows(self, where: str, args: tuple[object, ...]) -> list[SignerRow]:
-        try:
-            rows = self._db.execute(
-                "SELECT id, issuer, serial, subject, not_before, not_after, issued_at, operator, status, "
-                f"revocation_reason, revoked_at, der FROM crl_signers {where}",
-                args,
-            ).fetchall()
-        except sqlite3.Error as e:
-            raise StorageError("storage.ledger", f"cannot read the CRL signer table: {e}") from e
-        return [SignerRow(*r) for r in rows]
+    def revoked(self, issuer: str) -> list[SignerRow]:
+        """The revoked signers of one issuer, in revocation order."""
+        return self._ledger.revoked_signers(issuer)
+
+
+def _row(ledger: Ledger, signer_id: str) -> SignerRow:
+    row = ledger.signer(signer_id)
+    if row is None:
+        raise ConfigError("config.unknown_crl_signer", f"no CRL signer {signer_id!r} in this home")
+    return row
 
 
 def signer_dir(home: PkiHome, signer_id: str) -> Any:
@@ -234,9 +154,10 @@ def key_factory(home: PkiHome, signer_id: str, secrets: Secrets) -> SignerFactor
     raise ConfigError("config.key_store", f"unusable key reference for CRL signer {signer_id!r}")
 
 
-def _next_id(home: PkiHome) -> str:
+def _next_id(home: PkiHome, ledger: Ledger) -> str:
     root = home.path / SIGNERS_DIR
     taken = {p.name for p in root.iterdir()} if root.is_dir() else set()
+    taken.update(row.id for row in ledger.signers())
     n = 1
     while f"signer-{n}" in taken:
         n += 1
@@ -267,15 +188,20 @@ def create_crl_signer(
 ) -> SignerInfo:
     """Issue a delegated CRL signer from the PAA (``issuer='paa'``) or a PAI; its key goes to the home's key store.
 
-    Validity: ``validity_days`` from now, or (default) until the issuer's notAfter.
+    Validity: ``validity_days`` from now, or (default) until the issuer's notAfter. The signer's
+    files are written inside its ledger transaction: the ledger names a signer only once its
+    certificate and key are on disk, and a failure leaves neither files nor a row.
     """
+    from matter_pki.local.state import CaState, signer_announcement
+
     home.require()
-    with home.lock():
+    with home.lock(), CaState.open(home, secrets) as state:
         issuer_info = home.ca_info(issuer)
         issuer_cert = home.load_cert(issuer)
-        new_id = check_ca_id(signer_id) if signer_id else _next_id(home)
+        state.check_can_issue(issuer, now)
+        new_id = check_ca_id(signer_id) if signer_id else _next_id(home, state.ledger)
         folder = signer_dir(home, new_id)
-        if folder.exists():
+        if folder.exists() or state.ledger.signer(new_id) is not None:
             raise InputError("input.signer_id_taken", f"CRL signer id {new_id!r} is already used in this home")
         start = start_under(issuer_cert, now)
         end = issuer_cert.not_valid_after_utc
@@ -286,31 +212,36 @@ def create_crl_signer(
             digital_signature=digital_signature,
         )  # fmt: skip
         issuer_key = signer_factory(home, issuer, secrets)()
-        audit = AuditLog(home.path)
-        audit.record("key.accessed", ca=issuer, purpose="crl_signer.create", key_store=issuer_info.key.store if issuer_info.key else None, operator=operator())
+        at = iso(now)
         ensure_private_dir(home.path / SIGNERS_DIR)
         ensure_private_dir(folder)
         try:
             key_ref, public = _generate_key(home, new_id, secrets)
-            with SignerStore(home) as store:
+            info = SignerInfo(id=new_id, issuer=issuer, key=key_ref, created=at, common_name=common_name)
+
+            def write(txn: Transaction, _session: AuditSession) -> list[tuple[str, dict[str, Any]]]:
                 for _ in range(SERIAL_ATTEMPTS):
                     cert = sign(profile.builder(public, serial=serials(), issuer=issuer_cert), issuer_key)
                     _check(cert, issuer_cert)
-                    if store.insert(new_id, issuer, cert, at=iso(now), operator=operator()):
+                    der = cert.public_bytes(Encoding.DER)
+                    if txn.add_signer(new_id, issuer, der, issued_at=at, operator=state.operator):
                         break
                 else:
                     raise IssuanceError("issue.serial_collision", f"no unused serial number after {SERIAL_ATTEMPTS} attempts")
-            info = SignerInfo(id=new_id, issuer=issuer, key=key_ref, created=iso(now), common_name=common_name)
-            atomic_write(folder / CERT_FILE, cert.public_bytes(Encoding.PEM))
-            atomic_write(folder / INFO_FILE, (json.dumps(asdict(info), indent=2, sort_keys=True) + "\n").encode(), mode=0o600)
+                atomic_write(folder / CERT_FILE, cert.public_bytes(Encoding.PEM))
+                atomic_write(folder / INFO_FILE, (json.dumps(asdict(info), indent=2, sort_keys=True) + "\n").encode(),
+                             mode=0o600)  # fmt: skip
+                row = txn.signer(new_id)
+                assert row is not None
+                return [signer_announcement(row, key_store=key_ref.store)]
+
+            accessed = [("key.accessed", {"ca": issuer, "purpose": "crl_signer.create",
+                                          "key_store": issuer_info.key.store if issuer_info.key else None})]
+            state.commit("signer", write, now=now, extra=accessed)
         except BaseException:
-            if not (folder / INFO_FILE).exists():
+            if state.ledger.signer(new_id) is None:
                 shutil.rmtree(folder, ignore_errors=True)
             raise
-    audit.record(
-        "crl_signer.created", ca=issuer, signer=new_id, serial=serial_hex(cert.serial_number),
-        subject=cert.subject.rfc4514_string(), key_store=key_ref.store, operator=operator(),
-    )  # fmt: skip
     return info
 
 
@@ -321,18 +252,35 @@ def _check(cert: x509.Certificate, issuer: x509.Certificate) -> None:
         raise CertificateError("cert.not_matter_compliant", f"the new CRL signer breaks its profile: {listed}")
 
 
-def revoke_crl_signer(home: PkiHome, signer_id: str, *, reason: str, now: datetime) -> SignerRow:
-    """Revoke a signer: it can no longer sign, and its issuer's next CRL lists it."""
+def revoke_crl_signer(home: PkiHome, signer_id: str, *, reason: str, now: datetime, secrets: Secrets) -> SignerRevocation:
+    """Revoke a signer: it can no longer sign, and its issuer's next CRL lists it.
+
+    Idempotent like ``revoke``: the same reason again reports the existing revocation (``already``);
+    a different one is ``ledger.already_revoked``.
+    """
     from matter_pki.local.crl import parse_reason
+    from matter_pki.local.state import CaState
 
     home.require()
     flag = parse_reason(reason)
-    with home.lock(), SignerStore(home) as store:
-        row = store.revoke(signer_id, reason=flag.value, at=iso(now))
-    AuditLog(home.path).record(
-        "crl_signer.revoked", ca=row.issuer, signer=signer_id, serial=row.serial, reason=flag.value, operator=operator()
-    )
-    return row
+    with home.lock(), CaState.open(home, secrets) as state:
+        row = _row(state.ledger, signer_id)
+        if row.status == "revoked":
+            if row.revocation_reason != flag.value:
+                raise InputError(
+                    "ledger.already_revoked",
+                    f"CRL signer {signer_id!r} was revoked at {row.revoked_at} ({row.revocation_reason})",
+                )
+            return SignerRevocation(row, already=True)
+        at = iso(now)
+
+        def write(txn: Transaction, _session: AuditSession) -> list[tuple[str, dict[str, Any]]]:
+            txn.revoke(row.issuer, row.serial, row.key_id, flag.value, at)
+            return [("crl_signer.revoked", {"ca": row.issuer, "signer": signer_id, "serial": row.serial,
+                                            "key_id": row.key_id, "reason": flag.value, "revoked_at": at})]
+
+        state.commit("revoke", write, now=now)
+        return SignerRevocation(_row(state.ledger, signer_id))
 
 
 def describe_signers(home: PkiHome) -> list[dict[str, Any]]:
@@ -350,17 +298,22 @@ def describe_signers(home: PkiHome) -> list[dict[str, Any]]:
     return out
 
 
-def active_signer(home: PkiHome, signer_id: str, issuer: str) -> tuple[x509.Certificate, SignerRow]:
-    """The signer's certificate, when it is not revoked and was issued by ``issuer``."""
-    with SignerStore(home) as store:
-        row = store.get(signer_id)
+def active_signer(
+    home: PkiHome, signer_id: str, issuer: str, *, ledger: Ledger | None = None
+) -> tuple[x509.Certificate, SignerRow]:
+    """The signer's certificate, when it is not revoked and was issued by ``issuer`` (``ledger``: one already open)."""
+    if ledger is None:
+        with SignerStore(home) as store:
+            row = store.get(signer_id)
+    else:
+        row = _row(ledger, signer_id)
     if row.status == "revoked":
         raise InputError("input.signer_revoked", f"CRL signer {signer_id!r} is revoked ({row.revocation_reason}); it cannot sign")
     if row.issuer != issuer:
         scope = "--paa" if row.issuer == PAA_ID else f"--pai {row.issuer}"
         raise InputError("input.signer_scope", f"CRL signer {signer_id!r} was issued by {row.issuer!r}: publish with {scope}")
     cert = load_certificate(home, signer_id)
-    if cert.public_bytes(Encoding.DER) != row.der:
+    if cert.public_bytes(Encoding.DER) != row.der or not row.der_intact():
         raise ConfigError("config.corrupt", f"CRL signer {signer_id!r}: cert.pem differs from the ledger")
     return cert, row
 
@@ -368,15 +321,17 @@ def active_signer(home: PkiHome, signer_id: str, issuer: str) -> tuple[x509.Cert
 def revoked_signers(home: PkiHome, issuer: str) -> Iterator[SignerRow]:
     """Revoked signers issued by ``issuer`` (they go on its direct CRL)."""
     with SignerStore(home) as store:
-        yield from (r for r in store.all(issuer) if r.status == "revoked")
+        yield from store.revoked(issuer)
 
 
 __all__ = [
     "SignerInfo",
+    "SignerRevocation",
     "SignerRow",
     "SignerStore",
     "active_signer",
     "create_crl_signer",
+    "crl_number_key",
     "describe_signers",
     "key_factory",
     "load_certificate",

@@ -70,7 +70,6 @@ from matter_pki.csr import MAX_CSR_BYTES, load_device_csr
 from matter_pki.errors import CsrError, InputError, KeyStoreError, MatterPkiError, StorageError
 from matter_pki.local.issue import check_name
 from matter_pki.storage.local import (
-    _write_temp_at,
     atomic_write,
     atomic_write_at,
     exists_at,
@@ -78,6 +77,7 @@ from matter_pki.storage.local import (
     open_dir,
     read_regular_at,
     sync_filesystem,
+    write_temp_at,
 )
 
 if TYPE_CHECKING:
@@ -388,7 +388,7 @@ def publish(dir_fd: int, keys: list[tuple[str, bytes]], csrs: list[tuple[str, by
         try:
             for files, mode in ((keys, KEY_MODE), (csrs, CSR_MODE)):
                 for name, data in files:
-                    temps.append((_write_temp_at(dir_fd, name, data, mode, sync=False), name))
+                    temps.append((write_temp_at(dir_fd, name, data, mode, sync=False), name))
             sync_filesystem(dir_fd)
             for tmp, name in temps:
                 _rename_noreplace(dir_fd, tmp, name)

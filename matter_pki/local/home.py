@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
+import getpass
 import json
 import os
 import re
@@ -95,6 +96,19 @@ class CaInfo:
         )
 
 
+def operator() -> str:
+    """Who runs the command: ``$MATTER_PKI_OPERATOR`` or the login name."""
+    try:
+        return os.environ.get("MATTER_PKI_OPERATOR") or getpass.getuser()
+    except Exception:  # noqa: BLE001 - no passwd entry in some containers
+        return f"uid:{os.getuid()}"
+
+
+def is_ca_id(name: str) -> bool:
+    """True for a well-formed CA id (``[A-Za-z0-9][A-Za-z0-9_-]{0,63}``)."""
+    return _CA_ID_RE.fullmatch(name) is not None
+
+
 def check_ca_id(ca_id: str) -> str:
     """CA ids are inbox folder names: ``[A-Za-z0-9][A-Za-z0-9_-]{0,63}``."""
     if not _CA_ID_RE.fullmatch(ca_id):
@@ -154,13 +168,19 @@ class PkiHome:
         """Create the folders (0700) of a new home and return a fresh home id; refuses an existing home."""
         if self.is_initialized():
             raise ConfigError("config.home_exists", f"a PKI home already exists at {str(self.path)!r}")
-        if (self.path / "ca" / PAA_ID).exists():
-            raise ConfigError(
-                "config.home_partial",
-                f"{str(self.path)!r} holds a PAA folder but no config.json (an interrupted init?); "
-                "move it away before running init again",
-            )
+        for leftover in ("ca/" + PAA_ID, "ledger.sqlite", "audit"):
+            if os.path.lexists(self.path / leftover):
+                raise ConfigError(
+                    "config.home_partial",
+                    f"{str(self.path)!r} holds {leftover} but no config.json (an interrupted init, or a home whose "
+                    "configuration was lost); move it away before running init again",
+                )
         ensure_private_dir(self.path)
+        try:
+            # Also when the folder existed: the home is readable by its owner only.
+            self.path.chmod(0o700)
+        except OSError as e:
+            raise StorageError("storage.write_failed", f"cannot make {str(self.path)!r} private: {e.strerror}") from e
         ensure_private_dir(self.path / "ca")
         return uuid.uuid4().hex
 

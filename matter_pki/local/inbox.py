@@ -14,15 +14,23 @@ import hashlib
 import os
 import uuid
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from itertools import islice
+from typing import TYPE_CHECKING, Any
 
-from matter_pki.audit import AuditLog
-from matter_pki.errors import InputError, MatterPkiError, ProfileError, StorageError
+from matter_pki.errors import InputError, IssuanceError, MatterPkiError, ProfileError, StorageError
 from matter_pki.layout import dumps_err, err_record, is_answer, parse_csr_key
-from matter_pki.local.ca import operator
-from matter_pki.local.home import PAA_ID, PkiHome
-from matter_pki.local.issue import CsrFiles, DacIssuer, Outcome, OutputDir
-from matter_pki.local.ledger import Ledger, iso
+from matter_pki.local.home import PAA_ID, PkiHome, is_ca_id
+from matter_pki.local.issue import (
+    CsrFiles,
+    DacIssuer,
+    Outcome,
+    OutputDir,
+    RunTotals,
+    csr_filenames,
+    err_code,
+)
+from matter_pki.local.ledger import iso
+from matter_pki.local.state import CaState
 from matter_pki.storage.local import open_dir, remove_stale_temps
 
 if TYPE_CHECKING:
@@ -45,14 +53,19 @@ class InboxGroup:
 
 @dataclass
 class InboxReport:
-    """Outcome of one ``inbox run``."""
+    """Outcome of one ``inbox run``: counts, the first refusals, notes (nothing grows per CSR)."""
 
-    outcomes: list[Outcome] = field(default_factory=list)
+    totals: RunTotals = field(default_factory=RunTotals)
     notes: list[str] = field(default_factory=list)
 
     def count(self, status: str) -> int:
         """How many CSRs ended with this status."""
-        return sum(1 for o in self.outcomes if o.status == status)
+        return self.totals.counts.get(status, 0)
+
+    @property
+    def refusals(self) -> list[Outcome]:
+        """The first refusals."""
+        return self.totals.refusals
 
 
 def _subdirs(parent_fd: int, notes: list[str], where: str) -> list[tuple[str, int]]:
@@ -78,9 +91,11 @@ def _subdirs(parent_fd: int, notes: list[str], where: str) -> list[tuple[str, in
 
 
 def _describe(ca: str, pid_text: str) -> Callable[[str], tuple[str, str]]:
+    prefix = f"{ca}/{pid_text}/"
+
     def describe(filename: str) -> tuple[str, str]:
-        key = f"{ca}/{pid_text}/{filename}"
-        return parse_csr_key(key, cloud=False).name, key
+        # The key was checked with parse_csr_key when the folder was scanned: the name is the file's without ".csr".
+        return filename[:-4], prefix + filename
 
     return describe
 
@@ -89,6 +104,9 @@ def scan_inbox(root_fd: int, home: PkiHome, notes: list[str], groups: list[Inbox
     """Find every CSR in the inbox, grouped by PAI and PID (appended to ``groups``); skips are noted."""
     for ca, ca_fd in _subdirs(root_fd, notes, ""):
         try:
+            if not is_ca_id(ca):
+                notes.append(f"skipped {ca}/: not a PAI id (letters, digits, '-', '_'; 1-64, starting alphanumeric)")
+                continue
             if ca == PAA_ID or not home.has_ca(ca):
                 notes.append(f"skipped {ca}/: no PAI {ca!r} in this home")
                 continue
@@ -99,9 +117,7 @@ def scan_inbox(root_fd: int, home: PkiHome, notes: list[str], groups: list[Inbox
                 group = InboxGroup(ca, pid_text, pid_fd, CsrFiles(_describe(ca, pid_text), dir_fd=pid_fd))
                 groups.append(group)
                 remove_stale_temps(pid_fd)  # left by a killed run; the inbox lock is held
-                with os.scandir(pid_fd) as entries:
-                    filenames = sorted(e.name for e in entries if e.name.endswith(".csr"))
-                for filename in filenames:
+                for filename in csr_filenames(pid_fd, f"{ca}/{pid_text}/", notes):
                     key = f"{ca}/{pid_text}/{filename}"
                     try:
                         parse_csr_key(key, cloud=False)
@@ -132,10 +148,9 @@ def run_inbox(
     root_fd = open_dir(inbox)
     lock_name = "inbox-" + hashlib.sha256(os.path.realpath(inbox).encode()).hexdigest()[:16]
     request_id = uuid.uuid4().hex
-    audit = AuditLog(home.path)
     groups: list[InboxGroup] = []
     try:
-        with home.try_lock(lock_name), Ledger(home.ledger_path) as ledger:
+        with home.try_lock(lock_name), CaState.open(home, secrets) as state:
             scan_inbox(root_fd, home, report.notes, groups)
             if on_start is not None:
                 on_start(sum(len(g.inputs) for g in groups))
@@ -146,16 +161,17 @@ def run_inbox(
                 pid = int(group.pid_text, 16)
                 try:
                     issuer = DacIssuer(
-                        home, ledger, audit, pai_id=group.ca, pid=pid, validity_days=validity_days, secrets=secrets,
+                        home, state, pai_id=group.ca, pid=pid, validity_days=validity_days, secrets=secrets,
                         now=now, request_id=request_id, common_name=common_name, jobs=jobs,
                     )
-                except ProfileError as e:
-                    if e.code != "profile.pid_not_allowed":
+                except (ProfileError, IssuanceError) as e:
+                    if e.code not in ("profile.pid_not_allowed", "issue.ca_revoked", "issue.ca_expired"):
                         raise
-                    # Addressed to a PID this PAI may not certify: a permanent, per-request refusal.
-                    report.outcomes.extend(_refuse_all(group, out, e, request_id, now, audit, on_result))
+                    # Addressed to a PID this PAI may not certify, or to a PAI that issues nothing
+                    # anymore: a permanent, per-request refusal; the rest of the inbox is answered.
+                    report.totals.merge(_refuse_all(group, out, e, request_id, now, state, on_result))
                     continue
-                report.outcomes.extend(issuer.run(group.inputs, out, on_result))
+                report.totals.merge(issuer.run(group.inputs, out, on_result))
     finally:
         for group in groups:
             os.close(group.dir_fd)
@@ -169,21 +185,32 @@ def _refuse_all(
     error: MatterPkiError,
     request_id: str,
     now: datetime,
-    audit: AuditLog,
+    state: CaState,
     on_result: Callable[[Outcome], None] | None,
-) -> list[Outcome]:
-    outcomes = []
-    for item in group.inputs:
-        if out.answered(item.name):
-            outcome = Outcome(item.name, item.key, "skipped")
-        else:
+) -> RunTotals:
+    totals = RunTotals()
+    source = iter(group.inputs)
+    while block := list(islice(source, 256)):
+        files: list[tuple[str, bytes]] = []
+        records: list[tuple[str, dict[str, Any]]] = []
+        outcomes: list[Outcome] = []
+        for item in block:
+            pem, err = out.answer(item.name)
+            if pem:
+                outcomes.append(Outcome(item.name, item.key, "skipped"))
+                continue
+            if (earlier := err_code(err)) is not None:
+                outcomes.append(Outcome(item.name, item.key, "skipped", code=earlier))
+                continue
             record = err_record(error, csr_key=item.key, request_id=request_id, time=iso(now))
-            out.write_err(item.name, dumps_err(record))
-            audit.record(
-                "dac.refused", ca=group.ca, csr=item.key, code=error.code, request_id=request_id, operator=operator()
-            )
-            outcome = Outcome(item.name, item.key, "refused", code=error.code, message=error.message)
-        outcomes.append(outcome)
-        if on_result is not None:
-            on_result(outcome)
-    return outcomes
+            files.append((item.name, dumps_err(record)))
+            records.append(("dac.refused", {"ca": group.ca, "csr": item.key, "code": error.code, "request_id": request_id}))
+            outcomes.append(Outcome(item.name, item.key, "refused", code=error.code, message=error.message))
+        state.record_many(records)
+        out.write_errs(files)
+        out.barrier()
+        for outcome in outcomes:
+            totals.add(outcome)
+            if on_result is not None:
+                on_result(outcome)
+    return totals

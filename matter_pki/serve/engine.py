@@ -1,24 +1,30 @@
 """The service's one bridge to the local CA's issuing path: CSRs in memory in, per-CSR outcomes out.
 
 Every DAC the service hands out is made by ``matter_pki.local.issue.DacIssuer``, exactly as for
-``matter-pki dac issue``: the PAI's checks at the start of issuance, CSR intake, the batch engine and
-its release check, the ledger (one DAC per device key and PAI: a CSR seen before gets its DAC again),
-the audit log (``dac.issued`` / ``dac.refused``) and the durable order of effects (ledger
-transaction, then audit append, then the answer). Nothing else in the service signs or records DACs.
+``matter-pki dac issue``: the issuing CA's checks at the start of issuance and at every commit (a
+revoked or expired PAI issues nothing: ``issue.ca_revoked`` / ``issue.ca_expired``), CSR intake, the
+batch engine and its release gate, the device-key rules of the ledger (a key certified by this PAI
+for this PID gets its DAC again; a revoked key, or one certified elsewhere, is refused:
+``issue.key_revoked`` / ``issue.key_reused``), and the commit protocol of ``matter_pki.local.state``
+(ledger transaction, then audit append naming it, then the answer). Nothing else in the service
+signs or records DACs.
 
 What differs from the CLI, and why:
 
-* answers go to memory (``_Collected``), not to ``<name>.pem`` files: the HTTP response is the answer,
-  sent only after the ledger and audit writes of its group returned;
+* the home is opened once, on the signing thread (``CaState.open``: the ledger checked deeply and
+  cross-checked with the signed audit log before the first DAC), and stays open;
+* answers go to memory (``DacIssuer.issue_csrs``), not to ``<name>.pem`` files: the HTTP response
+  is the answer, sent only after the ledger and audit writes of its group returned;
 * each PAI's key is opened once, when the service starts (``open_keys``), and handed to every
   ``DacIssuer`` through its ``signer`` argument, so a batch never re-opens the key (file or token);
   its opening is recorded once (``key.accessed``, purpose ``serve``);
 * a new ``DacIssuer`` is made for every batch, with the current time, so its start-of-issuance checks
   and the DAC validity are those of the moment the batch is signed;
-* ``group_size`` is the whole batch: one ledger transaction and one audit append per batch;
+* the first group commit is the whole batch: one ledger transaction and one audit append per batch;
 * the audit record's ``csr`` field names the requester (``station:<name>/<request id>#<index>``).
 
-One ``IssuingEngine`` is used from one thread only (it owns a ledger connection).
+One ``IssuingEngine`` is used from one thread only (it owns a ledger connection and its audit log
+instance, which the same thread's other records must use).
 """
 
 from __future__ import annotations
@@ -30,13 +36,12 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from cryptography.hazmat.primitives.serialization import Encoding
 
-from matter_pki.csr import csr_digest
-from matter_pki.errors import CsrError, MatterPkiError
-from matter_pki.local.ca import operator
+from matter_pki.errors import AuditError, LedgerError, MatterPkiError, StorageError
 from matter_pki.local.home import PAA_ID
-from matter_pki.local.issue import CsrInput, DacIssuer, OutputDir, der_to_pem
+from matter_pki.local.issue import CsrInput, DacIssuer, certified_dac, der_to_pem
 from matter_pki.local.keys import signer_factory
 from matter_pki.local.ledger import Ledger, LedgerEntry, iso, serial_hex
+from matter_pki.local.state import CaState
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
@@ -63,7 +68,7 @@ class CsrOutcome:
     """The answer for one CSR: a DAC (new or from the ledger) or a coded refusal.
 
     ``audited`` is False only for refusals the issuing path did not record itself (the batch could
-    not start, e.g. the PAI cannot issue this PID): the caller records those.
+    not start, e.g. the PAI cannot issue this PID, or was revoked): the caller records those.
     """
 
     status: Status
@@ -85,34 +90,11 @@ class OpenKey:
         return self.key
 
 
-class _Collected(OutputDir):
-    """Answers kept in memory: the DER of each DAC delivered, by input name."""
-
-    def __init__(self) -> None:
-        super().__init__(-1)
-        self.dacs: dict[str, bytes] = {}
-
-    def answered(self, name: str) -> bool:
-        """Nothing is answered before the request (the ledger decides re-delivery)."""
-        return False
-
-    def write_pem(self, name: str, der: bytes) -> None:
-        """Keep the DAC."""
-        self.dacs[name] = der
-
-    def write_pems(self, dacs: list[tuple[str, bytes]]) -> None:
-        """Keep several DACs."""
-        self.dacs.update(dacs)
-
-    def write_err(self, name: str, data: bytes) -> None:
-        """Refusals travel in the outcome (code and message)."""
-
-    def write_if_changed(self, name: str, data: bytes) -> None:
-        """No chain files: the response carries the PAI."""
-
-
 class IssuingEngine:
-    """DACs for groups of in-memory CSRs of one (PAI, PID), through ``DacIssuer``; one thread only."""
+    """DACs for groups of in-memory CSRs of one (PAI, PID), through ``DacIssuer``; one thread only.
+
+    ``audit``: the home's audit log (signing with its audit key), used by this engine's thread only.
+    """
 
     def __init__(
         self,
@@ -126,10 +108,17 @@ class IssuingEngine:
         self.home, self.secrets, self.audit = home, secrets, audit
         self.validity_days, self.common_name = validity_days, common_name
         self._keys: dict[str, OpenKey] = {}
-        self._ledger: Ledger | None = None
+        self._state: CaState | None = None
+
+    def state(self) -> CaState:
+        """The home's ledger and audit log, opened (and cross-checked) on first use by this thread."""
+        if self._state is None:
+            self._state = CaState.open(self.home, self.secrets, audit=self.audit)
+        return self._state
 
     def open_keys(self) -> list[str]:
-        """Open the key of every active PAI of the home now (start-up); returns their ids."""
+        """Open the home and the key of every active PAI now (start-up); returns the PAIs' ids."""
+        self.state()
         opened = []
         for pai_id in self.home.pai_ids():
             info = self.home.ca_info(pai_id)
@@ -143,63 +132,55 @@ class IssuingEngine:
         if pai_id not in self._keys:
             info = self.home.ca_info(pai_id)
             key = signer_factory(self.home, pai_id, self.secrets)()
-            self.audit.record(
-                "key.accessed", ca=pai_id, purpose="serve", key_store=info.key.store if info.key else None,
-                operator=operator(),
-            )
+            self.state().record("key.accessed", ca=pai_id, purpose="serve", key_store=info.key.store if info.key else None)
             self._keys[pai_id] = OpenKey(key)
         return self._keys[pai_id]
 
     def ledger(self) -> Ledger:
         """This thread's ledger connection."""
-        if self._ledger is None:
-            self._ledger = Ledger(self.home.ledger_path)
-        return self._ledger
+        return self.state().ledger
 
     def close(self) -> None:
         """Close the ledger connection (keys are dropped with the engine)."""
-        if self._ledger is not None:
-            self._ledger.close()
-            self._ledger = None
+        if self._state is not None:
+            self._state.close()
+            self._state = None
         self._keys.clear()
 
     def issue(
         self, pai_id: str, pid: int, items: Sequence[CsrRequest], *, batch_id: str | None = None, now: datetime | None = None
     ) -> list[CsrOutcome]:
-        """One outcome per item, in order; errors that stop the whole batch (ledger, audit) are raised."""
+        """One outcome per item, in order; errors that stop the whole batch (ledger, audit, storage) are raised."""
         if not items:
             return []
         moment = now or datetime.now(UTC).replace(microsecond=0)
+        state = self.state()
         try:
             issuer = DacIssuer(
-                self.home, self.ledger(), self.audit, pai_id=pai_id, pid=pid, validity_days=self.validity_days,
-                secrets=self.secrets, now=moment, request_id=batch_id or uuid.uuid4().hex,
-                common_name=self.common_name, jobs=1, group_size=len(items), signer=self.key(pai_id),
+                self.home, state, pai_id=pai_id, pid=pid, validity_days=self.validity_days, secrets=self.secrets,
+                now=moment, request_id=batch_id or uuid.uuid4().hex, common_name=self.common_name, jobs=1,
+                group_size=len(items), first_group=len(items), signer=self.key(pai_id),
             )
+        except (LedgerError, AuditError, StorageError):
+            raise
         except MatterPkiError as e:
-            # The batch cannot start (unknown PAI, PID not allowed, expired issuer, key unavailable):
-            # every CSR of it gets the same coded refusal.
+            # The batch cannot start (unknown PAI, PID not allowed, revoked or expired issuer, key
+            # unavailable): every CSR of it gets the same coded refusal.
             return [CsrOutcome("refused", code=e.code, message=e.message, audited=False) for _ in items]
-        sink = _Collected()
         inputs = [CsrInput(name=f"csr-{i}", key=item.ref, data=item.csr) for i, item in enumerate(items)]
-        by_name = {o.name: o for o in issuer.run(inputs, sink)}
+        by_name = {o.name: o for o in issuer.issue_csrs(inputs)}
         outcomes = []
         for item in inputs:
             o = by_name[item.name]
-            if o.status in ("issued", "reused"):
-                outcomes.append(CsrOutcome(o.status, serial=o.serial, dac_der=sink.dacs[item.name]))
+            if o.status in ("issued", "reused") and o.der is not None:
+                outcomes.append(CsrOutcome("issued" if o.status == "issued" else "reused", serial=o.serial, dac_der=o.der))
             else:
                 outcomes.append(CsrOutcome("refused", code=o.code, message=o.message))
         return outcomes
 
     def already_certified(self, pai_id: str, pid: int, csr: bytes) -> bool:
-        """True when this CSR would get a DAC from the ledger again (a station's retry costs no quota)."""
-        try:
-            sha = csr_digest(csr)
-        except CsrError:
-            return False
-        entry = self.ledger().find_csr(pai_id, sha)
-        return entry is not None and entry.status == "issued" and entry.pid == pid
+        """True when this CSR's device key would get its DAC from the ledger again (a station's retry costs no quota)."""
+        return certified_dac(self.state(), pai_id, pid, csr) is not None
 
 
 class LedgerReader:

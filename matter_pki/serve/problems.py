@@ -21,7 +21,7 @@ TYPE_PREFIX = "urn:matter-pki:code:"
 # What a code means is decided once, in the error-code registry (``error_codes.csv``): its exit class.
 # A code's HTTP status follows from it, with finer statuses only where HTTP has them (below):
 # refused -> 422, usage -> 400, retry -> 503 (with Retry-After), internal -> 500. Codes of the service's own
-# resources (keys, storage, the audit log, the home's configuration) are 503 whatever their class: for an
+# resources (keys, storage, the audit log, the ledger, the home's configuration) are 503 whatever their class: for an
 # operator at the CLI they are "fix it", for a station they are "retry when the operator has".
 STATUS_BY_EXIT_CLASS: dict[ExitClass, tuple[int, str]] = {
     ExitClass.REFUSED: (422, "Request refused"),
@@ -36,6 +36,7 @@ SERVER_SIDE: tuple[tuple[str, str], ...] = (
     ("key.", "Signing key unavailable"),
     ("storage.", "Storage unavailable"),
     ("audit.", "Audit log unavailable"),
+    ("ledger.", "Ledger unavailable"),
     ("config.", "CA not configured for this request"),
 )
 _TITLES: tuple[tuple[str, str], ...] = (
@@ -67,10 +68,11 @@ SERVICE_CODES: dict[str, tuple[int, str]] = {
 # CA codes with a finer status than their exit class gives.
 _EXACT: dict[str, tuple[int, str]] = {
     "csr.too_large": (413, "CSR too large"),
-    "issue.csr_already_issued": (409, "Device key already certified"),
-    "issue.csr_revoked": (409, "Device key revoked"),
     "issue.key_reused": (409, "Device key already certified"),
     "issue.key_revoked": (409, "Device key revoked"),
+    # The PAI cannot issue anymore: final for the station (sending again does not help), the operator's to fix.
+    "issue.ca_revoked": (409, "Issuing CA revoked"),
+    "issue.ca_expired": (409, "Issuing CA expired"),
     # The release check refused a DAC the CA signed: final for this CSR (a refusal), but the CA's fault.
     "issue.validation_failed": (500, "Issued DAC failed validation"),
     "issue.worker_died": (503, "Signing unavailable"),

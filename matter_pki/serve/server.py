@@ -23,10 +23,10 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
-from matter_pki.audit import AuditLog
 from matter_pki.backends.pkcs11 import PIN_ENV
 from matter_pki.errors import InputError, KeyStoreError
 from matter_pki.local.keys import PASSPHRASE_ENV, Secrets
+from matter_pki.local.state import open_audit
 from matter_pki.serve import logs
 from matter_pki.serve.app import ApiSettings, ServiceContext, create_app
 from matter_pki.serve.batcher import Batcher
@@ -131,13 +131,16 @@ class Service:
         self.home, self.options, self.secrets, self.passphrase = home, options, secrets, passphrase
         self.log = logs.configure(options.log_level)
         self.paths = ServePaths.of(home)
-        self.audit = AuditLog(home.path, passphrase=passphrase)
+        # One audit log instance per thread (an instance's session is not shared): this one for the
+        # main thread, the engine's for the signing thread (its DACs and the refusals it records).
+        self.audit = open_audit(home, secrets)
         self.metrics = Metrics()
+        engine_audit = open_audit(home, secrets)
         self.engine = IssuingEngine(
-            home, secrets, self.audit, validity_days=options.validity_days, common_name=options.common_name
+            home, secrets, engine_audit, validity_days=options.validity_days, common_name=options.common_name
         )
         self.batcher = Batcher(
-            self.engine, self.audit, self.paths.stations_db, self.metrics, max_batch=options.max_batch,
+            self.engine, engine_audit, self.paths.stations_db, self.metrics, max_batch=options.max_batch,
             max_queue=options.max_queue, refusal_flush=options.refusal_flush, batch_wait=options.batch_wait,
         )
         self.sock: socket.socket | None = None

@@ -4,29 +4,37 @@ Every write goes to a temporary file in the destination folder, is fsynced, then
 the final name, and the folder is fsynced: a reader (or a re-run after a crash) sees either the
 old file, or the whole new one, never a partial file. The ``*_at`` variants work relative to an
 open folder descriptor so that a folder swapped for a symlink mid-run cannot redirect a write.
-Batch writers may instead write many unsynced temporary files and make them durable together with
-one barrier (``sync_filesystem``) before renaming them.
+
+Group commit: ``write_unsynced_at`` renames each file into place without an fsync (readers still
+never see a partial file), and one ``sync_filesystem`` (``syncfs``) later makes a whole group
+durable. Until that barrier, a power loss may leave such a file missing, empty or torn; the caller
+must be able to re-check and re-write it (the local CA re-checks every answer against its ledger).
+Writers that must never show a file before it is durable instead write unsynced temporary files
+(``write_temp_at(..., sync=False)``), pass one ``sync_filesystem`` and only then rename them.
+
+Every write goes through ``write_all``, which checks each ``os.write`` result; a full disk is
+``storage.disk_full`` and any other failure ``storage.write_failed``, never a raw ``OSError``.
 """
 
 from __future__ import annotations
 
 import contextlib
-import ctypes
 import errno
 import os
 import re
 import secrets
 import stat
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from matter_pki.errors import StorageError
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
 
 _O_NOFOLLOW = getattr(os, "O_NOFOLLOW", 0)
 _O_DIRECTORY = getattr(os, "O_DIRECTORY", 0)
 _O_CLOEXEC = getattr(os, "O_CLOEXEC", 0)
-_libc = None
-with contextlib.suppress(OSError):
-    _libc = ctypes.CDLL(None, use_errno=True)
 
 
 _TMP_RE = re.compile(r"\..+\.tmp-[0-9a-f]{12}")
@@ -54,35 +62,73 @@ def fsync_dir(dir_fd: int) -> None:
         os.fsync(dir_fd)
 
 
-def sync_filesystem(dir_fd: int) -> None:
-    """One durability barrier for every file written (unsynced) on the folder's file system.
-
-    ``syncfs`` on the file system holding ``dir_fd`` (``sync`` where there is none): a batch of
-    files written with ``_write_temp_at(..., sync=False)`` becomes durable at once, instead of one
-    ``fsync`` per file. Renames still need ``fsync_dir`` afterwards to be durable.
-    """
-    syncfs = getattr(_libc, "syncfs", None)
-    if syncfs is None:
-        os.sync()
-        return
-    if syncfs(dir_fd) != 0:
-        raise StorageError("storage.write_failed", f"cannot sync the file system: {os.strerror(ctypes.get_errno())}")
+#: The write primitive (fault-injection tests replace it to simulate a full disk at any byte).
+os_write = os.write
+_DISK_FULL = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EFBIG})
 
 
-def _write_all(fd: int, data: bytes) -> None:
+def write_all(fd: int, data: bytes) -> None:
+    """Write every byte of ``data`` (short writes are continued; a zero-byte write is an error)."""
     view = memoryview(data)
     while view:
-        written = os.write(fd, view)
+        written = os_write(fd, view)
+        if written <= 0:
+            raise OSError(errno.EIO, "write returned no progress")
         view = view[written:]
 
 
-def _write_temp_at(dir_fd: int, name: str, data: bytes, mode: int, *, sync: bool = True) -> str:
-    """A temporary file beside ``name`` holding ``data``; ``sync=False`` leaves durability to one later barrier."""
+def storage_error(e: OSError, what: str) -> StorageError:
+    """The coded error for a failed write: ``storage.disk_full`` or ``storage.write_failed``."""
+    if e.errno in _DISK_FULL:
+        return StorageError("storage.disk_full", f"cannot write {what}: the disk is full ({e.strerror})")
+    return StorageError("storage.write_failed", f"cannot write {what}: {e.strerror or e}")
+
+
+def _syncfs_function() -> Callable[[int], int] | None:
+    try:
+        import ctypes
+        import ctypes.util
+
+        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
+        function = libc.syncfs
+    except (OSError, AttributeError):
+        return None
+    function.argtypes = [ctypes.c_int]
+    function.restype = ctypes.c_int
+    return function
+
+
+_syncfs: Callable[[int], int] | None | bool = False  # False: not looked up yet; None: the C library has none
+
+
+def sync_filesystem(fd: int) -> None:
+    """The one durability barrier: every write on the file system holding ``fd`` made durable at once.
+
+    ``syncfs`` (``sync`` where the C library has none): a group of files written without fsync
+    (``write_unsynced_at``, ``write_temp_at(..., sync=False)``) becomes durable together instead of
+    one ``fsync`` per file. A failure is ``storage.disk_full`` or ``storage.write_failed``.
+    """
+    global _syncfs
+    if _syncfs is False:
+        _syncfs = _syncfs_function()
+    function = _syncfs
+    if callable(function):
+        if function(fd) == 0:
+            return
+        import ctypes
+
+        code = ctypes.get_errno()
+        raise storage_error(OSError(code, os.strerror(code)), "to disk (syncfs)")
+    os.sync()
+
+
+def write_temp_at(dir_fd: int, name: str, data: bytes, mode: int, *, sync: bool = True) -> str:
+    """A temporary file beside ``name`` holding ``data``; ``sync=False`` leaves durability to one ``sync_filesystem``."""
     tmp = _tmp_name(name)
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | _O_NOFOLLOW | _O_CLOEXEC, mode, dir_fd=dir_fd)
     try:
         os.fchmod(fd, mode)  # the umask must not widen or narrow the requested mode
-        _write_all(fd, data)
+        write_all(fd, data)
         if sync:
             os.fsync(fd)
     except BaseException:
@@ -99,7 +145,7 @@ def atomic_write_at(dir_fd: int, name: str, data: bytes, *, mode: int = 0o644, e
     if not name or "/" in name or name in (".", ".."):
         raise StorageError("storage.name", f"refusing to write to {name!r}: not a plain file name")
     try:
-        tmp = _write_temp_at(dir_fd, name, data, mode)
+        tmp = write_temp_at(dir_fd, name, data, mode)
         try:
             if exclusive:
                 # link() fails when the name exists, which rename() would silently replace.
@@ -115,7 +161,7 @@ def atomic_write_at(dir_fd: int, name: str, data: bytes, *, mode: int = 0o644, e
     except FileExistsError as e:
         raise StorageError("storage.exists", f"{name!r} already exists; refusing to overwrite it") from e
     except OSError as e:
-        raise StorageError("storage.write_failed", f"cannot write {name!r}: {e.strerror}") from e
+        raise storage_error(e, repr(name)) from e
 
 
 def atomic_write_many_at(dir_fd: int, files: list[tuple[str, bytes]], *, mode: int = 0o644) -> None:
@@ -126,18 +172,96 @@ def atomic_write_many_at(dir_fd: int, files: list[tuple[str, bytes]], *, mode: i
     temps: list[tuple[str, str]] = []
     try:
         for name, data in files:
-            temps.append((_write_temp_at(dir_fd, name, data, mode), name))
+            temps.append((write_temp_at(dir_fd, name, data, mode), name))
         while temps:
             tmp, name = temps[0]
             os.replace(tmp, name, src_dir_fd=dir_fd, dst_dir_fd=dir_fd)
             temps.pop(0)
         fsync_dir(dir_fd)
     except OSError as e:
-        raise StorageError("storage.write_failed", f"cannot write {len(files)} file(s): {e.strerror}") from e
+        raise storage_error(e, f"{len(files)} file(s)") from e
     finally:
         for tmp, _name in temps:
             with contextlib.suppress(OSError):
                 os.unlink(tmp, dir_fd=dir_fd)
+
+
+def write_unsynced_at(dir_fd: int, files: list[tuple[str, bytes]], *, mode: int = 0o644, replace: bool = True) -> None:
+    """Put each file in place whole (readers never see a partial file), without any fsync: see ``sync_filesystem``.
+
+    Where the kernel offers it, each file is written as an unnamed ``O_TMPFILE`` inode and linked
+    under its name, so a killed writer leaves no temporary file; elsewhere a temporary name and a
+    rename. ``replace=False`` refuses an existing name (``storage.exists``).
+    """
+    global _tmpfile_ok
+    for name, data in files:
+        _check_name(name)
+        if _tmpfile_ok:
+            try:
+                _link_tmpfile(dir_fd, name, data, mode, replace)
+                continue
+            except _NoTmpfile:
+                _tmpfile_ok = False
+        tmp = _tmp_name(name)
+        try:
+            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | _O_NOFOLLOW | _O_CLOEXEC, mode, dir_fd=dir_fd)
+            try:
+                write_all(fd, data)
+            finally:
+                os.close(fd)
+            if replace:
+                os.replace(tmp, name, src_dir_fd=dir_fd, dst_dir_fd=dir_fd)
+            else:
+                os.link(tmp, name, src_dir_fd=dir_fd, dst_dir_fd=dir_fd, follow_symlinks=False)
+                os.unlink(tmp, dir_fd=dir_fd)
+        except FileExistsError as e:
+            with contextlib.suppress(OSError):
+                os.unlink(tmp, dir_fd=dir_fd)
+            raise StorageError("storage.exists", f"{name!r} already exists; refusing to overwrite it") from e
+        except OSError as e:
+            with contextlib.suppress(OSError):
+                os.unlink(tmp, dir_fd=dir_fd)
+            raise storage_error(e, repr(name)) from e
+
+
+class _NoTmpfile(Exception):
+    """The file system does not offer O_TMPFILE (or /proc is absent)."""
+
+
+_tmpfile_ok = hasattr(os, "O_TMPFILE") and Path("/proc/self/fd").is_dir()
+
+
+def _link_tmpfile(dir_fd: int, name: str, data: bytes, mode: int, replace: bool) -> None:
+    try:
+        fd = os.open(".", os.O_TMPFILE | os.O_WRONLY | _O_CLOEXEC, mode, dir_fd=dir_fd)
+    except OSError as e:
+        if e.errno in (errno.EOPNOTSUPP, errno.EISDIR, errno.EINVAL, errno.ENOENT):
+            raise _NoTmpfile from e
+        raise storage_error(e, repr(name)) from e
+    try:
+        os.fchmod(fd, mode)
+        write_all(fd, data)
+        source = f"/proc/self/fd/{fd}"
+        try:
+            os.link(source, name, dst_dir_fd=dir_fd, follow_symlinks=True)
+        except FileExistsError:
+            if not replace:
+                raise
+            os.unlink(name, dir_fd=dir_fd)
+            os.link(source, name, dst_dir_fd=dir_fd, follow_symlinks=True)
+    except FileExistsError as e:
+        raise StorageError("storage.exists", f"{name!r} already exists; refusing to overwrite it") from e
+    except OSError as e:
+        if e.errno in (errno.ENOENT, errno.EPERM) and not Path("/proc/self/fd").is_dir():
+            raise _NoTmpfile from e
+        raise storage_error(e, repr(name)) from e
+    finally:
+        os.close(fd)
+
+
+def _check_name(name: str) -> None:
+    if not name or "/" in name or name in (".", ".."):
+        raise StorageError("storage.name", f"refusing to write to {name!r}: not a plain file name")
 
 
 def atomic_write(path: str | Path, data: bytes, *, mode: int = 0o644, exclusive: bool = False) -> None:

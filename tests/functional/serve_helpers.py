@@ -17,7 +17,7 @@ import httpx
 from cryptography import x509
 from cryptography.hazmat.primitives.serialization import Encoding
 
-from matter_pki.audit import AuditLog
+from matter_pki.local.state import open_audit
 from matter_pki.serve.stations import add_station
 from tests.unit.test_local_fixtures import PASSPHRASE, Pki
 
@@ -52,7 +52,7 @@ def make_station(pki: Pki, root: Path, name: str, *, pai: str | None = None, pid
     add_station(
         pki.home, name=name, pai_id=pai or pki.pai_id, pids=pids, quota_per_day=quota, out_dir=folder,
         passphrase=PASSPHRASE.encode(), station_passphrase=STATION_PASSPHRASE.encode(),
-        audit=AuditLog(pki.home.path, passphrase=PASSPHRASE.encode()), now=datetime.now(UTC),
+        audit=open_audit(pki.home, pki.secrets), now=datetime.now(UTC),
     )
     return StationFiles(name, folder)
 

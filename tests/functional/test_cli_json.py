@@ -43,7 +43,7 @@ SHAPES: dict[str, tuple[type, set[str]]] = {
                         "operator", "status", "revocation_reason", "revoked_at"}),
     "dac list": (list, {"kind", "ca", "serial", "subject", "pid", "csr_sha256", "not_before", "not_after", "issued_at",
                         "operator", "status", "revocation_reason", "revoked_at"}),
-    "revoke": (dict, {"kind", "ca", "serial", "status", "revocation_reason", "revoked_at"}),
+    "revoke": (dict, {"kind", "ca", "serial", "key_id", "status", "revocation_reason", "revoked_at", "already"}),
     "crl publish": (dict, {"ca", "crl_number", "revoked", "crl", "pem", "revocation_set"}),
     "csr generate": (dict, {"out", "count", "first", "last", "key_store", "token", "kept", "rebuilt", "resumed"}),
     "csr export-key": (dict, {"key", "name", "out", "key_format", "dac_checked"}),
@@ -53,7 +53,11 @@ SHAPES: dict[str, tuple[type, set[str]]] = {
     "codes": (list, {"code", "kind", "severity", "exit", "chip", "clause", "description"}),
     "audit query": (list, {"seq", "event", "time"}),
     "audit verify": (dict, {"ok", "records"}),
-    "audit seal": (dict, {"sealed", "first", "last", "seal_seq"}),
+    "audit seal": (dict, {"sealed", "first", "last", "seal_seq", "tail"}),
+    # The ledger and the home: cross-check, rebuild from the audit log, upgrade.
+    "ledger verify": (dict, {"ok", "problems", "notes", "counts"}),
+    "ledger rebuild": (dict, {"certificates", "crl_signers", "revocations", "crl_numbers", "kept", "chain"}),
+    "home upgrade": (dict, {"upgraded", "done"}),
     "audit queries": (list, {"name", "title"}),
     "aws create-pai": (dict, {"pai_arn", "out"}),
     "audit report": (dict, {"report_id", "bucket", "key", "path", "size"}),
@@ -61,7 +65,8 @@ SHAPES: dict[str, tuple[type, set[str]]] = {
     "crl-signer create": (dict, {"id", "issuer", "certificate", "key_store"}),
     "crl-signer list": (list, {"id", "issuer", "serial", "subject", "not_before", "not_after", "issued_at", "operator",
                                "status", "revocation_reason", "revoked_at", "key_store"}),
-    "crl-signer revoke": (dict, {"id", "issuer", "serial", "subject", "status", "revocation_reason", "revoked_at"}),
+    "crl-signer revoke": (dict, {"id", "issuer", "serial", "subject", "status", "revocation_reason", "revoked_at",
+                                 "already"}),
     "dcl revocation-point": (dict, {"ok", "point", "dcld", "findings"}),
     "crl check": (dict, {"ok", "points"}),
     "revocation check": (dict, {"stage", "code", "result", "reason", "dac_revoked", "pai_revoked", "dac_notes",
@@ -193,6 +198,26 @@ def test_audit_commands(world: dict[str, Any]) -> None:
     assert run("audit seal", "--home", home)["sealed"] in (True, False)
     assert run("audit verify", "--home", home)["ok"] is True
     assert {q["name"] for q in run("audit queries")} >= {"ca-lifecycle"}
+
+
+def test_ledger_and_home_commands_json(tmp_path: Path) -> None:
+    # GIVEN a home with one DAC
+    env = cli_env(tmp_path / "home")
+
+    def run(command: str, *args: str) -> Any:
+        return check(command, CliRunner().invoke(main, [*command.split(), *args, "--format", "json"], env=env))
+
+    run("init", "--vid", "FFF1")
+    run("pai create", "--pid", "8000")
+    write_csrs(tmp_path / "csrs", 1)
+    run("dac issue", "--pai", "pai-1", "--csr", str(tmp_path / "csrs"), "--out", str(tmp_path / "out"))
+    # WHEN it is verified, upgraded (nothing to do) and its ledger rebuilt THEN each answers its one shape
+    verified = run("ledger verify")
+    assert verified["ok"] is True and verified["problems"] == [] and verified["counts"]["ledger_dacs"] == 1
+    assert run("home upgrade") == {"upgraded": False, "done": []}
+    rebuilt = run("ledger rebuild", "--from", str(tmp_path / "out"), "--reason", "json shape")
+    assert (rebuilt["certificates"], rebuilt["crl_signers"], rebuilt["revocations"]) == (3, 0, 0)
+    assert rebuilt["kept"] and run("ledger verify")["ok"] is True
 
 
 def test_pai_import_json(tmp_path: Path) -> None:

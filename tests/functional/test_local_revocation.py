@@ -69,7 +69,7 @@ def test_revoke_dac_and_publish_crl(tmp_path: Path) -> None:
     again = run_cli(["revoke", "--serial", f"{dac.serial_number:X}", "--reason", "superseded"], env)
     assert again.exit_code == 2 and "error[ledger.already_revoked]" in again.stderr
     reissue = run_cli(["dac", "issue", "--pai", "pai-1", "--csr", str(tmp_path / "csrs" / "dev-0001.csr"), "--out", str(tmp_path / "o2")], env)
-    assert reissue.exit_code == 1 and "error[issue.csr_revoked]" in reissue.stderr
+    assert reissue.exit_code == 1 and "error[issue.key_revoked]" in reissue.stderr
 
 
 def test_revoke_pai_goes_on_the_paa_crl(tmp_path: Path) -> None:

@@ -4,16 +4,18 @@ from __future__ import annotations
 
 import json
 import shutil
+import sqlite3
 import subprocess
 from typing import TYPE_CHECKING
 
 import pytest
 from cryptography import x509
+from cryptography.hazmat.primitives.serialization import Encoding
 
-from matter_pki.errors import IssuanceError, StorageError
+from matter_pki.errors import IssuanceError
 from matter_pki.local import crl as crl_ops
 from matter_pki.local.crl_signers import SignerStore
-from matter_pki.local.ledger import Ledger, NewEntry
+from matter_pki.local.ledger import CertRow, Ledger, serial_hex, serial_tag
 from tests.unit.test_local_fixtures import Token, cli_env, make_pki, run_cli, write_csrs
 
 if TYPE_CHECKING:
@@ -200,11 +202,27 @@ def test_a_serial_is_unique_per_issuer_across_certificates_and_signers(tmp_path:
     with SignerStore(pki.home) as store:
         [row] = store.all()
         assert row.serial == "5EED"
-        # AND recording a signer with the DAC's serial directly is refused by the database
-        assert store.insert("again", "pai-1", _with_serial_signer(pki, dac.serial_number), at="x", operator="t") is False
-    # AND a certificate with the signer's serial cannot enter the ledger for the same issuer
-    with Ledger(pki.home.ledger_path) as ledger, pytest.raises(StorageError):
-        ledger.record(NewEntry("dac", "pai-1", _with_serial(pki, dac, 0x5EED), csr_sha256="ab" * 32), issued_at="x", operator="t")
+    with Ledger(pki.home.ledger_path) as ledger:
+        txn = ledger.begin()
+        try:
+            # AND inside a ledger transaction a signer with the DAC's serial is refused
+            der = _with_serial_signer(pki, dac.serial_number).public_bytes(Encoding.DER)
+            assert txn.add_signer("again", "pai-1", der, issued_at="x", operator="t") is False
+            # AND the database itself refuses it when that check is bypassed (its trigger)
+            serial = serial_hex(dac.serial_number)
+            with pytest.raises(sqlite3.IntegrityError, match="serial already issued"):
+                ledger.db.execute(
+                    "INSERT INTO crl_signers (id, gen, issuer, serial, subject, key_id, der_sha256, not_before, not_after, "
+                    "issued_at, operator, der, serial_tag) VALUES ('again', 99, 'pai-1', ?, 's', 'k', 'd', 'a', 'b', 'x', "
+                    "'t', x'00', ?)", (serial, serial_tag("pai-1", serial)),
+                )  # fmt: skip
+            # AND a certificate with the signer's serial cannot enter the ledger for the same issuer
+            row = CertRow.from_der("dac", "pai-1", _with_serial(pki, dac, 0x5EED), issued_at="x", operator="t", pid=0x8000,
+                                   csr_sha256="ab" * 32)  # fmt: skip
+            with pytest.raises(sqlite3.IntegrityError, match="CRL signer"):
+                txn.add_certs([row])
+        finally:
+            ledger.rollback()
 
 
 def _with_serial(pki: object, cert: x509.Certificate, serial: int) -> bytes:

@@ -23,6 +23,7 @@ from matter_pki.audit import AuditLog
 from matter_pki.local import ca as ca_ops
 from matter_pki.local.home import PAA_ID
 from matter_pki.local.ledger import Ledger
+from matter_pki.local.state import open_audit
 from matter_pki.serve.app import ROUTES, openapi_document
 from matter_pki.serve.stations import revoke_station
 from matter_pki.validate import validate_att_cert
@@ -233,7 +234,7 @@ def test_revoking_a_station_takes_effect_on_the_next_request_without_restart(
         assert _issue(client, good_csr()).status_code == 201
         before = _dac_count(pki)
         # WHEN the station is revoked (another process, the server keeps running)
-        revoke_station(pki.home, "to-revoke", reason="stolen laptop", audit=AuditLog(pki.home.path), now=datetime.now(UTC))
+        revoke_station(pki.home, "to-revoke", reason="stolen laptop", audit=open_audit(pki.home, pki.secrets), now=datetime.now(UTC))
         on_same_connection = _issue(client, good_csr())
     with server.client(stations["to-revoke"]) as fresh:
         on_new_connection = fresh.get("/healthz")

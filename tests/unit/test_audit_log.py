@@ -13,7 +13,8 @@ from cryptography.hazmat.primitives import serialization
 from matter_pki.audit import AuditLog, verify_log
 from matter_pki.audit.log import GENESIS
 from matter_pki.audit.seal import Head, head_message, seal_message, verify_signature
-from matter_pki.errors import AuditError, KeyStoreError
+from matter_pki.errors import AuditError, KeyStoreError, StorageError
+from tests.unit.test_local_fixtures import new_audit_log
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -36,7 +37,7 @@ def lines(home: Path) -> list[dict]:
 
 def test_records_are_hash_chained_json_lines(tmp_path: Path) -> None:
     # GIVEN a new home WHEN three operations are recorded
-    log = AuditLog(tmp_path)
+    log = new_audit_log(tmp_path)
     first = log.record("paa.created", ca="paa", now=NOW)
     log.record("dac.issued", ca="pai-1", serial="5A01", pid="8000", now=NOW)
     log.record("cert.revoked", ca="pai-1", serial="5A01", reason="keyCompromise", now=NOW)
@@ -56,14 +57,14 @@ def test_records_are_hash_chained_json_lines(tmp_path: Path) -> None:
 
 def test_record_keeps_the_seed_call_signature_and_returns_the_seq(tmp_path: Path) -> None:
     # GIVEN the call other commands make (operator and None fields, like local issuance does)
-    rec = AuditLog(tmp_path).record("dac.issued", ca="pai-1", serial="01", operator="bob", recovered=None)
+    rec = new_audit_log(tmp_path).record("dac.issued", ca="pai-1", serial="01", operator="bob", recovered=None)
     # THEN None fields are dropped, the operator is kept, and .seq is usable
     assert (rec.seq, rec.operator, rec.fields) == (0, "bob", {"ca": "pai-1", "serial": "01"})
     assert AuditLog(tmp_path).records()[0].line == rec.line
 
 
 def test_reserved_names_are_refused(tmp_path: Path) -> None:
-    log = AuditLog(tmp_path)
+    log = new_audit_log(tmp_path)
     with pytest.raises(AuditError) as err:
         log.record("dac.issued", prev="0" * 64)
     assert err.value.code == "audit.reserved_field"
@@ -72,11 +73,20 @@ def test_reserved_names_are_refused(tmp_path: Path) -> None:
     assert err.value.code == "audit.reserved_event"
 
 
-def test_first_use_creates_the_audit_key_and_a_signed_head(tmp_path: Path) -> None:
-    # WHEN the first record is written
-    AuditLog(tmp_path).record("paa.created", ca="paa")
+def test_appending_never_mints_an_audit_key(tmp_path: Path) -> None:
+    # GIVEN an audit folder whose key was deleted (or never made)
+    (tmp_path / "audit").mkdir()
+    # WHEN a record is written THEN it is refused and no key appears: only init makes the audit key
+    with pytest.raises(AuditError) as err:
+        AuditLog(tmp_path).record("paa.created", ca="paa")
+    assert err.value.code == "audit.key_missing"
+    assert sorted(p.name for p in (tmp_path / "audit").iterdir() if p.name.startswith("audit-key")) == []
+    assert (tmp_path / "audit" / "audit.log").read_bytes() == b""
+
+
+def test_the_first_record_gets_a_signed_head(tmp_path: Path) -> None:
+    new_audit_log(tmp_path).record("paa.created", ca="paa")
     audit = tmp_path / "audit"
-    # THEN a P-256 key pair exists (private 0600, encrypted) and the head is signed
     assert (audit / "audit-key.pem").stat().st_mode & 0o777 == 0o600
     assert (audit / "audit-key.pem").read_bytes().startswith(b"-----BEGIN ENCRYPTED PRIVATE KEY-----")
     pub = serialization.load_pem_public_key((audit / "audit-key.pub.pem").read_bytes())
@@ -86,22 +96,22 @@ def test_first_use_creates_the_audit_key_and_a_signed_head(tmp_path: Path) -> No
     assert verify_signature(pub, head_message(0, head.hash, -1), head.sig)  # type: ignore[arg-type]
 
 
-def test_without_a_passphrase_no_key_is_written_but_the_record_is(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    # GIVEN no passphrase  WHEN a record is written
+def test_without_the_passphrase_nothing_is_appended(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # GIVEN a log with one record WHEN another is written without the passphrase
+    new_audit_log(tmp_path).record("paa.created", ca="paa")
+    before = (tmp_path / "audit" / "audit.log").read_bytes()
     monkeypatch.delenv("MATTER_PKI_PASSPHRASE")
-    AuditLog(tmp_path).record("paa.created", ca="paa")
-    # THEN the record is in the log, and no key was written in clear (nor any key at all)
-    audit = tmp_path / "audit"
-    assert b'"event":"paa.created"' in (audit / "audit.log").read_bytes()
-    assert not (audit / "audit-key.pem").exists() and not (audit / "head").exists()
+    with pytest.raises(KeyStoreError) as err:
+        AuditLog(tmp_path).record("dac.issued", ca="pai-1", serial="01")
+    # THEN it is refused before anything is written: no record ever goes unsigned
+    assert err.value.code == "key.passphrase_missing"
+    assert (tmp_path / "audit" / "audit.log").read_bytes() == before
+    assert verify_log(tmp_path / "audit").ok
 
 
-def test_audit_key_is_encrypted_with_the_passphrase(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    # GIVEN MATTER_PKI_PASSPHRASE is set when the key is created
-    monkeypatch.setenv("MATTER_PKI_PASSPHRASE", "correct horse")
-    AuditLog(tmp_path).record("paa.created", ca="paa")
+def test_audit_key_is_encrypted_with_the_passphrase(tmp_path: Path) -> None:
+    new_audit_log(tmp_path, passphrase="correct horse").record("paa.created", ca="paa")
     pem = (tmp_path / "audit" / "audit-key.pem").read_bytes()
-    # THEN the key file is encrypted PKCS#8 and opens only with that passphrase
     assert pem.startswith(b"-----BEGIN ENCRYPTED PRIVATE KEY-----")
     serialization.load_pem_private_key(pem, b"correct horse")
     with pytest.raises(ValueError):
@@ -110,7 +120,7 @@ def test_audit_key_is_encrypted_with_the_passphrase(tmp_path: Path, monkeypatch:
 
 def test_seal_every_n_records(tmp_path: Path) -> None:
     # GIVEN seals every 10 records WHEN 25 records are written
-    log = AuditLog(tmp_path, seal_every=10)
+    log = new_audit_log(tmp_path, seal_every=10)
     for i in range(25):
         log.record("dac.issued", ca="pai-1", serial=f"{i:02X}", now=NOW)
     # THEN seals sit at seq 10 (covering 0..9) and seq 21 (covering 11..20), each signing the head hash
@@ -127,7 +137,7 @@ def test_seal_every_n_records(tmp_path: Path) -> None:
 
 def test_seal_every_comes_from_the_environment(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("MATTER_PKI_AUDIT_SEAL_EVERY", "3")
-    log = AuditLog(tmp_path)
+    log = new_audit_log(tmp_path)
     for _ in range(4):
         log.record("key.accessed", ca="pai-1")
     assert [b["event"] for b in lines(tmp_path)][3] == "audit.sealed"
@@ -138,7 +148,7 @@ def test_seal_every_comes_from_the_environment(tmp_path: Path, monkeypatch: pyte
 
 
 def test_manual_seal_covers_the_tail_and_is_idempotent(tmp_path: Path) -> None:
-    log = AuditLog(tmp_path, seal_every=0)
+    log = new_audit_log(tmp_path, seal_every=0)
     assert log.seal() is None  # empty log: nothing to seal
     for _ in range(3):
         log.record("dac.issued", ca="pai-1")
@@ -148,57 +158,82 @@ def test_manual_seal_covers_the_tail_and_is_idempotent(tmp_path: Path) -> None:
     assert verify_log(tmp_path / "audit").ok
 
 
-def test_legacy_log_without_key_or_head_is_adopted_by_seal(tmp_path: Path) -> None:
-    # GIVEN a log written by the seed version (no key, no head)
-    audit = tmp_path / "audit"
-    audit.mkdir()
+def test_legacy_log_without_a_head_is_adopted_only_on_request(tmp_path: Path) -> None:
+    # GIVEN a log written by the first version (no head), whose key now exists
+    log = new_audit_log(tmp_path)
     line0 = json.dumps({"seq": 0, "time": "2026-01-01T00:00:00Z", "event": "paa.created", "operator": "x",
                         "prev": GENESIS, "ca": "paa"}, sort_keys=True, separators=(",", ":")).encode() + b"\n"
-    (audit / "audit.log").write_bytes(line0)
-    # THEN the old records stay readable, verify reports the missing head, and a seal adopts the log
+    (tmp_path / "audit" / "audit.log").write_bytes(line0)
+    # THEN the old records stay readable, verify reports the missing head, appending and plain seals refuse
     assert AuditLog(tmp_path).records()[0].fields == {"ca": "paa"}
-    assert verify_log(audit).problem.code == "audit.head_missing"  # type: ignore[union-attr]
-    AuditLog(tmp_path).seal()
-    assert verify_log(audit).ok
+    assert verify_log(tmp_path / "audit").problem.code == "audit.head_missing"  # type: ignore[union-attr]
+    for attempt in (lambda: log.record("dac.issued"), log.seal):
+        with pytest.raises(AuditError) as err:
+            attempt()
+        assert err.value.code == "audit.head_missing"
+    # WHEN an operator adopts it THEN the adoption is recorded and signed, and the log verifies
+    log.seal(adopt_tail="written before heads existed")
+    adopted = [r for r in log.records() if r.event == "audit.tail_adopted"]
+    assert [(r.fields["first"], r.fields["last"], r.fields["reason"]) for r in adopted] == [
+        (0, 0, "written before heads existed")
+    ]
+    assert verify_log(tmp_path / "audit").ok
 
 
-def test_locked_key_still_records_then_seal_signs_the_tail(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    # GIVEN an encrypted audit key
-    monkeypatch.setenv("MATTER_PKI_PASSPHRASE", "pw")
-    AuditLog(tmp_path).record("paa.created", ca="paa")
-    # WHEN records are written without the passphrase
-    monkeypatch.delenv("MATTER_PKI_PASSPHRASE")
-    log = AuditLog(tmp_path)
-    log.record("dac.issued", ca="pai-1", serial="01")
-    log.record("dac.issued", ca="pai-1", serial="02")
-    # THEN they are kept, verify flags the unsigned tail, and sealing needs the passphrase
-    assert [r.seq for r in AuditLog(tmp_path).records()] == [0, 1, 2]
-    problem = verify_log(tmp_path / "audit").problem
-    assert problem is not None and (problem.code, problem.seq) == ("audit.unsigned_tail", 1)
-    with pytest.raises(KeyStoreError) as err:
-        AuditLog(tmp_path).seal()
-    assert err.value.code == "key.passphrase_missing"
-    monkeypatch.setenv("MATTER_PKI_PASSPHRASE", "pw")
-    AuditLog(tmp_path).seal()
+def test_a_hand_appended_record_is_never_signed_over(tmp_path: Path) -> None:
+    # GIVEN a signed log and a record appended by hand, chained correctly
+    log = new_audit_log(tmp_path)
+    last = log.record("dac.issued", ca="pai-1", serial="01")
+    forged = {"seq": last.seq + 1, "time": "2026-01-01T00:00:00Z", "event": "cert.revoked", "operator": "mallory",
+              "prev": last.hash, "ca": "pai-1", "serial": "01"}
+    with (tmp_path / "audit" / "audit.log").open("ab") as fh:
+        fh.write(json.dumps(forged, sort_keys=True, separators=(",", ":")).encode() + b"\n")
+    # THEN verify flags it, and neither a new record nor a plain seal extends or signs it
+    assert verify_log(tmp_path / "audit").problem.code == "audit.unsigned_tail"  # type: ignore[union-attr]
+    for attempt in (lambda: AuditLog(tmp_path).record("key.accessed", ca="x"), AuditLog(tmp_path).seal):
+        with pytest.raises(AuditError) as err:
+            attempt()
+        assert err.value.code == "audit.unsigned_tail"
+    assert verify_log(tmp_path / "audit").problem.code == "audit.unsigned_tail"  # type: ignore[union-attr]
+    # WHEN an operator discards it THEN it leaves the log for a side file, with a signed record saying so
+    AuditLog(tmp_path).seal(discard_tail="appended by hand")
+    discarded = [r for r in AuditLog(tmp_path).records() if r.event == "audit.tail_discarded"]
+    assert len(discarded) == 1 and (tmp_path / "audit" / discarded[0].fields["file"]).read_bytes().startswith(b'{"ca"')
+    assert not [r for r in AuditLog(tmp_path).records() if r.operator == "mallory"]
     assert verify_log(tmp_path / "audit").ok
 
 
 def test_append_refuses_a_truncated_log(tmp_path: Path) -> None:
-    # GIVEN a signed log whose last record was cut off
-    log = AuditLog(tmp_path)
+    # GIVEN a signed log of three appends, cut back to its first record
+    log = new_audit_log(tmp_path)
     for _ in range(3):
         log.record("dac.issued", ca="pai-1")
     path = tmp_path / "audit" / "audit.log"
-    path.write_bytes(b"".join(path.read_bytes().splitlines(keepends=True)[:2]))
+    path.write_bytes(b"".join(path.read_bytes().splitlines(keepends=True)[:1]))
     # WHEN another record is written THEN it is refused, so the evidence is not buried
     with pytest.raises(AuditError) as err:
         AuditLog(tmp_path).record("dac.issued", ca="pai-1")
     assert err.value.code == "audit.truncated"
-    assert len(path.read_bytes().splitlines()) == 2
+    assert len(path.read_bytes().splitlines()) == 1
+
+
+def test_cutting_the_last_append_is_undone_by_the_next_writer(tmp_path: Path) -> None:
+    # GIVEN the last append removed (its bytes are still announced by the signed head)
+    log = new_audit_log(tmp_path)
+    for _ in range(3):
+        log.record("dac.issued", ca="pai-1")
+    path = tmp_path / "audit" / "audit.log"
+    whole = path.read_bytes()
+    path.write_bytes(b"".join(whole.splitlines(keepends=True)[:2]))
+    assert verify_log(tmp_path / "audit").problem.code == "audit.incomplete_append"  # type: ignore[union-attr]
+    # WHEN the next record is written THEN the removed record is back, byte for byte, before it
+    AuditLog(tmp_path).record("key.accessed", ca="pai-1")
+    assert path.read_bytes().startswith(whole)
+    assert verify_log(tmp_path / "audit").ok
 
 
 def test_append_refuses_when_head_was_deleted(tmp_path: Path) -> None:
-    AuditLog(tmp_path).record("dac.issued", ca="pai-1")
+    new_audit_log(tmp_path).record("dac.issued", ca="pai-1")
     (tmp_path / "audit" / "head").unlink()
     with pytest.raises(AuditError) as err:
         AuditLog(tmp_path).record("dac.issued", ca="pai-1")
@@ -206,7 +241,7 @@ def test_append_refuses_when_head_was_deleted(tmp_path: Path) -> None:
 
 
 def test_append_refuses_a_forged_head(tmp_path: Path) -> None:
-    AuditLog(tmp_path).record("dac.issued", ca="pai-1")
+    new_audit_log(tmp_path).record("dac.issued", ca="pai-1")
     head_path = tmp_path / "audit" / "head"
     head = json.loads(head_path.read_bytes())
     head["sealed"] = 0
@@ -218,7 +253,7 @@ def test_append_refuses_a_forged_head(tmp_path: Path) -> None:
 
 def test_naive_time_is_refused(tmp_path: Path) -> None:
     with pytest.raises(AuditError) as err:
-        AuditLog(tmp_path).record("dac.issued", now=datetime(2026, 1, 1))  # noqa: DTZ001
+        new_audit_log(tmp_path).record("dac.issued", now=datetime(2026, 1, 1))  # noqa: DTZ001
     assert err.value.code == "audit.naive_time"
 
 
@@ -231,10 +266,10 @@ def test_record_many_writes_what_consecutive_records_would(tmp_path: Path) -> No
     # GIVEN two homes sealing every 10 records, one written record by record, one in groups of 7
     one, many = tmp_path / "one", tmp_path / "many"
     records = [("dac.issued", {"ca": "pai-1", "serial": f"{i:02X}", "recovered": None}) for i in range(25)]
-    log_one = AuditLog(one, seal_every=10)
+    log_one = new_audit_log(one, seal_every=10)
     for event, fields in records:
         log_one.record(event, operator="bob", now=NOW, **fields)
-    log_many = AuditLog(many, seal_every=10)
+    log_many = new_audit_log(many, seal_every=10)
     returned = []
     for start in range(0, len(records), 7):
         returned += log_many.record_many(records[start : start + 7], operator="bob", now=NOW)
@@ -253,8 +288,65 @@ def test_record_many_writes_what_consecutive_records_would(tmp_path: Path) -> No
 
 
 def test_record_many_refuses_reserved_names_before_writing(tmp_path: Path) -> None:
-    log = AuditLog(tmp_path)
+    log = new_audit_log(tmp_path)
     for batch in ([("dac.issued", {"ca": "a"}), ("audit.sealed", {})], [("dac.issued", {"seq": 1})]):
         with pytest.raises(AuditError):
             log.record_many(batch)
     assert log.records() == []
+
+
+class _Killed(BaseException):
+    """Stands for SIGKILL in the middle of a write."""
+
+
+@pytest.mark.parametrize("how", ["killed", "disk_full"])
+@pytest.mark.parametrize("cut", [0, 1, 57, 300])
+def test_an_append_cut_at_any_byte_is_finished_by_the_next_writer(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, how: str, cut: int
+) -> None:
+    # GIVEN a log sealing every 3 records, and an append of 4 records (with a seal) cut after `cut` bytes
+    from matter_pki.storage import local as storage
+
+    log = new_audit_log(tmp_path, seal_every=3)
+    log.record("key.accessed", ca="paa")
+    real = storage.os_write
+    calls = {"n": 0}
+
+    def cut_write(fd: int, data: bytes | memoryview) -> int:
+        calls["n"] += 1
+        if calls["n"] == 2:  # the head went through; the log write is cut
+            real(fd, bytes(data[:cut]))
+            raise _Killed if how == "killed" else OSError(28, "No space left on device")
+        return real(fd, data)
+
+    monkeypatch.setattr(storage, "os_write", cut_write)
+    with pytest.raises((_Killed, StorageError)) as err:
+        AuditLog(tmp_path, seal_every=3).record_many([("dac.issued", {"serial": f"0{i}"}) for i in range(4)])
+    monkeypatch.setattr(storage, "os_write", real)
+    if how == "disk_full":
+        assert err.value.code == "storage.disk_full"  # type: ignore[union-attr]
+    # THEN verify calls it an interrupted append (not tampering), and the next writer finishes it
+    assert verify_log(tmp_path / "audit").problem.code == "audit.incomplete_append"  # type: ignore[union-attr]
+    AuditLog(tmp_path, seal_every=3).record("key.accessed", ca="pai-1")
+    report = verify_log(tmp_path / "audit")
+    assert report.ok, report.problem
+    events = [r.event for r in AuditLog(tmp_path).records()]
+    assert events.count("dac.issued") == 4 and "key.accessed" in events[-2:]
+
+
+def test_head_files_that_are_not_plain_small_files_are_refused(tmp_path: Path) -> None:
+    new_audit_log(tmp_path).record("paa.created", ca="paa")
+    head = tmp_path / "audit" / "head"
+    saved = head.read_bytes()
+    head.write_bytes(b" " * (17 * 1024 * 1024))
+    with pytest.raises(AuditError) as err:
+        AuditLog(tmp_path).record("key.accessed")
+    assert err.value.code == "audit.oversized"
+    head.unlink()
+    head.symlink_to("/dev/zero")
+    with pytest.raises(AuditError) as err:
+        verify_log(tmp_path / "audit")
+    assert err.value.code == "audit.not_regular"
+    head.unlink()
+    head.write_bytes(saved)
+    assert verify_log(tmp_path / "audit").ok

@@ -14,6 +14,7 @@ from click.testing import CliRunner
 from matter_pki.audit import AuditLog
 from matter_pki.audit.query import RecordFilter, normalize_serial, select
 from matter_pki.cli import main
+from tests.unit.test_local_fixtures import new_audit_log
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -34,7 +35,7 @@ def at(day: int, hour: int = 12) -> datetime:
 @pytest.fixture
 def home(tmp_path: Path) -> Path:
     """Who created, issued and revoked what, over three days."""
-    log = AuditLog(tmp_path)
+    log = new_audit_log(tmp_path)
     log.record("paa.created", ca="paa", operator="alice", vid="FFF1", now=at(1))
     log.record("pai.created", ca="pai-1", operator="alice", pid="8000", now=at(1, 13))
     log.record("dac.issued", ca="pai-1", serial="5A:01", operator="bob", pid="8000", now=at(2))
@@ -102,7 +103,7 @@ def test_table_is_the_default(home: Path) -> None:
 
 
 def test_seals_are_queryable(tmp_path: Path) -> None:
-    log = AuditLog(tmp_path, seal_every=2)
+    log = new_audit_log(tmp_path, seal_every=2)
     for _ in range(2):
         log.record("dac.issued", ca="pai-1")
     rows = json.loads(query(tmp_path, "--event", "audit.sealed", "--format", "json").output)

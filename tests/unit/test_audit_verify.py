@@ -13,7 +13,9 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 
 from matter_pki.audit import AuditLog, verify_log
+from matter_pki.audit.seal import AuditKey
 from matter_pki.cli import main
+from tests.unit.test_local_fixtures import new_audit_log
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -33,7 +35,7 @@ def _clean_env(monkeypatch: pytest.MonkeyPatch) -> None:
 @pytest.fixture
 def home(tmp_path: Path) -> Path:
     """A home whose log holds 25 operations and two automatic seals."""
-    log = AuditLog(tmp_path, seal_every=10)
+    log = new_audit_log(tmp_path, seal_every=10)
     for i in range(RECORDS):
         log.record("dac.issued", ca="pai-1", serial=f"{0x5A00 + i:04X}", pid="8000", operator="alice", now=NOW)
     return tmp_path
@@ -179,10 +181,22 @@ def test_truncating_back_to_a_seal_is_detected(home: Path) -> None:
 
 
 def test_truncating_inside_a_record_is_detected(home: Path) -> None:
+    # GIVEN the log cut inside its last record, and the head re-signed by nobody
     data = (home / "audit" / "audit.log").read_bytes()
     (home / "audit" / "audit.log").write_bytes(data[:-40])
+    # THEN verify fails: the signed head announces bytes the log no longer holds (as after a kill mid-append)
+    assert problem(home)[0] == "audit.incomplete_append"
+    # AND the next writer puts back exactly the announced bytes: the log verifies again, nothing lost
+    AuditLog(home).seal()
+    assert (home / "audit" / "audit.log").read_bytes().startswith(data)
+    assert verify_log(home / "audit").ok
+
+
+def test_truncating_inside_an_older_record_is_malformed(home: Path) -> None:
+    lines = log_lines(home)
+    write_lines(home, [*lines[:5], lines[5][:-20]])
     code, line, seq = problem(home)
-    assert (code, line, seq) == ("audit.malformed", 27, 26)
+    assert (code, line, seq) == ("audit.malformed", 6, 5)
 
 
 def test_emptying_the_log_is_detected(home: Path) -> None:
@@ -216,10 +230,11 @@ def test_a_seal_signed_by_another_key_fails(home: Path) -> None:
     for name in ("audit-key.pem", "audit-key.pub.pem", "head"):
         (audit / name).unlink()
     (audit / "audit.log").unlink()
-    log = AuditLog(home, seal_every=10)
+    AuditKey(audit, b"mallory").create()
+    log = AuditLog(home, seal_every=10, passphrase=b"mallory")
     for i in range(RECORDS):
         log.record("dac.issued", ca="pai-1", serial=f"{i:04X}", now=NOW)
-    # THEN only a pinned key (--expect-key) or a kept public key reveals it
+    # THEN outside a PKI home (no PAA to certify the key), only a pinned key (--expect-key) reveals it
     assert verify(home).exit_code == 0
     result = verify(home, "--expect-key", str(expected))
     assert result.exit_code == 1 and "[audit.key_mismatch]" in result.output

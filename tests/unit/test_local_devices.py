@@ -353,7 +353,7 @@ def _assert_crash_invariants(out: Path) -> None:
 @pytest.mark.parametrize(
     ("target", "after"),
     [
-        ("_write_temp_at", 0), ("_write_temp_at", 19), ("sync_filesystem", 1),
+        ("write_temp_at", 0), ("write_temp_at", 19), ("sync_filesystem", 1),
         ("_rename_noreplace", 3), ("_rename_noreplace", 8), ("_rename_noreplace", 21), ("publish", 2),
     ],
     ids=["first-write", "mid-writes", "at-second-barrier", "mid-keys", "between-keys-and-csrs", "mid-csrs", "third-chunk"],
@@ -393,7 +393,7 @@ def test_power_loss_leftovers_are_cleaned_and_finished(tmp_path: Path) -> None:
 def test_publication_order_keeps_data_durable_before_names(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     # GIVEN a log of every write, barrier and rename
     events: list[tuple[str, str]] = []
-    for fn, tag in (("_write_temp_at", "write"), ("_rename_noreplace", "rename"), ("sync_filesystem", "barrier"), ("fsync_dir", "dirsync")):
+    for fn, tag in (("write_temp_at", "write"), ("_rename_noreplace", "rename"), ("sync_filesystem", "barrier"), ("fsync_dir", "dirsync")):
         real = getattr(devices, fn)
 
         def hook(*args: object, _real: object = real, _tag: str = tag, **kwargs: object) -> object:
@@ -469,7 +469,7 @@ def test_journal_records_the_run_and_is_removed_at_the_end(tmp_path: Path) -> No
 def test_full_disk_is_a_coded_error_and_the_run_finishes_later(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     # GIVEN a disk that fills up while the second chunk is written
     monkeypatch.setattr(devices, "CHUNK", 4)
-    real = devices._write_temp_at
+    real = devices.write_temp_at
     calls = {"n": 0}
 
     def full(*args: object, **kwargs: object) -> str:
@@ -478,7 +478,7 @@ def test_full_disk_is_a_coded_error_and_the_run_finishes_later(tmp_path: Path, m
             raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
         return real(*args, **kwargs)  # type: ignore[arg-type]
 
-    monkeypatch.setattr(devices, "_write_temp_at", full)
+    monkeypatch.setattr(devices, "write_temp_at", full)
     out = tmp_path / "out"
     # WHEN a run hits it
     with pytest.raises(StorageError) as err:
@@ -488,7 +488,7 @@ def test_full_disk_is_a_coded_error_and_the_run_finishes_later(tmp_path: Path, m
     assert not [p for p in out.iterdir() if ".tmp-" in p.name]
     _assert_crash_invariants(out)
     # AND once there is room, the same command finishes the run
-    monkeypatch.setattr(devices, "_write_temp_at", real)
+    monkeypatch.setattr(devices, "write_temp_at", real)
     report = _generate(out, count=12)
     assert (report.kept, report.made) == (4, 8)
     _assert_complete(out, [f"device-{i:05d}" for i in range(1, 13)])

@@ -17,6 +17,8 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.x509.oid import NameOID
 
+from matter_pki.audit import AuditLog
+from matter_pki.audit.seal import AuditKey
 from matter_pki.cli import main
 from matter_pki.local import ca as ca_ops
 from matter_pki.local.home import KeyStoreSettings, PkiHome
@@ -109,6 +111,15 @@ def write_csrs(folder: Path, count: int, prefix: str = "dev-") -> list[Path]:
         p.write_bytes(good_csr())
         paths.append(p)
     return paths
+
+
+# -- audit logs ----------------------------------------------------------------------------------
+def new_audit_log(home: Path, passphrase: str | None = None, **kwargs: object) -> AuditLog:
+    """A fresh audit folder with its key (as ``init`` makes it), and the log (passphrase from the env by default)."""
+    secret = (passphrase or os.environ.get("MATTER_PKI_PASSPHRASE") or PASSPHRASE).encode()
+    (home / "audit").mkdir(mode=0o700, parents=True, exist_ok=True)
+    AuditKey(home / "audit", secret).create()
+    return AuditLog(home, passphrase=secret, **kwargs)  # type: ignore[arg-type]
 
 
 # -- homes ---------------------------------------------------------------------------------------

@@ -112,7 +112,7 @@ def test_group_commit_writes_unsynced_temps_then_one_barrier(tmp_path: Path, mon
     monkeypatch.setattr(local.os, "fsync", lambda fd: fsyncs.append(fd) or real_fsync(fd))
     dir_fd = open_dir(tmp_path)
     try:
-        temps = [local._write_temp_at(dir_fd, f"f{i}", b"data", 0o600, sync=False) for i in range(3)]
+        temps = [local.write_temp_at(dir_fd, f"f{i}", b"data", 0o600, sync=False) for i in range(3)]
         assert fsyncs == []
         # WHEN one barrier is passed THEN it succeeds and the files are whole, with their mode
         local.sync_filesystem(dir_fd)
@@ -120,7 +120,7 @@ def test_group_commit_writes_unsynced_temps_then_one_barrier(tmp_path: Path, mon
             assert (tmp_path / tmp).read_bytes() == b"data" and stat.S_IMODE((tmp_path / tmp).stat().st_mode) == 0o600
         # AND where the C library has no syncfs, sync() is the barrier
         synced: list[bool] = []
-        monkeypatch.setattr(local, "_libc", None)
+        monkeypatch.setattr(local, "_syncfs", None)
         monkeypatch.setattr(local.os, "sync", lambda: synced.append(True))
         local.sync_filesystem(dir_fd)
         assert synced == [True]
@@ -131,7 +131,7 @@ def test_group_commit_writes_unsynced_temps_then_one_barrier(tmp_path: Path, mon
 def test_a_failed_barrier_is_a_coded_error() -> None:
     from matter_pki.storage import local
 
-    if getattr(local._libc, "syncfs", None) is None:
+    if local._syncfs_function() is None:
         pytest.skip("no syncfs in this C library (the sync() fallback cannot fail)")
     with pytest.raises(StorageError) as err:
         local.sync_filesystem(-1)  # not a descriptor: syncfs fails with EBADF

@@ -8,17 +8,18 @@ from typing import TYPE_CHECKING
 
 import pytest
 
-from matter_pki.audit import AuditLog
 from matter_pki.errors import MatterPkiError, StorageError
+from matter_pki.local.state import open_audit
 from matter_pki.serve.batcher import Batcher, JobResult
 from matter_pki.serve.engine import IssuingEngine
 from matter_pki.serve.metrics import Metrics
 from matter_pki.serve.stations import Station, StationRegistry, utc_day
-from tests.unit.test_local_fixtures import PASSPHRASE, good_csr, make_pki
+from tests.unit.test_local_fixtures import good_csr, make_pki
 
 if TYPE_CHECKING:
     from pathlib import Path
 
+    from matter_pki.audit import AuditLog
     from tests.unit.test_local_fixtures import Pki
 
 
@@ -30,7 +31,7 @@ def _station(name: str, quota: int | None = None) -> Station:
 
 
 def _batcher(pki: Pki, tmp_path: Path, **kwargs: object) -> tuple[Batcher, Metrics, AuditLog]:
-    audit = AuditLog(pki.home.path, passphrase=PASSPHRASE.encode())
+    audit = open_audit(pki.home, pki.secrets)
     metrics = Metrics()
     engine = IssuingEngine(pki.home, pki.secrets, audit)
     return Batcher(engine, audit, tmp_path / "stations.sqlite", metrics, refusal_flush=0.0, **kwargs), metrics, audit  # type: ignore[arg-type]

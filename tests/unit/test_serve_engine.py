@@ -12,9 +12,10 @@ from cryptography.hazmat.primitives.serialization import Encoding
 from matter_pki.audit import AuditLog
 from matter_pki.local.home import PAA_ID
 from matter_pki.local.ledger import Ledger
+from matter_pki.local.state import open_audit
 from matter_pki.serve.engine import CsrRequest, IssuingEngine, LedgerReader
 from matter_pki.validate import validate_att_cert
-from tests.unit.test_local_fixtures import PASSPHRASE, good_csr, make_pki, p384_csr, truncated_csr
+from tests.unit.test_local_fixtures import good_csr, make_pki, p384_csr, truncated_csr
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -29,7 +30,7 @@ def pki(tmp_path: Path) -> Pki:
 
 
 def _engine(pki: Pki) -> IssuingEngine:
-    return IssuingEngine(pki.home, pki.secrets, AuditLog(pki.home.path, passphrase=PASSPHRASE.encode()))
+    return IssuingEngine(pki.home, pki.secrets, open_audit(pki.home, pki.secrets))
 
 
 def _events(pki: Pki, event: str) -> list[dict[str, object]]:

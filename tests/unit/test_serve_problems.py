@@ -20,7 +20,8 @@ REPO = Path(__file__).resolve().parents[2]
 @pytest.mark.parametrize(
     ("code", "status"),
     [
-        ("csr.key_curve", 422), ("csr.too_large", 413), ("issue.csr_revoked", 409), ("issue.csr_already_issued", 409),
+        ("csr.key_curve", 422), ("csr.too_large", 413), ("issue.key_revoked", 409), ("issue.key_reused", 409),
+        ("issue.ca_revoked", 409), ("issue.ca_expired", 409),
         ("profile.pid_not_allowed", 422), ("input.pid", 400), ("key.passphrase_wrong", 503), ("storage.busy", 503),
         ("serve.station_revoked", 403), ("serve.quota_exceeded", 429), ("serve.timeout", 408), ("ledger.serial_unknown", 404),
         ("issue.validation_failed", 500), ("something.new", 500), ("issue.batch_order", 500), ("input.serial", 400),

@@ -14,6 +14,7 @@ from cryptography.x509.oid import ExtendedKeyUsageOID
 from matter_pki.audit import AuditLog
 from matter_pki.backends.keyfile import load_key
 from matter_pki.errors import MatterPkiError
+from matter_pki.local.state import open_audit
 from matter_pki.serve.stations import (
     Station,
     StationRegistry,
@@ -47,7 +48,7 @@ def _add(pki: Pki, out: Path, name: str = "line-1", **kwargs: object) -> Station
     args.update(kwargs)
     return add_station(
         pki.home, name=name, out_dir=out, passphrase=PASSPHRASE.encode(), station_passphrase=STATION_PASS,
-        audit=AuditLog(pki.home.path), now=datetime.now(UTC), **args,  # type: ignore[arg-type]
+        audit=open_audit(pki.home, pki.secrets), now=datetime.now(UTC), **args,  # type: ignore[arg-type]
     )
 
 
@@ -197,7 +198,7 @@ def test_station_add_never_overwrites_nor_reuses_a_name(tmp_path: Path) -> None:
     # WHEN another station is written to the same folder, or the name is reused after revocation
     with pytest.raises(MatterPkiError) as same_folder:
         _add(pki, tmp_path / "out", name="line-2")
-    revoke_station(pki.home, "line-1", reason=None, audit=AuditLog(pki.home.path), now=datetime.now(UTC))
+    revoke_station(pki.home, "line-1", reason=None, audit=open_audit(pki.home, pki.secrets), now=datetime.now(UTC))
     with pytest.raises(MatterPkiError) as reused:
         _add(pki, tmp_path / "other")
     # THEN refused, the existing key untouched, the second station not registered

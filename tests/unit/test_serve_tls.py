@@ -10,8 +10,8 @@ import pytest
 from cryptography import x509
 from cryptography.x509.oid import ExtendedKeyUsageOID
 
-from matter_pki.audit import AuditLog
 from matter_pki.errors import MatterPkiError
+from matter_pki.local.state import open_audit
 from matter_pki.serve.tls import ServePaths, ensure_server_cert, general_name, make_ca, make_server_cert
 from tests.unit.test_local_fixtures import PASSPHRASE, make_pki
 
@@ -48,7 +48,7 @@ def test_the_server_certificate_is_kept_while_current_and_renewed_when_not(tmp_p
     # GIVEN a home whose service has a server certificate for localhost
     pki = make_pki(tmp_path / "home")
     paths = ServePaths.of(pki.home)
-    audit = AuditLog(pki.home.path)
+    audit = open_audit(pki.home, pki.secrets)
     now = datetime.now(UTC)
     first = ensure_server_cert(pki.home, paths, PASSPHRASE.encode(), ["localhost"], now, audit)
     # WHEN it is asked for again, for another name, and close to its expiry

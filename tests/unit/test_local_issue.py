@@ -1,0 +1,113 @@
+"""``matter_pki.local.issue``: the in-memory issuing API, the factory bundle, answers re-checked on re-runs."""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import json
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING
+
+import pytest
+from cryptography import x509
+
+from matter_pki.audit import verify_log
+from matter_pki.csr import load_device_csr
+from matter_pki.errors import InputError
+from matter_pki.local.issue import DacIssuer, Outcome, der_to_pem, issue_files, pem_to_der
+from tests.unit.test_local_fixtures import BAD_CSRS, good_csr, make_pki, write_csrs
+
+if TYPE_CHECKING:
+    from pathlib import Path
+
+
+def test_in_memory_csrs_get_per_csr_outcomes_with_the_der(tmp_path: Path) -> None:
+    # GIVEN an issuer opened once (keys loaded once), as a long-running server would
+    pki = make_pki(tmp_path / "home")
+    good, twin = good_csr(), good_csr()
+    with DacIssuer.open(pki.home, pai_id=pki.pai_id, secrets=pki.secrets) as issuer:
+        # WHEN it is called twice with CSRs held in memory
+        first = {o.name: o for o in issuer.issue_csrs([("a", good), ("bad", BAD_CSRS["p384"][0]()), ("b", twin)])}
+        second = {o.name: o for o in issuer.issue_csrs([("a-again", good)])}
+    # THEN every CSR has one outcome: a DAC (DER, serial) or a code; the same key again gets the same DAC
+    assert (first["a"].status, first["b"].status, first["bad"].status) == ("issued", "issued", "refused")
+    assert first["bad"].code == "csr.key_curve" and first["bad"].der is None
+    for o in (first["a"], first["b"]):
+        cert = x509.load_der_x509_certificate(o.der or b"")
+        assert f"{cert.serial_number:X}".zfill(len(o.serial or "")) == o.serial
+    assert (second["a-again"].status, second["a-again"].der) == ("reused", first["a"].der)
+    # AND the audit log announced each DAC once
+    assert verify_log(tmp_path / "home" / "audit").ok
+    log = (tmp_path / "home" / "audit" / "audit.log").read_text()
+    assert log.count('"event":"dac.issued"') == 2
+
+
+def test_the_bundle_lists_every_dac_of_the_batch(tmp_path: Path) -> None:
+    # GIVEN 5 CSRs, one refused
+    pki = make_pki(tmp_path / "home")
+    write_csrs(tmp_path / "csrs", 4)
+    (tmp_path / "csrs" / "bad.csr").write_bytes(BAD_CSRS["rsa"][0]())
+    # WHEN issued with a bundle
+    report = issue_files(pki.home, pai_id=pki.pai_id, csr_path=tmp_path / "csrs", out_dir=tmp_path / "out",
+                         secrets=pki.secrets, now=datetime.now(UTC), bundle="line-7")
+    # THEN line-7.csv and line-7.jsonl list the four DACs: name, serial, VID, PID, PEM, DER hex, CSR digest
+    assert report.totals.bundle == ["line-7.csv", "line-7.jsonl"]
+    rows = list(csv.DictReader((tmp_path / "out" / "line-7.csv").open()))
+    lines = [json.loads(x) for x in (tmp_path / "out" / "line-7.jsonl").read_text().splitlines()]
+    assert rows == lines and sorted(r["name"] for r in rows) == ["dev-0000", "dev-0001", "dev-0002", "dev-0003"]
+    for row in rows:
+        pem = (tmp_path / "out" / f"{row['name']}.pem").read_bytes()
+        assert row["dac_pem"].encode() == pem and bytes.fromhex(row["dac_der_hex"]) == pem_to_der(pem)
+        assert (row["vid"], row["pid"]) == ("FFF1", "8000")
+        assert row["csr_sha256"] == load_device_csr((tmp_path / "csrs" / f"{row['name']}.csr").read_bytes()).sha256
+        cert = x509.load_der_x509_certificate(bytes.fromhex(row["dac_der_hex"]))
+        assert int(row["serial"], 16) == cert.serial_number
+    # AND a re-run with the same bundle name refuses to replace it; a new name lists the same DACs (already answered)
+    with pytest.raises(InputError) as err:
+        issue_files(pki.home, pai_id=pki.pai_id, csr_path=tmp_path / "csrs", out_dir=tmp_path / "out",
+                    secrets=pki.secrets, now=datetime.now(UTC), bundle="line-7")
+    assert err.value.code == "input.exists"
+    issue_files(pki.home, pai_id=pki.pai_id, csr_path=tmp_path / "csrs", out_dir=tmp_path / "out",
+                secrets=pki.secrets, now=datetime.now(UTC), bundle="line-7b")
+    assert (tmp_path / "out" / "line-7b.jsonl").read_text() == (tmp_path / "out" / "line-7.jsonl").read_text()
+    assert not [p.name for p in (tmp_path / "out").iterdir() if p.name.startswith(".")]
+
+
+def test_pem_round_trip_is_exact() -> None:
+    der = hashlib.sha256(b"x").digest() * 20
+    assert pem_to_der(der_to_pem(der)) == der
+    assert pem_to_der(der_to_pem(der)[:-5]) is None
+    assert pem_to_der(der_to_pem(der).replace(b"\n", b"\r\n")) is None
+
+
+def test_outcomes_never_accumulate(tmp_path: Path) -> None:
+    # GIVEN 30 refusals: the report keeps counts and the first 20, not one entry per CSR
+    pki = make_pki(tmp_path / "home")
+    (tmp_path / "csrs").mkdir()
+    for i in range(30):
+        (tmp_path / "csrs" / f"bad-{i:02d}.csr").write_bytes(b"junk")
+    seen: list[Outcome] = []
+    report = issue_files(pki.home, pai_id=pki.pai_id, csr_path=tmp_path / "csrs", out_dir=tmp_path / "out",
+                         secrets=pki.secrets, now=datetime.now(UTC), on_result=seen.append)
+    assert report.count("refused") == 30 and len(report.refusals) == 20 and len(seen) == 30
+
+
+
+
+
+def test_retry_refused_answers_a_refused_csr_again_and_replaces_its_err(tmp_path: Path) -> None:
+    pki = make_pki(tmp_path / "home")
+    (tmp_path / "csrs").mkdir()
+    (tmp_path / "csrs" / "dev.csr").write_bytes(b"not yet a CSR")
+
+    def run(**kw: object) -> dict[str, int]:
+        report = issue_files(pki.home, pai_id=pki.pai_id, csr_path=tmp_path / "csrs", out_dir=tmp_path / "out",
+                             secrets=pki.secrets, now=datetime.now(UTC), **kw)  # type: ignore[arg-type]
+        return report.totals.counts
+
+    assert run()["refused"] == 1
+    (tmp_path / "csrs" / "dev.csr").write_bytes(good_csr())
+    assert run()["skipped"] == 1  # a refusal is an answer
+    assert run(retry_refused=True)["issued"] == 1
+    assert sorted(p.name for p in (tmp_path / "out").glob("dev.*")) == ["dev.pem"]
+
