@@ -43,6 +43,7 @@ from cryptography import x509
 
 from matter_pki.errors import IssuanceError, MatterPkiError
 from matter_pki.fastpath import FastDacIssuer, VerifyPolicy, random_dac_serial
+from matter_pki.gate import ReleaseRefused
 from matter_pki.profiles import Validity, default_serial
 
 if TYPE_CHECKING:
@@ -56,8 +57,9 @@ DEFAULT_CHUNK = 256
 # Generators that only read os.urandom: each worker may call its own copy.
 _WORKER_SAFE_SERIALS: tuple[Callable[[], int], ...] = (random_dac_serial, default_serial)
 
-# A BatchResult without its name: (der, serial, csr_sha256, error code, error message, withheld serials).
-_Answer = tuple[bytes | None, int | None, str | None, str | None, str | None, tuple[int, ...]]
+# A BatchResult without its name: (der, serial, csr_sha256, error code, error message, withheld serials,
+# the serial a release-gate refusal withheld).
+_Answer = tuple[bytes | None, int | None, str | None, str | None, str | None, tuple[int, ...], int | None]
 
 
 class SignerFactory(Protocol):
@@ -102,6 +104,8 @@ class BatchResult:
     #: Serials of certificates signed while answering this CSR and withheld by the release gate
     #: (never released; the caller records and audits them). Empty in the normal case.
     withheld: tuple[int, ...] = ()
+    #: For a refusal by the release gate: the serial of the certificate it withheld (also in ``withheld``).
+    refused_serial: int | None = None
 
     @property
     def ok(self) -> bool:
@@ -199,9 +203,11 @@ def _issuer(ctx: BatchContext, serials: Callable[[], int], now: datetime | None)
 def _answer(issuer: FastDacIssuer, csr: bytes, serial: int | None) -> _Answer:
     try:
         dac, number, sha = issuer.issue_parts(csr, serial)
+    except ReleaseRefused as e:
+        return (None, None, None, e.code, e.message, issuer.take_withheld(), e.serial)
     except MatterPkiError as e:
-        return (None, None, None, e.code, e.message, issuer.take_withheld())
-    return (dac, number, sha, None, None, issuer.take_withheld())
+        return (None, None, None, e.code, e.message, issuer.take_withheld(), None)
+    return (dac, number, sha, None, None, issuer.take_withheld(), None)
 
 
 # -- worker processes --------------------------------------------------------------------------

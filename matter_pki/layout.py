@@ -39,6 +39,8 @@ class ErrRecord(TypedDict, total=False):
     csr_key: str
     csr_sha256: str
     time: str
+    #: A release-gate refusal: the serial of the certificate signed and withheld (never released).
+    certificate_serial: str
 
 
 @dataclass(frozen=True, slots=True)

@@ -5,7 +5,7 @@ Interface used by every command that changes state::
     AuditLog(home).record("dac.issued", ca="pai-1", serial="5A...", operator="alice", pid="8000")
 
 Events: ``paa.created``, ``paa.imported``, ``pai.created``, ``pai.imported``, ``dac.issued``,
-``dac.refused``, ``cert.revoked``,
+``dac.refused``, ``dac.withheld`` (a certificate the release gate signed and withheld), ``cert.revoked``,
 ``crl_signer.created``, ``crl_signer.revoked``, ``crl.published``, ``crl.number_allocated``, ``key.accessed``;
 ``ledger.committed`` / ``ledger.recovered`` / ``ledger.upgraded`` / ``ledger.rebuilt`` name a ledger
 milestone (the signed head carries the last one); ``audit.sealed``, ``audit.tail_adopted`` and

@@ -374,6 +374,8 @@ class _Pending:
     result: BatchResult | None = None
     #: The new DAC's serial, in the ledger's form.
     serial: str = ""
+    #: Serials of certificates the release gate withheld while answering this CSR (recorded and announced).
+    withheld: tuple[int, ...] = ()
 
 
 @dataclass
@@ -609,12 +611,18 @@ class DacIssuer:
                         raise IssuanceError("issue.batch_order", "the batch engine returned results out of order")
                     if not result.ok:
                         code = result.error_code or "issue.failed"
-                        error = MatterPkiError(code, result.error_message or "issuance failed")
-                        pending.append(_Pending(item, "refuse", error=error))
+                        message = result.error_message or "issuance failed"
+                        # A release-gate refusal names the certificate it withheld (in the .err and the audit log).
+                        error = MatterPkiError(code, message) if result.refused_serial is None else IssuanceError(
+                            code, message, serial=serial_hex(result.refused_serial)
+                        )
+                        pending.append(_Pending(item, "refuse", error=error, withheld=result.withheld))
                     elif result.csr_sha256 != item.sha:
                         raise IssuanceError("issue.batch_order", f"the batch engine hashed CSR {item.src.key!r} differently")
                     else:
-                        pending.append(_Pending(item, "new", result=result, serial=serial_hex(result.serial or 0)))
+                        pending.append(_Pending(
+                            item, "new", result=result, serial=serial_hex(result.serial or 0), withheld=result.withheld
+                        ))
                     if len(pending) >= self._group_limit:
                         retry += self._commit(pending)
                         pending = []
@@ -749,7 +757,7 @@ class DacIssuer:
                     records.append(("dac.refused", {
                         "ca": self.pai_id, "csr": p.item.src.key, "code": p.error.code,
                         "csr_sha256": p.item.sha if not p.error.code.startswith(("csr.", "storage.", "input.")) else None,
-                        "request_id": self.request_id,
+                        "certificate_serial": p.error.context.get("serial"), "request_id": self.request_id,
                     }))
             # The announcements come first in the append: their seqs are known before it is written.
             seqs = session.seqs_for(len(announced))
@@ -763,12 +771,28 @@ class DacIssuer:
                 ))
             if rows:
                 txn.add_certs(rows)
+            records += self._withhold(txn, group, time_text)
             return records
 
         self.state.commit("issue", write, now=self.now)
         self._group_limit = min(self._group_limit * 2, self.group_size)
         self._deliver(group)
         return retry
+
+    def _withhold(self, txn: Transaction, group: list[_Pending], at: str) -> Records:
+        """Record every serial the release gate withheld in the group (never used again) and announce it."""
+        records: Records = []
+        for p in group:
+            for number in p.withheld:
+                serial = serial_hex(number)
+                refused = p.error is not None and p.error.context.get("serial") == serial
+                code = p.error.code if refused and p.error is not None else ""
+                if txn.withhold(self.pai_id, serial, code, at):
+                    records.append(("dac.withheld", {
+                        "ca": self.pai_id, "serial": serial, "code": code or None, "csr": p.item.src.key,
+                        "request_id": self.request_id,
+                    }))
+        return records
 
     def _settle_new(self, txn: Transaction, news: list[_Pending], retry: list[_Item]) -> None:
         """Inside the transaction: the key and serial checks again, against the ledger as it is now."""
@@ -836,6 +860,9 @@ class DacIssuer:
                 assert p.error is not None
                 sha = p.item.sha if not p.error.code.startswith(("csr.", "storage.", "input.")) else None
                 record = err_record(p.error, csr_key=src.key, request_id=self.request_id, time=iso(self.now), csr_sha256=sha)
+                if p.error.context.get("serial"):
+                    # The certificate the release gate signed and withheld (never released; recorded in the ledger).
+                    record["certificate_serial"] = str(p.error.context["serial"])
                 errs.append((src.name, dumps_err(record)))
                 if p.item.had_answer:
                     stale.append(CsrKey.named(src.name).pem)

@@ -20,6 +20,8 @@ Tables:
   key id, DER, ...). A serial is unique per issuing CA across certificates *and* signers: checked
   before every insert (``serials_taken``) and enforced by two triggers, so revoking a signer can
   never revoke a DAC that shares its serial, nor the reverse.
+* ``withheld``: the serial of every certificate the release gate withheld (signed, never released),
+  with the refusal's code: such a serial is never used again by its CA.
 * ``revocations``: one row per revoked certificate or CRL signer (with the key id: a key ever
   revoked is never certified again).
 * ``crl_numbers``: every CRL Number ever allocated, ``PRIMARY KEY(ca, number)``: numbers never
@@ -32,7 +34,7 @@ Tables:
 
 Rows are never updated or deleted (only ``audit_seq`` is set after a crash recovery), so the whole
 ledger can be re-hashed transaction by transaction and checked against the journal (a transaction's
-rows are hashed in table order: certificates, CRL signers, revocations, CRL numbers)
+rows are hashed in table order: certificates, CRL signers, withheld serials, revocations, CRL numbers)
 (``verify_deep``): an edited, deleted or added row, an older copy or a replaced file is found.
 """
 
@@ -103,6 +105,14 @@ BEGIN SELECT RAISE(ABORT, 'serial already issued by this CA'); END;
 CREATE TRIGGER certificate_serial_not_a_crl_signer BEFORE INSERT ON certificates
 WHEN EXISTS (SELECT 1 FROM crl_signers WHERE issuer = NEW.ca AND serial = NEW.serial)
 BEGIN SELECT RAISE(ABORT, 'serial already issued by this CA to a CRL signer'); END;
+CREATE TABLE withheld (
+    ca TEXT NOT NULL,
+    serial TEXT NOT NULL,
+    code TEXT NOT NULL,
+    at TEXT NOT NULL,
+    gen INTEGER NOT NULL,
+    PRIMARY KEY (ca, serial)
+);
 CREATE TABLE revocations (
     ca TEXT NOT NULL,
     serial TEXT NOT NULL,
@@ -372,6 +382,10 @@ def _signer_line(*values: object) -> str:
     return "signer" + "".join("|" + _f(v) for v in values) + "\n"
 
 
+def _withheld_line(ca: str, serial: str, code: str, at: str) -> str:
+    return "withheld" + "".join("|" + _f(v) for v in (ca, serial, code, at)) + "\n"
+
+
 def _revoke_line(ca: str, serial: str, key_id: str, reason: str, at: str) -> str:
     return "revoke" + "".join("|" + _f(v) for v in (ca, serial, key_id, reason, at)) + "\n"
 
@@ -454,6 +468,20 @@ class Transaction:
         self.writes += 1
         return True
 
+    def withhold(self, ca: str, serial: str, code: str, at: str) -> bool:
+        """Record the serial of a certificate the release gate withheld; False when it is recorded already.
+
+        Call after any ``add_certs`` / ``add_signer`` of the same transaction.
+        """
+        cursor = self._db.execute(
+            "INSERT OR IGNORE INTO withheld (ca, serial, code, at, gen) VALUES (?, ?, ?, ?, ?)", (ca, serial, code, at, self.gen)
+        )
+        if cursor.rowcount != 1:
+            return False
+        self._hash.update(_withheld_line(ca, serial, code, at).encode())
+        self.writes += 1
+        return True
+
     def signer(self, signer_id: str) -> SignerRow | None:
         """A CRL signer as this (open) transaction sees it."""
         rows = self._db.execute(f"{_SIGNER_SELECT} WHERE s.id = ?", (signer_id,)).fetchall()
@@ -498,8 +526,11 @@ class Transaction:
             taken.update(by_tag[r[0]] for r in rows)
         for texts in _chunks(list(by_tag.values()), 500):
             marks = ",".join("?" * len(texts))
-            rows = self._db.execute(f"SELECT serial FROM crl_signers WHERE issuer = ? AND serial IN ({marks})", (ca, *texts))
-            taken.update(r[0] for r in rows)
+            for sql in (
+                f"SELECT serial FROM crl_signers WHERE issuer = ? AND serial IN ({marks})",
+                f"SELECT serial FROM withheld WHERE ca = ? AND serial IN ({marks})",
+            ):
+                taken.update(r[0] for r in self._db.execute(sql, (ca, *texts)))
         return taken
 
     @property
@@ -716,6 +747,10 @@ class Ledger:
             ).fetchall()
         ]
 
+    def withheld_in(self, gen: int) -> list[tuple[str, str, str, str]]:
+        """(ca, serial, code, at) of the serials one transaction recorded as withheld."""
+        return list(self._read("SELECT ca, serial, code, at FROM withheld WHERE gen = ? ORDER BY rowid", (gen,)))
+
     def revocations_in(self, gen: int) -> list[tuple[str, str, str, str, str]]:
         """(ca, serial, key_id, reason, revoked_at) of one transaction."""
         return list(self._read(
@@ -823,6 +858,8 @@ class Ledger:
             "FROM crl_signers ORDER BY gen, rowid"
         ):
             digests.setdefault(gen, hashlib.sha256()).update(_signer_line(*values).encode())
+        for gen, ca, serial, code, at in self._db.execute("SELECT gen, ca, serial, code, at FROM withheld ORDER BY gen, rowid"):
+            digests.setdefault(gen, hashlib.sha256()).update(_withheld_line(ca, serial, code, at).encode())
         for gen, ca, serial, key_id, reason, at in self._db.execute(
             "SELECT gen, ca, serial, key_id, reason, revoked_at FROM revocations ORDER BY gen, rowid"
         ):

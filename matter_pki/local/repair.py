@@ -7,7 +7,7 @@
 * ``rebuild_ledger``: a new ledger from the verified audit log, taking each certificate's DER from
   the home (CA and CRL signer certificates) and from the folders given (the issued ``.pem`` files,
   matched by the SHA-256 the log recorded, or by issuer and serial for records older than that
-  digest); revocations and CRL Numbers (per CA and per signer) come from the log. The old
+  digest); revocations, withheld serials and CRL Numbers (per CA and per signer) come from the log. The old
   file is kept aside; the rebuild is an announced, signed operator action.
 * ``upgrade_home``: a home made before device-key identity: migrates a format-1 ledger, gives a
   home without an audit key (a PKCS#11 home created without a passphrase) its key, has the PAA key
@@ -330,6 +330,7 @@ def _replay(
     rows: dict[tuple[str, str], CertRow] = {}
     signers: dict[str, tuple[str, bytes, str, str]] = {}  # id -> (issuer, DER, issued_at, operator)
     signer_serials: dict[tuple[str, str], str] = {}  # (issuer, serial) -> key id
+    withheld: dict[tuple[str, str], tuple[str, str]] = {}
     revocations: dict[tuple[str, str], tuple[str, str, str, str, str]] = {}
     crl: dict[tuple[str, int], str] = {}
     missing: list[str] = []
@@ -369,6 +370,8 @@ def _replay(
             signers[signer_id] = (issuer_id, der, record.time[:19] + "Z", record.operator)
             cert = x509.load_der_x509_certificate(der)
             signer_serials[(issuer_id, serial_hex(cert.serial_number))] = key_id_of_der(der)
+        elif event == "dac.withheld":
+            withheld.setdefault((str(f.get("ca")), str(f.get("serial"))), (str(f.get("code") or ""), record.time[:19] + "Z"))
         elif event in ("cert.revoked", "crl_signer.revoked"):
             ca, serial = str(f.get("ca")), str(f.get("serial"))
             revocations[(ca, serial)] = (ca, serial, str(f.get("key_id") or ""), str(f.get("reason") or "unspecified"),
@@ -386,6 +389,8 @@ def _replay(
     for signer_id, (issuer_id, der, issued_at, op) in signers.items():
         if not txn.add_signer(signer_id, issuer_id, der, issued_at=issued_at, operator=op):
             raise LedgerError("ledger.corrupt", f"CRL signer {signer_id} shares its serial with another certificate")
+    for (ca, serial), (code, at) in withheld.items():
+        txn.withhold(ca, serial, code, at)
     for (ca, serial), (_ca, _serial, key_id, reason, at) in revocations.items():
         revoked = rows.get((ca, serial))
         key = revoked.key_id if revoked is not None else signer_serials.get((ca, serial))

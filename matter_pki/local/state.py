@@ -265,6 +265,10 @@ class CaState:
         for signer in self.ledger.signers(gen=row.gen):
             if signer.id not in done_signers:
                 records.append(signer_announcement(signer, recovered=True))
+        done_withheld = {(r.fields.get("ca"), r.fields.get("serial")) for r in after if r.event == "dac.withheld"}
+        for ca, serial, code, _at in self.ledger.withheld_in(row.gen):
+            if (ca, serial) not in done_withheld:
+                records.append(("dac.withheld", {"ca": ca, "serial": serial, "code": code or None, "recovered": True}))
         for ca, serial, key_id, reason, at in self.ledger.revocations_in(row.gen):
             if (ca, serial) not in done_revoked:
                 revoked_signer = next((s for s in self.ledger.signers(ca) if s.serial == serial), None)

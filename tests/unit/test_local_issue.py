@@ -111,3 +111,53 @@ def test_retry_refused_answers_a_refused_csr_again_and_replaces_its_err(tmp_path
     assert run(retry_refused=True)["issued"] == 1
     assert sorted(p.name for p in (tmp_path / "out").glob("dev.*")) == ["dev.pem"]
 
+
+def test_a_certificate_the_release_gate_withholds_is_recorded_announced_and_named_in_the_err(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # GIVEN a release gate that refuses every DAC (a broken signer, say), after it was signed
+    from matter_pki import gate
+
+    def refuse(self: gate.ReleaseGate, dac_der: bytes, *, public_point: bytes, at: object = None) -> int:
+        serial = x509.load_der_x509_certificate(dac_der).serial_number
+        raise gate.ReleaseRefused("issue.validation_failed", "refused for the test", serial=serial)
+
+    pki = make_pki(tmp_path / "home")
+    write_csrs(tmp_path / "csrs", 2)
+    monkeypatch.setattr(gate.ReleaseGate, "check", refuse)
+    # WHEN the CSRs are issued
+    report = issue_files(pki.home, pai_id=pki.pai_id, csr_path=tmp_path / "csrs", out_dir=tmp_path / "out",
+                         secrets=pki.secrets, now=datetime.now(UTC))  # fmt: skip
+    monkeypatch.undo()
+    # THEN each CSR is refused with the gate's code and its .err names the withheld certificate's serial
+    assert report.count("refused") == 2 and not list((tmp_path / "out").glob("dev-*.pem"))
+    errs = {p.stem: json.loads(p.read_text()) for p in (tmp_path / "out").glob("dev-*.err")}
+    assert {e["code"] for e in errs.values()} == {"issue.validation_failed"}
+    named = {e["certificate_serial"] for e in errs.values()}
+    # AND every withheld serial (the two refused DACs, plus the fast path's probe) is in the ledger ...
+    from matter_pki.local.ledger import Ledger
+
+    with Ledger(tmp_path / "home" / "ledger.sqlite") as ledger:
+        rows = ledger.db.execute("SELECT serial, code FROM withheld WHERE ca = 'pai-1'").fetchall()
+        txn = ledger.begin()
+        taken = txn.serials_taken("pai-1", [serial for serial, _code in rows])
+        ledger.rollback()
+    withheld = {serial: code for serial, code in rows}
+    assert named <= set(withheld) and {withheld[s] for s in named} == {"issue.validation_failed"}
+    # ... never to be used again by the PAI ...
+    assert taken == set(withheld)
+    # ... and announced once each, in a log that verifies, with the ledger it vouches for
+    records = [json.loads(line) for line in (tmp_path / "home" / "audit" / "audit.log").read_text().splitlines()]
+    announced = [r["serial"] for r in records if r["event"] == "dac.withheld"]
+    assert sorted(announced) == sorted(withheld)
+    refused = [r for r in records if r["event"] == "dac.refused"]
+    assert {r["certificate_serial"] for r in refused} == named
+    from matter_pki.local.repair import rebuild_ledger, verify_home
+
+    assert verify_home(pki.home).ok
+    # AND a ledger rebuilt from the audit log keeps them
+    for suffix in ("", "-wal", "-shm"):
+        (tmp_path / "home" / f"ledger.sqlite{suffix}").unlink(missing_ok=True)
+    rebuild_ledger(pki.home, sources=[tmp_path / "out"], secrets=pki.secrets, reason="test")
+    with Ledger(tmp_path / "home" / "ledger.sqlite") as ledger:
+        assert dict(ledger.db.execute("SELECT serial, code FROM withheld WHERE ca = 'pai-1'").fetchall()) == withheld
