@@ -196,7 +196,10 @@ def verify_cmd(home: str | None, public_key: str | None, expect_key: str | None,
     sys.exit(0 if report.ok else 1)
 
 
-@example("MATTER_PKI_PASSPHRASE=... matter-pki audit seal")
+@example(
+    "MATTER_PKI_PASSPHRASE=... matter-pki audit seal",
+    "matter-pki audit seal --passphrase-file pass.txt --adopt-tail 'records appended by the nightly export, checked by J. Doe'",
+)
 @audit_group.command("seal")
 @home_option
 @click.option("--adopt-tail", metavar="REASON",

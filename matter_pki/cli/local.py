@@ -414,7 +414,10 @@ def dac_group() -> None:
     """Device Attestation Certificates."""
 
 
-@example("matter-pki dac issue --pai pai-1 --pid 8000 --csr csrs/ --out dacs/ --jobs 0")
+@example(
+    "matter-pki dac issue --pai pai-1 --pid 8000 --csr csrs/ --out dacs/ --jobs 0 --bundle line-7",
+    "matter-pki dac issue --pai pai-2 --pid 8001 --csr moved/ --out dacs2/ --reissue-reason 'product line moved to 8001'",
+)
 @dac_group.command("issue")
 @home_option
 @click.option("--pai", "pai_id", required=True, help="Issuing PAI id.")
