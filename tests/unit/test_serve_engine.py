@@ -140,3 +140,43 @@ def test_already_certified_and_ledger_reads(pki: Pki) -> None:
     assert reader.dac(int(o.serial, 16), "pai-2") is None
     assert reader.describe_pai("pai-1")["pid"] == "8000"
     reader.close()
+
+
+def test_the_service_inherits_device_key_identity_and_the_issuing_cas_status(pki: Pki) -> None:
+    # GIVEN a device key certified by pai-1 through the service, and a second PAI for the same PID
+    from cryptography.hazmat.primitives.asymmetric import ec
+
+    from matter_pki.local import ca as ca_ops
+    from matter_pki.local import crl as crl_ops
+    from matter_pki.serve.problems import status_of
+    from tests.unit.test_local_fixtures import csr_for
+
+    now = datetime.now(UTC).replace(microsecond=0)
+    ca_ops.create_pai(pki.home, pid=0x8000, secrets=pki.secrets, now=now)
+    engine = _engine(pki)
+    engine.open_keys()
+    key = ec.generate_private_key(ec.SECP256R1())
+    [first] = engine.issue("pai-1", 0x8000, [CsrRequest("a", csr_for(key, "one"))])
+    # WHEN the same key comes in a newly signed CSR, to pai-1 and to pai-2
+    [again] = engine.issue("pai-1", 0x8000, [CsrRequest("b", csr_for(key, "two"))])
+    [elsewhere] = engine.issue("pai-2", 0x8000, [CsrRequest("c", csr_for(key, "three"))])
+    # THEN pai-1 re-delivers its DAC; pai-2 refuses the key (409), and the CA audited the refusal
+    assert (again.status, again.dac_der) == ("reused", first.dac_der)
+    assert (elsewhere.status, elsewhere.code, elsewhere.audited) == ("refused", "issue.key_reused", True)
+    assert status_of("issue.key_reused")[0] == 409
+    # WHEN, while the service runs, the DAC is revoked and pai-2 is revoked by the PAA
+    assert first.serial is not None
+    crl_ops.revoke(pki.home, serial=first.serial, reason="keyCompromise", ca="pai-1", now=now, secrets=pki.secrets)
+    pai2 = pki.home.load_cert("pai-2")
+    crl_ops.revoke(pki.home, serial=f"{pai2.serial_number:X}", reason="cACompromise", ca=PAA_ID, now=now,
+                   secrets=pki.secrets)  # fmt: skip
+    # THEN the next batches see it: the key is never certified again, pai-2 issues nothing
+    [revoked_key] = engine.issue("pai-1", 0x8000, [CsrRequest("d", csr_for(key, "four"))])
+    assert (revoked_key.status, revoked_key.code) == ("refused", "issue.key_revoked")
+    assert not engine.already_certified("pai-1", 0x8000, csr_for(key, "five"))
+    stopped = engine.issue("pai-2", 0x8000, [CsrRequest("e", good_csr()), CsrRequest("f", good_csr())])
+    assert [(o.status, o.code, o.audited) for o in stopped] == [("refused", "issue.ca_revoked", False)] * 2
+    assert status_of("issue.ca_revoked")[0] == 409
+    engine.close()
+    with Ledger(pki.home.ledger_path) as ledger:
+        assert [e.ca for e in ledger.entries(kind="dac")] == ["pai-1"]
