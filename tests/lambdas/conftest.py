@@ -11,6 +11,7 @@ import importlib.util
 import json
 import os
 import sys
+import threading
 import uuid
 from collections import Counter
 from dataclasses import dataclass, field
@@ -199,6 +200,26 @@ def _record(message: dict[str, Any]) -> dict[str, Any]:
     }
 
 
+_PUT_LOCK = threading.Lock()
+
+
+def _atomic_conditional_puts(monkeypatch: pytest.MonkeyPatch) -> None:
+    """S3 decides a conditional PutObject (If-None-Match / If-Match) atomically; moto checks, then writes.
+
+    Without this, two handler threads publishing one ``.pem`` can both pass moto's If-None-Match check
+    (a race of the fake, not of S3): one lock around moto's PutObject gives it S3's atomicity.
+    """
+    from moto.s3.responses import S3Response
+
+    real = S3Response.put_object
+
+    def put_object(self: S3Response) -> Any:
+        with _PUT_LOCK:
+            return real(self)
+
+    monkeypatch.setattr(S3Response, "put_object", put_object)
+
+
 @contextlib.contextmanager
 def mocked_aws(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     """Fake credentials and region; moto intercepts every call; the container's pipeline is reset after."""
@@ -213,6 +234,7 @@ def mocked_aws(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     monkeypatch.delenv("AWS_ENDPOINT_URL", raising=False)
     # botocore's retry backoff sleeps for real; the tests keep its decisions and skip the sleeps.
     monkeypatch.setattr("botocore.retries.standard.ExponentialBackoff.delay_amount", lambda _self, _ctx: 0)
+    _atomic_conditional_puts(monkeypatch)
     try:
         with mock_aws():
             yield
