@@ -4,7 +4,7 @@ Modules: ``home`` (layout and configuration), ``ledger`` (SQLite issuance ledger
 ledger and the audit log opened together, cross-checked, committed together), ``keys`` (key
 stores and secrets), ``ca`` (PAA/PAI operations), ``issue`` (DACs into a folder or for in-memory
 CSRs, crash-safe, group commit), ``inbox`` (the ``<PAI>/<PID>/<name>.csr`` folder), ``crl``
-(revocation, CRLs, revocation sets), ``repair`` (``ledger verify``, ``ledger rebuild``, ``home
+(revocation, CRLs, revocation sets), ``crl_signers`` (delegated CRL signers, in the ledger), ``repair`` (``ledger verify``, ``ledger rebuild``, ``home
 upgrade``), ``devices`` (factory key pairs and CSRs).
 """
 
