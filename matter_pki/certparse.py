@@ -22,7 +22,7 @@ import hashlib
 import re
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
-from functools import cached_property
+from functools import cached_property, lru_cache
 from typing import TypeVar
 
 from cryptography.hazmat.primitives.asymmetric import ec
@@ -176,6 +176,7 @@ def asn1_integer_get(value: int) -> int:
     return value if -(1 << 63) <= value < (1 << 63) else -1
 
 
+@lru_cache(maxsize=512)
 def oid_value(content: bytes) -> str:
     """c2i_ASN1_OBJECT: no empty content, no trailing continuation, no 0x80 arc padding."""
     if not content or content[-1] & 0x80:
@@ -264,8 +265,11 @@ def _utf8_getc_valid(data: bytes) -> bool:
 def _to_utf8(tag: int, data: bytes) -> bytes:
     """ASN1_STRING_to_UTF8 for the canonical string types; raises DerError where OpenSSL fails."""
     if tag == 0x0C:
-        if not _utf8_getc_valid(data):
-            raise DerError("invalid UTF-8 in a Name")
+        try:
+            data.decode("utf-8")  # what Python accepts UTF8_getc accepts too
+        except UnicodeDecodeError:
+            if not _utf8_getc_valid(data):
+                raise DerError("invalid UTF-8 in a Name") from None
         return data
     if tag == 0x1E:
         points = [int.from_bytes(data[i : i + 2], "big") for i in range(0, len(data), 2)]
@@ -302,21 +306,26 @@ def _canon_text(text: bytes) -> bytes:
     return bytes(out)
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True)
 class RawName:
     """A Name as encoded: attributes in order as (oid, value tag, value as OpenSSL stores it)."""
 
     der: bytes
     attributes: tuple[tuple[str, int, bytes], ...]
     rdn_sizes: tuple[int, ...] = ()
-    canon: bytes = b""
+    rdns: tuple[tuple[tuple[bytes, int, bytes], ...], ...] = ()
+
+    @cached_property
+    def canon(self) -> bytes:
+        """The canonical encoding X509_NAME_cmp compares (x_name.c x509_name_canon)."""
+        return _canonical_name(self.rdns)
 
     def matches(self, other: RawName) -> bool:
-        """X509_NAME_cmp(self, other) == 0: equal canonical encodings."""
-        return self.canon == other.canon
+        """X509_NAME_cmp(self, other) == 0: equal canonical encodings (equal bytes need no canon)."""
+        return self.der == other.der or self.canon == other.canon
 
 
-def _canonical_name(rdns: list[list[tuple[bytes, int, bytes]]]) -> bytes:
+def _canonical_name(rdns: tuple[tuple[tuple[bytes, int, bytes], ...], ...]) -> bytes:
     """x509_name_canon: each RDN a DER SET OF (sorted) of SEQUENCE { OID, canonical value }."""
     out = b""
     for rdn in rdns:
@@ -340,7 +349,7 @@ def parse_name(buf: bytes, el: Element, notes: Notes, where: str) -> RawName:
     notes.header(el, where)
     attributes: list[tuple[str, int, bytes]] = []
     sizes: list[int] = []
-    rdns: list[list[tuple[bytes, int, bytes]]] = []
+    rdns: list[tuple[tuple[bytes, int, bytes], ...]] = []
     for rdn in der.elements(buf, el):
         _need(rdn, 17, f"{where} RDN", constructed=True)
         notes.header(rdn, where)
@@ -379,10 +388,12 @@ def parse_name(buf: bytes, el: Element, notes: Notes, where: str) -> RawName:
                     raise DerError(f"{where}: BMPString of odd length")
                 if tag == 0x1C and len(value) % 4:
                     raise DerError(f"{where}: UniversalString length not a multiple of 4")
+            if tag in _CANON_TAGS:
+                _to_utf8(tag, value)  # ASN1_STRING_to_UTF8 failing fails x509_name_canon, so d2i_X509
             attributes.append((oid, tag, value))
-            canon_rdn.append((der.encode_tlv(der.OID, oid_content), tag, value))
-        rdns.append(canon_rdn)
-    return RawName(el.encoded(buf), tuple(attributes), tuple(sizes), _canonical_name(rdns))
+            canon_rdn.append((parts[0].encoded(buf) if parts[0].der_header else der.encode_tlv(der.OID, oid_content), tag, value))
+        rdns.append(tuple(canon_rdn))
+    return RawName(el.encoded(buf), tuple(attributes), tuple(sizes), tuple(rdns))
 
 
 # -- times (x509_vfy.c X509_cmp_time, a_time.c ossl_asn1_time_to_tm) ---------------------------------
@@ -1063,7 +1074,7 @@ def parse_certificate(data: bytes) -> RawCertificate:
         signature_padding_clean=sig_bits.padding_clean,
         serial_value=serial_value,
         extensions_present=present,
-        reencoded_length=_reencoded_length(tbs_el.encoded(data), outer_alg, len(sig_bits.data) + 1),
+        reencoded_length=top.end if not notes.items else _reencoded_length(tbs_el.encoded(data), outer_alg, len(sig_bits.data) + 1),
         ber=tuple(notes.items),
     )
 

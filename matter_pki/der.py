@@ -202,6 +202,14 @@ def read_element(buf: bytes, offset: int = 0, limit: int | None = None, depth: i
     end_limit = len(buf) if limit is None else limit
     if depth > MAX_NESTING:
         raise DerError("nested too deep")
+    # Fast path: low tag number, short-form length (almost every element of a certificate).
+    if offset + 2 <= end_limit:
+        first, octet = buf[offset], buf[offset + 1]
+        if first & 0x1F != 0x1F and octet < 0x80:
+            end = offset + 2 + octet
+            if end > end_limit:
+                raise DerError("element runs past the end of its container")
+            return Element(first >> 6, bool(first & 0x20), first & 0x1F, offset, offset + 2, end, end, True)
     p = offset
     if p >= end_limit:
         raise DerError("truncated element header")

@@ -123,7 +123,8 @@ def certificate_divergences(raw: RawCertificate, role: str) -> tuple[Divergence,
 def _anchor_checks(raw: RawCertificate) -> str | None:
     """OpenSSL checks on the trust anchor that BoringSSL skips."""
     v3 = raw.v3
-    if v3.unsupported_critical:
+    if v3.unsupported_critical and v3.unsupported_critical not in ("2.5.29.14", "2.5.29.35"):
+        # (a critical SKID or AKID fails chip's PAA format check on either library)
         return f"critical extension {v3.unsupported_critical} unknown to OpenSSL"
     tbs, outer = raw.tbs_algorithm, raw.outer_algorithm
     if tbs is not None and outer is not None and (tbs.oid, tbs.params) != (outer.oid, outer.params):

@@ -222,8 +222,9 @@ class EncodingRule(CertificateRule):
             yield self.f(v, "cert.trailing_data", f"{v.raw.trailing} byte(s) follow the certificate")
         if len(v.raw.der) > MAX_DER:
             yield self.f(v, "cert.der_too_large", f"DER is {len(v.raw.der)} bytes, over {MAX_DER}")
-        if v.raw.ber:
-            yield self.f(v, "cert.not_der", f"BER where DER is required: {'; '.join(v.raw.ber)}")
+        ber = [*v.raw.ber, *v.raw.v3.ext_notes]
+        if ber:
+            yield self.f(v, "cert.not_der", f"BER where DER is required: {'; '.join(ber)}")
 
 
 class VersionSerialRule(CertificateRule):

@@ -288,15 +288,25 @@ def _ext_der(ext: Ext, ctx: BuildContext) -> bytes:
     return tlv(der.SEQUENCE, der.encode_oid(ext.oid) + crit + octets)
 
 
-def encode_cert(cert: CertModel, issuer: CertModel | None, deterministic: bool = False) -> bytes:
-    """DER (or deliberately not) of one certificate, signed by its issuer's key (or ``cert.signer``)."""
+def issuer_der(cert: CertModel, parent: CertModel) -> bytes:
+    """The issuer Name a certificate carries: its override, else its issuer's subject bytes."""
+    if cert.issuer_raw is not None:
+        return cert.issuer_raw
+    return encode_name(cert.issuer) if cert.issuer is not None else parent.subject_der()
+
+
+def encode_cert(
+    cert: CertModel, issuer: CertModel | None, deterministic: bool = False, issuer_issuer: bytes | None = None
+) -> bytes:
+    """DER (or deliberately not) of one certificate, signed by its issuer's key (or ``cert.signer``).
+
+    ``issuer_issuer`` is the issuer's own issuer Name (what an AKID authorityCertIssuer must name).
+    """
     parent = issuer or cert
-    issuer_der = cert.issuer_raw
-    if issuer_der is None:
-        issuer_der = encode_name(cert.issuer) if cert.issuer is not None else parent.subject_der()
+    own_issuer = issuer_der(cert, parent)
     ctx = BuildContext(
         issuer_subject=parent.subject_der(),
-        issuer_issuer=parent.issuer_raw or (encode_name(parent.issuer) if parent.issuer else parent.subject_der()),
+        issuer_issuer=issuer_issuer if issuer_issuer is not None else own_issuer,
         issuer_serial=parent.serial_der()[2:],
         issuer_skid=parent.key_id(),
         own_skid=cert.key_id(),
@@ -318,7 +328,7 @@ def encode_cert(cert: CertModel, issuer: CertModel | None, deterministic: bool =
             exts = cert.extensions_transform(exts)
     tbs = tlv(
         der.SEQUENCE,
-        version + cert.serial_der() + cert.tbs_sig_alg + issuer_der + validity + cert.subject_der() + spki + cert.unique_ids + exts,
+        version + cert.serial_der() + cert.tbs_sig_alg + own_issuer + validity + cert.subject_der() + spki + cert.unique_ids + exts,
     )
     if cert.tbs_transform is not None:
         tbs = cert.tbs_transform(tbs)
@@ -354,10 +364,11 @@ class ChainModel:
 
     def build(self, deterministic: bool = False) -> tuple[bytes, bytes, bytes]:
         """(PAA, PAI, DAC) bytes."""
+        paa_issuer = issuer_der(self.paa, self.paa)
         return (
-            encode_cert(self.paa, None, deterministic),
-            encode_cert(self.pai, self.paa, deterministic),
-            encode_cert(self.dac, self.pai, deterministic),
+            encode_cert(self.paa, None, deterministic, paa_issuer),
+            encode_cert(self.pai, self.paa, deterministic, paa_issuer),
+            encode_cert(self.dac, self.pai, deterministic, issuer_der(self.pai, self.paa)),
         )
 
 

@@ -78,13 +78,13 @@ class Rates:
         )
 
 
-def generate(seed: int, count: int, now: datetime) -> list[Case]:
-    """``count`` mutated chains from ``seed``."""
+def generate(seed: int, count: int, now: datetime, deterministic: bool = False) -> list[Case]:
+    """``count`` mutated chains from ``seed`` (byte-for-byte reproducible with ``deterministic``)."""
     rng = random.Random(seed)
     cases = []
     for index in range(count):
         chain, labels = random_chain(rng, now)
-        paa, pai, dac = chain.build()
+        paa, pai, dac = chain.build(deterministic=deterministic)
         cases.append(Case(index, labels, paa, pai, dac))
     return cases
 

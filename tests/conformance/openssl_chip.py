@@ -70,6 +70,7 @@ class _Libcrypto:
             "d2i_X509": (vp, [vp, c.POINTER(vp), L]),
             "i2d_X509": (i, [vp, c.POINTER(vp)]),
             "X509_free": (None, [vp]),
+            "X509_up_ref": (i, [vp]),
             "X509_get_version": (L, [vp]),
             "X509_get_serialNumber": (vp, [vp]),
             "X509_get_signature_nid": (i, [vp]),
@@ -208,12 +209,27 @@ class OpenSSLChip:
             raise RuntimeError(openssl_available()[1])
         self.lib = lib
         self._objs = {k: lib.OBJ_txt2obj(k, 1) for k in (_CN, _VID, _PID)}  # type: ignore[attr-defined]
+        self._cache: dict[bytes, int] = {}
 
     # -- helpers -----------------------------------------------------------------------------------
     def _d2i(self, der: bytes) -> tuple[int | None, Any]:
+        """d2i_X509 of the bytes, as a new reference the caller frees.
+
+        OpenSSL 3.0's d2i_X509 is slow (provider key decoding), and chip parses the same bytes once per
+        check; parsing is deterministic, so one parsed object per input is shared (X509_up_ref).
+        """
+        cached = self._cache.get(der)
+        if cached is not None:
+            self.lib.X509_up_ref(cached)  # type: ignore[attr-defined]
+            return cached, None
         buf = ctypes.create_string_buffer(der, max(len(der), 1))
         ptr = ctypes.c_void_p(ctypes.addressof(buf))
         x = self.lib.d2i_X509(None, ctypes.byref(ptr), len(der))  # type: ignore[attr-defined]
+        if x:
+            if len(self._cache) >= 64:
+                self.lib.X509_free(self._cache.pop(next(iter(self._cache))))  # type: ignore[attr-defined]
+            self._cache[der] = x
+            self.lib.X509_up_ref(x)  # type: ignore[attr-defined]
         return x, buf
 
     def _string(self, asn1: int) -> bytes:
