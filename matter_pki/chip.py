@@ -23,9 +23,9 @@ from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec
 
 from matter_pki.certparse import (
+    EC_PUBLIC_KEY,
     ECDSA_HASHES,
     ECDSA_SHA256,
-    EC_PUBLIC_KEY,
     KU_CRL_SIGN,
     KU_DIGITAL_SIGNATURE,
     KU_KEY_CERT_SIGN,

@@ -214,7 +214,7 @@ def _constraints(value: bytes) -> tuple[int | None, int | None]:
 def boringssl_policy_problem(pai: RawCertificate, dac: RawCertificate) -> str | None:
     """RFC 5280 6.1 policy processing over PAI then DAC, as BoringSSL always runs it, or None when it passes."""
     explicit = inhibit_any = mapping = 4  # num_certs + 1
-    has_any, nodes = True, set()
+    has_any, nodes = True, set[str]()
     final_empty = False
     try:
         for index, cert in ((1, pai), (0, dac)):

@@ -21,14 +21,15 @@ Adding a lint role (for example ``crl``): write a loader ``bytes -> view`` that 
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Callable, Iterator
+import warnings
 from dataclasses import dataclass, field
-from typing import Any, ClassVar, Generic, TypeVar
+from typing import TYPE_CHECKING, Any, ClassVar, Generic, TypeVar
 
-from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography import x509
 
 from matter_pki import chip, der
 from matter_pki.certparse import (
+    ECDSA_SHA256,
     OID_AIA,
     OID_AKID,
     OID_BC,
@@ -53,6 +54,11 @@ from matter_pki.certparse import (
 from matter_pki.der import DerError
 from matter_pki.findings import Finding, Role, catalogue, finding
 from matter_pki.vidpid import VidPid, VidPidError, extract_vid_pid
+
+if TYPE_CHECKING:
+    from collections.abc import Callable, Iterator
+
+    from cryptography.hazmat.primitives.asymmetric import ec
 
 __all__ = [
     "MAX_DER",
@@ -212,12 +218,18 @@ class IssuerRule(Rule[tuple[CertView, CertView]]):
 
 # -- certificate rules -------------------------------------------------------------------------------
 class EncodingRule(CertificateRule):
-    """Size (chip's 600-byte buffers), trailing bytes, BER where DER is required."""
+    """Size (chip's 600-byte buffers), trailing bytes, BER where DER is required, strict parsers."""
 
-    codes = ("cert.trailing_data", "cert.der_too_large", "cert.not_der")
+    codes = ("cert.trailing_data", "cert.der_too_large", "cert.not_der", "cert.unparseable")
 
     def check(self, v: CertView) -> Iterator[Finding]:
         """Findings."""
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                x509.load_der_x509_certificate(v.raw.der)
+        except Exception as e:  # cryptography raises ValueError and its own InvalidVersion
+            yield self.f(v, "cert.unparseable", f"Python cryptography refuses it: {e or type(e).__name__}")
         if v.raw.trailing:
             yield self.f(v, "cert.trailing_data", f"{v.raw.trailing} byte(s) follow the certificate")
         if len(v.raw.der) > MAX_DER:
@@ -250,7 +262,7 @@ class SignatureAlgorithmRule(CertificateRule):
     def check(self, v: CertView) -> Iterator[Finding]:
         """Findings."""
         raw = v.raw
-        if raw.signature_algorithm_oid != chip.ECDSA_SHA256:
+        if raw.signature_algorithm_oid != ECDSA_SHA256:
             yield self.f(v, "cert.signature_algorithm", f"signature algorithm {raw.signature_algorithm_oid}")
         tbs, outer = raw.tbs_algorithm, raw.outer_algorithm
         if tbs is None or outer is None or (tbs.oid, tbs.params) != (outer.oid, outer.params):

@@ -23,7 +23,7 @@ from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec
 
 from matter_pki.errors import ProfileError
-from matter_pki.findings import Role  # re-exported: the role belongs to the checker side
+from matter_pki.findings import Role as Role  # re-exported: the role belongs to the checker side
 from matter_pki.oid import ExtensionOID, MatterOID, NameOID
 from matter_pki.vidpid import VidPid, extract_vid_pid, format_hex16
 

@@ -14,9 +14,9 @@ from __future__ import annotations
 
 import hashlib
 import random
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from collections.abc import Callable
 
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
@@ -24,7 +24,7 @@ from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from matter_pki import der
 
 VID, PID, CN = "1.3.6.1.4.1.37244.2.1", "1.3.6.1.4.1.37244.2.2", "2.5.4.3"
-O, OU, SERIAL_NUMBER, C = "2.5.4.10", "2.5.4.11", "2.5.4.5", "2.5.4.6"
+ORG, OU, SERIAL_NUMBER, C = "2.5.4.10", "2.5.4.11", "2.5.4.5", "2.5.4.6"
 BC, KU, SKID, AKID = "2.5.29.19", "2.5.29.15", "2.5.29.14", "2.5.29.35"
 CDP, EKU, SAN, AIA = "2.5.29.31", "2.5.29.37", "2.5.29.17", "1.3.6.1.5.5.7.1.1"
 CERT_POLICIES, POLICY_CONSTRAINTS, NAME_CONSTRAINTS = "2.5.29.32", "2.5.29.36", "2.5.29.30"
@@ -403,7 +403,7 @@ def base_chain(rng: random.Random, now: datetime) -> ChainModel:
     paa_cn = "Matter Test PAA \u00e9t\u00e9" if accent else "Matter Test PAA"
     paa_subj = [Attr(CN, paa_cn.encode())] + ([Attr(VID, vid)] if rng.random() < 0.7 else [])
     if rng.random() < 0.2:
-        paa_subj.insert(0, Attr(O, b"Example Corp", PRINTABLE))
+        paa_subj.insert(0, Attr(ORG, b"Example Corp", PRINTABLE))
     pai_cn = "Matter Test PAI \u00e9t\u00e9" if accent else "Matter Test PAI"
     pai_subj = [Attr(CN, pai_cn.encode()), Attr(VID, vid)] + ([Attr(PID, pid)] if rng.random() < 0.5 else [])
     dac_subj = [Attr(CN, b"Matter Test DAC 0001"), Attr(VID, vid), Attr(PID, pid)]
@@ -604,7 +604,7 @@ def m_subject_shape(ch: ChainModel, role: str, rng: random.Random, now: datetime
         if c.subject_unsorted:
             c.subject = name(tuple(sorted(attrs, key=lambda a: encode_name(name(a)), reverse=True)))
     elif choice == "extra-rdns":
-        c.subject = name(Attr(C, b"US", PRINTABLE), Attr(O, b"Example"), *attrs, Attr(OU, b"Devices"))
+        c.subject = name(Attr(C, b"US", PRINTABLE), Attr(ORG, b"Example"), *attrs, Attr(OU, b"Devices"))
     elif choice == "empty":
         c.subject = ()
     elif choice == "no-cn":

@@ -107,6 +107,45 @@ def _set_subject(cert: m.CertModel, **values: bytes | None) -> None:
     cert.subject = m.name(*attrs)
 
 
+def _set(role: str, **fields: object) -> Recipe:
+    """A recipe setting fields of one certificate model."""
+
+    def recipe(ch: m.ChainModel) -> None:
+        for key, value in fields.items():
+            setattr(ch.cert(role), key, value)
+
+    return recipe
+
+
+def _steps(*recipes: Recipe) -> Recipe:
+    """A recipe running others in turn."""
+
+    def recipe(ch: m.ChainModel) -> None:
+        for step in recipes:
+            step(ch)
+
+    return recipe
+
+
+def _subject(role: str, **values: bytes | None) -> Recipe:
+    """A recipe replacing VID/PID/CN attributes of one subject."""
+    return lambda ch: _set_subject(ch.cert(role), **values)
+
+
+def _change(role: str, oid: str, **changes: object) -> Recipe:
+    """A recipe changing one extension of one certificate."""
+    return lambda ch: _ext(ch.cert(role), oid, **changes)
+
+
+def _add(role: str, make: Callable[[], m.Ext], times: int = 1) -> Recipe:
+    """A recipe appending fresh extensions to one certificate."""
+
+    def recipe(ch: m.ChainModel) -> None:
+        ch.cert(role).extensions.extend(make() for _ in range(times))
+
+    return recipe
+
+
 def _format_code(role: str) -> R:
     return {"paa": R.kPaaFormatInvalid, "pai": R.kPaiFormatInvalid, "dac": R.kDacFormatInvalid}[role]
 
@@ -130,17 +169,17 @@ def _role_specs() -> Iterator[_Spec]:
         rows: list[tuple[str, str, Recipe, str]] = [
             ("version_v1", "version 3", lambda ch: setattr(cert(ch), "version", None), "cert.version_not_v3"),
             ("version_v2", "version 3", lambda ch: setattr(cert(ch), "version", 1), "cert.version_not_v3"),
-            ("sig_algo_sha1", "ecdsa-with-SHA256", lambda ch: (setattr(cert(ch), "tbs_sig_alg", m.alg(m.ECDSA_SHA1)), setattr(cert(ch), "sig_alg", m.alg(m.ECDSA_SHA1))) and None, "cert.signature_algorithm"),
+            ("sig_algo_sha1", "ecdsa-with-SHA256", _set(role, tbs_sig_alg=m.alg(m.ECDSA_SHA1), sig_alg=m.alg(m.ECDSA_SHA1)), "cert.signature_algorithm"),
             ("key_secp256k1", "P-256 key", lambda ch: setattr(cert(ch), "key", secp256k1), "cert.key_curve"),
             ("key_rsa", "EC key", lambda ch: setattr(cert(ch), "spki_raw", _RSA_SPKI), "cert.key_not_ec"),
             ("key_compressed", "uncompressed point (BoringSSL-based chip accepts a compressed one)", lambda ch: setattr(cert(ch), "point_form", "compressed"), "cert.key_point"),
             ("bc_missing", "basicConstraints present", lambda ch: _ext(cert(ch), BC, drop=True), "ext.basic_constraints_missing"),
             ("bc_not_critical", "basicConstraints critical", lambda ch: _ext(cert(ch), BC, critical=False), "ext.basic_constraints_not_critical"),
-            ("bc_ca_wrong", "cA flag", lambda ch: _ext(cert(ch), BC, value=m.bc_value(None if ca else True, None)), "ext.basic_constraints_ca"),
-            ("bc_pathlen_wrong", f"pathLenConstraint ({path_bad})", lambda ch, p=path_bad: _ext(cert(ch), BC, value=m.bc_value(True, p) if ca else m.bc_value(None, p)), "ext.basic_constraints_pathlen"),
+            ("bc_ca_wrong", "cA flag", _change(role, BC, value=m.bc_value(None if ca else True, None)), "ext.basic_constraints_ca"),
+            ("bc_pathlen_wrong", f"pathLenConstraint ({path_bad})", _change(role, BC, value=m.bc_value(True if ca else None, path_bad)), "ext.basic_constraints_pathlen"),
             ("ku_missing", "keyUsage present", lambda ch: _ext(cert(ch), KU, drop=True), "ext.key_usage_missing"),
             ("ku_not_critical", "keyUsage critical", lambda ch: _ext(cert(ch), KU, critical=False), "ext.key_usage_not_critical"),
-            ("ku_bits_wrong", "keyUsage bits", lambda ch: _ext(cert(ch), KU, value=m.ku_value(5) if ca else m.ku_value(0, 4)), "ext.key_usage_bits"),
+            ("ku_bits_wrong", "keyUsage bits", _change(role, KU, value=m.ku_value(5) if ca else m.ku_value(0, 4)), "ext.key_usage_bits"),
             ("skid_missing", "SKID present", lambda ch: _ext(cert(ch), SKID, drop=True), "ext.skid_missing"),
             ("skid_critical", "SKID non-critical", lambda ch: _ext(cert(ch), SKID, critical=True), "ext.skid_critical"),
             ("skid_length", "SKID 20 bytes", lambda ch: _ext(cert(ch), SKID, value=m.tlv(der.OCTET_STRING, b"\x01" * 8)), "ext.skid_length"),
@@ -155,7 +194,7 @@ def _role_specs() -> Iterator[_Spec]:
             source = _FMT if code != "cert.der_too_large" else "src/credentials/CHIPCert.h kMaxDERCertLength"
             yield _Spec(f"{role}_{name}", role, rule, recipe, fmt, comm, code, source, boringssl=name == "key_compressed")
         vid_comm = R.kPaaFormatInvalid if role == "paa" else fmt
-        yield _Spec(f"{role}_vid_lowercase", role, "VID upper-case hex", lambda ch, r=role: _set_subject(ch.cert(r), vid=b"fff1"), fmt, vid_comm, "subject.vidpid_malformed", "src/crypto/CHIPCryptoPAL.cpp ExtractVIDPIDFromAttributeString")
+        yield _Spec(f"{role}_vid_lowercase", role, "VID upper-case hex", _subject(role, vid=b"fff1"), fmt, vid_comm, "subject.vidpid_malformed", "src/crypto/CHIPCryptoPAL.cpp ExtractVIDPIDFromAttributeString")
 
 
 def _rsa_spki() -> bytes:
@@ -173,7 +212,10 @@ def _chain_specs() -> Iterator[_Spec]:
     """Chain rules (OpenSSL strict verification, 301), times and VID/PID relations."""
     other = derived_key("other")
     S301 = R.kDacSignatureInvalid
-    unknown = lambda: m.Ext("1.3.6.1.4.1.37244.99.1", m.tlv(der.OCTET_STRING, b"\x00"), critical=True)  # noqa: E731
+
+    def unknown() -> m.Ext:
+        return m.Ext("1.3.6.1.4.1.37244.99.1", m.tlv(der.OCTET_STRING, b"\x00"), critical=True)
+
     yield _Spec("dac_signature_invalid", "dac", "signature by the PAI key", lambda ch: setattr(ch.dac, "tamper_signature", True), S301, S301, "issuer.signature_invalid", _CHAIN)
     yield _Spec("pai_signature_invalid", "pai", "signature by the PAA key", lambda ch: setattr(ch.pai, "tamper_signature", True), S301, S301, "issuer.signature_invalid", _CHAIN)
     yield _Spec("dac_signed_by_other_key", "dac", "signature by the PAI key", lambda ch: setattr(ch.dac, "signer", other), S301, S301, "issuer.signature_invalid", _CHAIN)
@@ -181,7 +223,7 @@ def _chain_specs() -> Iterator[_Spec]:
     yield _Spec("pai_akid_mismatch", "pai", "AKID == issuer SKID", lambda ch: _ext(ch.pai, AKID, value=m.akid_value(b"\x04" * 20)), S301, R.kPaaNotFound, "issuer.akid_mismatch", "crypto/x509/v3_purp.c X509_check_akid; FileAttestationTrustStore GetProductAttestationAuthorityCert")
     yield _Spec("paa_akid_not_skid", "paa", "PAA AKID == own SKID", lambda ch: _ext(ch.paa, AKID, value=m.akid_value(b"\x05" * 20)), S301, S301, "ext.paa_akid_not_skid", "crypto/x509/v3_purp.c ossl_x509v3_cache_extensions (EXFLAG_SS)")
     for role in ("paa", "pai", "dac"):
-        yield _Spec(f"{role}_unknown_critical_ext", role, "no unknown critical extension", lambda ch, r=role: ch.cert(r).extensions.append(unknown()), S301, S301, "ext.unknown_critical", "crypto/x509/x509_vfy.c check_extensions (X509_V_ERR_UNHANDLED_CRITICAL_EXTENSION)", boringssl=role == "paa")
+        yield _Spec(f"{role}_unknown_critical_ext", role, "no unknown critical extension", _add(role, unknown), S301, S301, "ext.unknown_critical", "crypto/x509/x509_vfy.c check_extensions (X509_V_ERR_UNHANDLED_CRITICAL_EXTENSION)", boringssl=role == "paa")
     yield _Spec("pai_issuer_name_mismatch", "pai", "issuer DN == PAA subject", lambda ch: setattr(ch.pai, "issuer", m.name(m.Attr(CN_OID, b"Other PAA"), m.Attr(VID_OID, b"FFF1"))), S301, S301, "issuer.name_mismatch", "crypto/x509/x509_cmp.c X509_NAME_cmp")
     yield _Spec("dac_issuer_name_mismatch", "dac", "issuer DN == PAI subject", lambda ch: setattr(ch.dac, "issuer", m.name(m.Attr(CN_OID, b"Other PAI"), m.Attr(VID_OID, b"FFF1"))), S301, S301, "issuer.name_mismatch", "crypto/x509/x509_cmp.c X509_NAME_cmp")
     yield _Spec("dac_tbs_sig_alg_mismatch", "dac", "TBS signature algorithm == outer", lambda ch: setattr(ch.dac, "tbs_sig_alg", m.alg(m.ECDSA_SHA384)), S301, S301, "cert.signature_algorithm_mismatch", "crypto/x509/x_all.c X509_verify (X509_ALGOR_cmp)")
@@ -207,7 +249,7 @@ def _relation_specs() -> Iterator[_Spec]:
     yield _Spec("dac_vid_mismatch", "dac", "DAC VID == PAI VID", lambda ch: _set_subject(ch.dac, vid=b"FFF2"), R.kDacVendorIdMismatch, R.kDacVendorIdMismatch, "issuer.vid_mismatch", S)
     yield _Spec("dac_vid_missing", "dac", "DAC VID present", lambda ch: _set_subject(ch.dac, vid=None), R.kDacVendorIdMismatch, R.kDacVendorIdMismatch, "subject.vid_missing", S)
     yield _Spec("pai_vid_missing", "pai", "PAI VID present", lambda ch: _set_subject(ch.pai, vid=None), R.kDacVendorIdMismatch, R.kDacVendorIdMismatch, "subject.vid_missing", S)
-    yield _Spec("pai_vid_not_paa_vid", "pai", "PAI VID == PAA VID", lambda ch: (_set_subject(ch.pai, vid=b"FFF2"), _set_subject(ch.dac, vid=b"FFF2")) and None, R.kPaiVendorIdMismatch, R.kPaiVendorIdMismatch, "issuer.vid_mismatch", S)
+    yield _Spec("pai_vid_not_paa_vid", "pai", "PAI VID == PAA VID", _steps(_subject("pai", vid=b"FFF2"), _subject("dac", vid=b"FFF2")), R.kPaiVendorIdMismatch, R.kPaiVendorIdMismatch, "issuer.vid_mismatch", S)
     yield _Spec("dac_pid_mismatch", "dac", "DAC PID == PAI PID", lambda ch: _set_subject(ch.dac, pid=b"8001"), R.kDacProductIdMismatch, R.kDacProductIdMismatch, "issuer.pid_mismatch", S)
     yield _Spec("dac_pid_missing", "dac", "DAC PID == product-scoped PAI PID", lambda ch: _set_subject(ch.dac, pid=None), R.kDacProductIdMismatch, R.kDacProductIdMismatch, "subject.pid_missing", S)
     yield _Spec("dac_pid_missing_shared_pai", "dac", "DAC PID present (commissioner only)", lambda ch: _set_subject(ch.dac, pid=None), R.kSuccess, R.kDacProductIdMismatch, "subject.pid_missing", S, pai_pid=False)
@@ -231,8 +273,8 @@ def _table_specs(now: datetime) -> Iterator[_Spec]:
     yield _Spec("dac_akid_issuer_wrong", "dac", "AKID authorityCertIssuer names the issuer's issuer", lambda ch: _ext(ch.dac, AKID, value=lambda c: m.akid_value(c.issuer_skid, issuer=m.encode_name(m.name(m.Attr(CN_OID, b"Someone Else"))), serial=c.issuer_serial)), S301, S301, "issuer.akid_issuer_serial_mismatch", akid)
     yield _Spec("dac_akid_issuer_serial_right", "dac", "AKID with the right issuer and serial", lambda ch: _ext(ch.dac, AKID, value=lambda c: m.akid_value(c.issuer_skid, issuer=c.issuer_issuer, serial=c.issuer_serial)), OK, OK, "ext.akid_issuer_serial", akid)
     cmp = "crypto/x509/x_name.c asn1_string_canon (folds ASCII case and ASCII whitespace only); x509_cmp.c X509_NAME_cmp"
-    accent = lambda ch: (_set_subject(ch.pai, cn="Gen PAI \u00e9t\u00e9".encode()), None)[1]  # noqa: E731
-    yield _Spec("dac_issuer_non_ascii_case", "dac", "issuer DN differs only in the case of a non-ASCII letter", lambda ch: (accent(ch), _replace_issuer_cn(ch, "dac", "Gen PAI \u00c9t\u00c9")) and None, S301, S301, "issuer.name_mismatch", cmp)
+    accent = _subject("pai", cn="Gen PAI \u00e9t\u00e9".encode())
+    yield _Spec("dac_issuer_non_ascii_case", "dac", "issuer DN differs only in the case of a non-ASCII letter", _steps(accent, lambda ch: _replace_issuer_cn(ch, "dac", "Gen PAI \u00c9t\u00c9")), S301, S301, "issuer.name_mismatch", cmp)
     yield _Spec("dac_issuer_nbsp", "dac", "issuer DN with U+00A0 instead of a space", lambda ch: _replace_issuer_cn(ch, "dac", "Gen\u00a0PAI"), S301, S301, "issuer.name_mismatch", cmp)
     yield _Spec("dac_issuer_ascii_case_spaces", "dac", "issuer DN in other ASCII case with extra spaces", lambda ch: _replace_issuer_cn(ch, "dac", "  gEN   pai "), OK, OK, "issuer.name_not_byte_equal", cmp)
     yield _Spec("dac_issuer_universal_string", "dac", "issuer DN as UniversalString of the same text", lambda ch: _replace_issuer_cn(ch, "dac", "Gen PAI", m.UNIVERSAL), OK, OK, "issuer.name_not_byte_equal", cmp + " (canonicalised through UTF-8)")
@@ -255,16 +297,25 @@ def _table_specs(now: datetime) -> Iterator[_Spec]:
     yield _Spec("dac_critical_explicit_false", "dac", "explicit DEFAULT FALSE critical flag", lambda ch: _ext(ch.dac, SKID, critical_raw=m.boolean(False)), OK, OK, "cert.not_der", ber)
     yield _Spec("dac_ca_explicit_false", "dac", "explicit DEFAULT FALSE cA", lambda ch: _ext(ch.dac, BC, value=m.tlv(der.SEQUENCE, m.boolean(False))), OK, OK, "cert.not_der", ber)
     null = m.tlv(der.NULL, b"")
-    yield _Spec("dac_sig_alg_null_params", "dac", "ecdsa-with-SHA256 with NULL parameters (TBS and outer)", lambda ch: (setattr(ch.dac, "tbs_sig_alg", m.alg(m.ECDSA_SHA256, null)), setattr(ch.dac, "sig_alg", m.alg(m.ECDSA_SHA256, null))) and None, OK, OK, None, "crypto/x509/x_algor.c; ECDSA ignores the parameters")
-    yield _Spec("dac_unsorted_multi_valued_rdn", "dac", "unsorted multi-valued RDN SET", lambda ch: (setattr(ch.dac, "subject", m.name((m.Attr(PID_OID, b"8000"), m.Attr(VID_OID, b"FFF1"), m.Attr(CN_OID, b"Gen DAC")))), setattr(ch.dac, "subject_unsorted", True)) and None, OK, OK, "cert.not_der", "crypto/x509/x_name.c x509_name_ex_d2i (SET OF order is not checked)")
+    yield _Spec("dac_sig_alg_null_params", "dac", "ecdsa-with-SHA256 with NULL parameters (TBS and outer)", _set("dac", tbs_sig_alg=m.alg(m.ECDSA_SHA256, null), sig_alg=m.alg(m.ECDSA_SHA256, null)), OK, OK, None, "crypto/x509/x_algor.c; ECDSA ignores the parameters")
+    yield _Spec("dac_unsorted_multi_valued_rdn", "dac", "unsorted multi-valued RDN SET", _set("dac", subject=m.name((m.Attr(PID_OID, b"8000"), m.Attr(VID_OID, b"FFF1"), m.Attr(CN_OID, b"Gen DAC"))), subject_unsorted=True), OK, OK, "cert.not_der", "crypto/x509/x_name.c x509_name_ex_d2i (SET OF order is not checked)")
     yield _Spec("dac_serial_not_minimal", "dac", "non-minimal INTEGER serial", lambda ch: setattr(ch.dac, "serial_raw", m.tlv(der.INTEGER, b"\x00\x1a\x2b")), R.kDacFormatInvalid, R.kDacFormatInvalid, None, "crypto/asn1/a_int.c c2i_ibuf (ASN1_R_ILLEGAL_PADDING): d2i_X509 fails")
     dup = "crypto/x509/v3_purp.c ossl_x509v3_cache_extensions (only cached extensions are looked up with X509_get_ext_d2i)"
-    aia = lambda: m.Ext(m.AIA, m.tlv(der.SEQUENCE, m.tlv(der.SEQUENCE, der.encode_oid("1.3.6.1.5.5.7.48.2") + m.tlv(0x86, b"http://ca.example/pai.der"))))  # noqa: E731
-    yield _Spec("dac_aia_twice", "dac", "authorityInfoAccess present twice", lambda ch: ch.dac.extensions.extend([aia(), aia()]), OK, OK, "ext.duplicate_uncached", dup)
-    private = lambda: m.Ext("1.3.6.1.4.1.37244.99.2", m.tlv(der.OCTET_STRING, b"\x01"))  # noqa: E731
-    yield _Spec("dac_private_ext_twice", "dac", "a private extension present twice", lambda ch: ch.dac.extensions.extend([private(), private()]), OK, OK, "ext.duplicate_uncached", dup)
-    policies = lambda: m.Ext(m.CERT_POLICIES, m.tlv(der.SEQUENCE, m.tlv(der.SEQUENCE, der.encode_oid("2.5.29.32.0"))))  # noqa: E731
-    yield _Spec("dac_certificate_policies_twice", "dac", "certificatePolicies present twice", lambda ch: ch.dac.extensions.extend([policies(), policies()]), OK, OK, "ext.duplicate_uncached", dup, boringssl=True)
+
+    def aia() -> m.Ext:
+        return m.Ext(m.AIA, m.tlv(der.SEQUENCE, m.tlv(der.SEQUENCE, der.encode_oid("1.3.6.1.5.5.7.48.2") + m.tlv(0x86, b"http://ca.example/pai.der"))))
+
+    yield _Spec("dac_aia_twice", "dac", "authorityInfoAccess present twice", _add("dac", aia, 2), OK, OK, "ext.duplicate_uncached", dup)
+
+    def private() -> m.Ext:
+        return m.Ext("1.3.6.1.4.1.37244.99.2", m.tlv(der.OCTET_STRING, b"\x01"))
+
+    yield _Spec("dac_private_ext_twice", "dac", "a private extension present twice", _add("dac", private, 2), OK, OK, "ext.duplicate_uncached", dup)
+
+    def policies() -> m.Ext:
+        return m.Ext(m.CERT_POLICIES, m.tlv(der.SEQUENCE, m.tlv(der.SEQUENCE, der.encode_oid("2.5.29.32.0"))))
+
+    yield _Spec("dac_certificate_policies_twice", "dac", "certificatePolicies present twice", _add("dac", policies, 2), OK, OK, "ext.duplicate_uncached", dup, boringssl=True)
     name_value = "crypto/x509/x_name.c (ASN1_PRINTABLE has no VisibleString or OCTET STRING): d2i_X509 fails"
     yield _Spec("dac_vid_visible_string", "dac", "VendorID as VisibleString", lambda ch: setattr(ch.dac, "subject", m.name(m.Attr(CN_OID, b"Gen DAC"), m.Attr(VID_OID, b"FFF1", m.VISIBLE), m.Attr(PID_OID, b"8000"))), R.kDacFormatInvalid, R.kDacFormatInvalid, None, name_value)
     yield _Spec("dac_pid_octet_string", "dac", "ProductID as OCTET STRING", lambda ch: setattr(ch.dac, "subject", m.name(m.Attr(CN_OID, b"Gen DAC"), m.Attr(VID_OID, b"FFF1"), m.Attr(PID_OID, b"8000", der.OCTET_STRING))), R.kDacFormatInvalid, R.kDacFormatInvalid, None, name_value)
@@ -335,7 +386,7 @@ def _boundary_specs(now: datetime) -> Iterator[_Spec]:
     yield _Spec("dac_not_after_2050_generalized", "dac", "GeneralizedTime for 2050-01-01T00:00:00Z", lambda ch: setattr(ch.dac, "not_after", datetime(2050, 1, 1, tzinfo=UTC)), OK, OK, None, enc)
     yield _Spec("dac_not_after_2050_as_utctime", "dac", "UTCTime 500101000000Z reads as 1950", lambda ch: setattr(ch.dac, "not_after_raw", m.tlv(der.UTC_TIME, b"500101000000Z")), R.kDacExpired, R.kDacExpired, "cert.validity_inverted", enc + " (YY >= 50 is 19YY)")
     yield _Spec("dac_not_after_2049_generalized", "dac", "GeneralizedTime before 2050", lambda ch: setattr(ch.dac, "not_after_raw", m.encode_time(datetime(2049, 6, 1, tzinfo=UTC), der.GENERALIZED_TIME)), OK, OK, "cert.time_encoding", enc + " (chip does not enforce the RFC choice)")
-    yield _Spec("dac_not_before_now", "dac", "DAC notBefore equal to the validation time", lambda ch: (setattr(ch.dac, "not_before", now), setattr(ch.pai, "not_before", now - timedelta(days=1))) and None, OK, OK, None, "X509_cmp_time(notBefore, now) == -1 when equal")
+    yield _Spec("dac_not_before_now", "dac", "DAC notBefore equal to the validation time", _steps(_set("dac", not_before=now), _set("pai", not_before=now - timedelta(days=1))), OK, OK, None, "X509_cmp_time(notBefore, now) == -1 when equal")
     yield _Spec("dac_not_after_now", "dac", "DAC notAfter equal to the validation time", lambda ch: setattr(ch.dac, "not_after", now), R.kDacExpired, R.kDacExpired, None, "X509_cmp_time(notAfter, now) must be 1 (later)")
     yield _Spec("dac_serial_20_octets", "dac", "serial of 20 octets", lambda ch: setattr(ch.dac, "serial", (1 << 159) - 7), OK, OK, None, "RFC 5280 4.1.2.2")
     yield _Spec("dac_serial_21_octets", "dac", "serial of 21 octets (chip accepts; revocation cannot match it)", lambda ch: setattr(ch.dac, "serial", 1 << 163), OK, OK, "cert.serial_too_long", "src/crypto/CHIPCryptoPAL.h kMaxCertificateSerialNumberLength")

@@ -25,8 +25,10 @@ import ctypes
 import ctypes.util
 import functools
 from dataclasses import dataclass
-from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from datetime import datetime
 
 __all__ = ["CRASH", "NO_VERDICT", "OpenSSLChip", "RefVerdict", "openssl_available"]
 
