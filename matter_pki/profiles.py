@@ -281,7 +281,9 @@ class _Profile:
     def check_issuer(self, issuer: x509.Certificate) -> None:
         """Rules this certificate must keep with its issuer: validity at issuance and VID scope."""
         nb = self.validity.not_before
-        if not issuer.not_valid_before_utc <= nb <= issuer.not_valid_after_utc:
+        # chip verifies the chain at this instant with OpenSSL: notBefore <= t < notAfter (x509_vfy.c
+        # X509_cmp_time; a notAfter equal to t is already expired).
+        if not issuer.not_valid_before_utc <= nb < issuer.not_valid_after_utc:
             raise ProfileError(
                 "profile.validity_outside_issuer",
                 f"notBefore {nb:%Y-%m-%dT%H:%M:%SZ} is outside the issuer's validity "

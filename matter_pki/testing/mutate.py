@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
 from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec, rsa
+from cryptography.hazmat.primitives.asymmetric import ec
 
 from matter_pki import der
 
@@ -157,6 +157,13 @@ def explicit_p256_params() -> bytes:
     curve = tlv(der.SEQUENCE, tlv(der.OCTET_STRING, a.to_bytes(32, "big")) + tlv(der.OCTET_STRING, b.to_bytes(32, "big")))
     body = der.encode_integer(1) + field_id + curve + tlv(der.OCTET_STRING, g) + der.encode_integer(n) + der.encode_integer(1)
     return tlv(der.SEQUENCE, body)
+
+
+def rsa_spki() -> bytes:
+    """A fixed RSA SubjectPublicKeyInfo (no check looks at the modulus beyond its type)."""
+    modulus = int.from_bytes(hashlib.sha512(b"matter-pki rsa").digest() * 2, "big") | (1 << 1023) | 1
+    body = tlv(der.SEQUENCE, der.encode_integer(modulus) + der.encode_integer(65537))
+    return tlv(der.SEQUENCE, alg("1.2.840.113549.1.1.1", tlv(der.NULL, b"")) + tlv(der.BIT_STRING, b"\x00" + body))
 
 
 def skid_of(key: ec.EllipticCurvePrivateKey) -> bytes:
@@ -505,8 +512,7 @@ def m_key(ch: ChainModel, role: str, rng: random.Random, now: datetime) -> str:
     elif choice == "p384":
         c.key = key_from(rng, ec.SECP384R1())
     elif choice == "rsa":
-        rsa_key = rsa.generate_private_key(65537, 1024)
-        c.spki_raw = rsa_key.public_key().public_bytes(serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo)
+        c.spki_raw = rsa_spki()
     elif choice == "explicit-params":
         bits = tlv(der.BIT_STRING, b"\x00" + point_of(c.key))
         c.spki_raw = tlv(der.SEQUENCE, alg(EC_PUBLIC_KEY, explicit_p256_params()) + bits)

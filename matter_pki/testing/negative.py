@@ -197,15 +197,7 @@ def _role_specs() -> Iterator[_Spec]:
         yield _Spec(f"{role}_vid_lowercase", role, "VID upper-case hex", _subject(role, vid=b"fff1"), fmt, vid_comm, "subject.vidpid_malformed", "src/crypto/CHIPCryptoPAL.cpp ExtractVIDPIDFromAttributeString")
 
 
-def _rsa_spki() -> bytes:
-    # A fixed 1024-bit RSA key's SubjectPublicKeyInfo (the modulus value does not matter to any check).
-    modulus = int.from_bytes(hashlib.sha512(b"matter-pki rsa").digest() * 2, "big") | (1 << 1023) | 1
-    body = m.tlv(der.SEQUENCE, der.encode_integer(modulus) + der.encode_integer(65537))
-    alg = m.alg("1.2.840.113549.1.1.1", m.tlv(der.NULL, b""))
-    return m.tlv(der.SEQUENCE, alg + m.tlv(der.BIT_STRING, b"\x00" + body))
-
-
-_RSA_SPKI = _rsa_spki()
+_RSA_SPKI = m.rsa_spki()
 
 
 def _chain_specs() -> Iterator[_Spec]:

@@ -32,6 +32,8 @@ from matter_pki.validate import validate_att_cert
 from .openssl_chip import NO_VERDICT, OpenSSLChip, RefVerdict
 
 MODES = ("chip-cert", "commissioner")
+# validator vs chip on OpenSSL 3 (the verdict); its BoringSSL prediction vs the SDK wheel; the two references.
+COMPARISONS = ("ours~openssl", "ours.boringssl~sdk", "openssl~sdk")
 
 
 @dataclass
@@ -133,8 +135,8 @@ def summarise(cases: list[Case], use_sdk: bool) -> tuple[dict[str, Rates], dict[
     rates: dict[str, Rates] = {}
     misses: dict[str, Counter[str]] = {}
     for mode in MODES:
-        for name in ("ours~openssl", "ours.boringssl~sdk", "openssl~sdk") if use_sdk else ("ours~openssl",):
-            key = f"{mode} {name}"
+        for name in COMPARISONS if use_sdk else COMPARISONS[:1]:
+            key = f"{mode:12} {name}"
             rates[key] = Rates()
             misses[key] = Counter()
             for case in cases:
@@ -175,8 +177,9 @@ def main(argv: list[str] | None = None) -> int:
     judge(cases, now, use_sdk)
     rates, misses = summarise(cases, use_sdk)
     print(f"seed {seed}, {len(cases)} chains, {time.perf_counter() - start:.1f} s")
+    print("ours = matter_pki.validate; openssl = chip's checks on libcrypto 3; sdk = the Matter SDK wheel (BoringSSL)")
     for key, r in rates.items():
-        print(f"{key:34} {r.line()}")
+        print(f"{key:32} {r.line()}")
     for key, counter in misses.items():
         if counter:
             print(f"\n{key}: labels of disagreeing chains: {counter.most_common(12)}")

@@ -215,3 +215,26 @@ def test_garbage_gets_the_format_code_never_an_exception(garbage: bytes) -> None
     for mode in ("chip-cert", "commissioner"):
         result = validate_att_cert(paa=paa, pai=pai, dac=garbage, at=AT, mode=mode)  # type: ignore[arg-type]
         assert result.result is R.kDacFormatInvalid
+
+
+def test_cli_json_names_the_boringssl_divergence(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    # GIVEN a chain chip-tool accepts and a BoringSSL-based commissioner refuses (hybrid EC point)
+    import json
+
+    from click.testing import CliRunner
+
+    from matter_pki.cli import main
+
+    args = []
+    for role in ("paa", "pai", "dac"):
+        path = tmp_path / f"{role}.der"
+        path.write_bytes(load_vector("dac_key_hybrid", f"{role}.der"))
+        args += [f"--{role}", str(path)]
+    # WHEN validated with --format json
+    out = CliRunner().invoke(main, ["validate-att-cert", *args, "--at", "2026-06-01T12:00:00Z", "--format", "json"])
+    data = json.loads(out.output)
+    # THEN the verdict is chip's (valid, exit 0) and the JSON names the divergence and the other verdict
+    assert out.exit_code == 0 and data["valid"] is True
+    assert [d["code"] for d in data["divergences"]] == ["divergence.hybrid_point"]
+    assert data["boringssl_result"] == "kDacFormatInvalid" and data["boringssl_result_code"] == 303
+    assert "divergence.hybrid_point" in {f["code"] for f in data["findings"]}
