@@ -1157,6 +1157,10 @@ def v3_cache(cert: RawCertificate) -> V3Cache:
             else:
                 cache.pathlen = asn1_integer_get(bc.path_length)
     cache.proxy = bool(cert.extensions_for(OID_PROXY))
+    for oid in (OID_PROXY, "1.3.6.1.5.5.7.1.7", "1.3.6.1.5.5.7.1.8"):
+        # proxyCertInfo and the RFC 3779 extensions are cached too; their values are not modelled.
+        if len(cert.extensions_for(oid)) > 1:
+            cache.invalid.append(f"extension {oid} appears more than once")
     ku = decoded(OID_KU, "keyUsage", decode_key_usage)
     if ku is not None:
         cache.kusage = ku.openssl

@@ -8,14 +8,17 @@ the chip check each one maps to are in ``codes.csv``.
 Rules read certificates through ``certparse`` (OpenSSL's reading of the bytes) and ``chip`` (what
 chip does with them), so a MUST finding here is exactly a certificate chip rejects.
 
-Adding a lint role (for example ``crl``): write a loader ``bytes -> view`` that raises
-``DerError`` on unreadable input, rule classes deriving from ``Rule`` that declare their ``codes``
-(each listed in ``codes.csv``), and register them once at import time::
+Adding a lint role (for example ``crl``): write a loader ``(bytes, role) -> view`` that raises
+``DerError`` on unreadable input, rule classes deriving from ``Rule[View]`` that declare their
+``codes`` (each listed in ``codes.csv``) and yield ``self.finding(role, code, message)``, and register
+them once, at import time of the module that defines them::
 
-    register_role("crl", load_crl_view, malformed_code="crl.der_malformed")
+    register_role("crl", load_crl_view, malformed_code="crl.der_malformed", issuer_role="crl-signer")
     register_rule("crl", CrlNumberRule())
+    register_issuer_rule("crl", CrlSignedByIssuerRule())  # check((crl_view, signer_view))
 
-``lint(data, "crl")`` then runs them; ``roles()`` and ``rules_for(role)`` list what is registered.
+``lint(data, "crl", issuer=signer_der)`` then runs them (the issuer read by the ``crl-signer`` role's
+loader); ``roles()`` and ``rules_for(role)`` list what is registered.
 """
 
 from __future__ import annotations
@@ -115,7 +118,7 @@ class _RoleEntry(Generic[V]):
     loader: Callable[[bytes, str], V]
     malformed_code: str
     rules: list[Rule[V]] = field(default_factory=list)
-    issuer_rules: list[IssuerRule] = field(default_factory=list)
+    issuer_rules: list[Rule[Any]] = field(default_factory=list)
     issuer_role: str | None = None
 
 
@@ -141,8 +144,11 @@ def register_rule(role: str, rule: Rule[Any]) -> None:
     _REGISTRY[role].rules.append(rule)
 
 
-def register_issuer_rule(role: str, rule: IssuerRule) -> None:
-    """Add a rule that checks a certificate against its issuer's certificate."""
+def register_issuer_rule(role: str, rule: Rule[Any]) -> None:
+    """Add a rule that checks an input against its issuer's (``check`` gets ``(view, issuer_view)``)."""
+    missing = [c for c in rule.codes if c not in catalogue()]
+    if missing or not rule.codes:
+        raise ValueError(f"{rule.name} declares codes missing from codes.csv: {missing or 'none declared'}")
     _REGISTRY[role].issuer_rules.append(rule)
 
 
@@ -369,7 +375,11 @@ class ExtensionSetRule(CertificateRule):
         "ext.subject_alt_name_present",
         "ext.authority_info_access_present",
     )
-    _CACHED = frozenset({OID_BC, OID_KU, OID_SKID, OID_AKID, OID_SAN, OID_EKU, OID_CDP, "2.5.29.30", "2.16.840.1.113730.1.1"})
+    # Looked up by ossl_x509v3_cache_extensions (v3_purp.c), where a duplicate invalidates the certificate.
+    _CACHED = frozenset(
+        {OID_BC, OID_KU, OID_SKID, OID_AKID, OID_SAN, OID_EKU, OID_CDP, "2.5.29.30", "2.16.840.1.113730.1.1",
+         "1.3.6.1.5.5.7.1.14", "1.3.6.1.5.5.7.1.7", "1.3.6.1.5.5.7.1.8"}
+    )
 
     def check(self, v: CertView) -> Iterator[Finding]:
         """Findings."""
