@@ -44,7 +44,8 @@ class ValidationResult:
     """The verdict: an SDK ``AttestationResult``, the finer reason code, and a one-line reason.
 
     ``divergences`` lists the places where a BoringSSL-based commissioner reads these certificates
-    differently; ``boringssl_result`` is the verdict it would reach, when that differs from ``result``.
+    differently (``findings`` holds them as findings; ``lint`` lists every finding of a certificate);
+    ``boringssl_result`` is the verdict such a commissioner would reach, when that differs from ``result``.
     """
 
     result: AttestationResult

@@ -47,7 +47,7 @@ def test_every_mutation_builds_and_keeps_the_right_signer(label: str, roles: tup
     # GIVEN each mutation on each role it applies to, over several draws
     rng = random.Random(label)
     for role in roles:
-        for _ in range(12):
+        for _ in range(8):
             chain = m.base_chain(rng, NOW)
             applied = mutation(chain, role, rng, NOW)
             paa, pai, dac = chain.build()
