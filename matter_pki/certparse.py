@@ -264,6 +264,15 @@ def _utf8_getc_valid(data: bytes) -> bool:
     return True
 
 
+def to_utf8(tag: int, data: bytes) -> bytes:
+    """ASN1_STRING_to_UTF8; raises DerError where OpenSSL fails (types with no character form included)."""
+    if tag == 0x12:  # NumericString: one octet per character, like IA5String
+        return data.decode("latin-1").encode()
+    if tag not in _CANON_TAGS:
+        raise DerError(f"string type {tag} has no UTF-8 form")
+    return _to_utf8(tag, data)
+
+
 def _to_utf8(tag: int, data: bytes) -> bytes:
     """ASN1_STRING_to_UTF8 for the canonical string types; raises DerError where OpenSSL fails."""
     if tag == 0x0C:
@@ -837,11 +846,29 @@ def decode_crl_distribution_points(value: bytes, notes: Notes | None = None) -> 
     return points
 
 
-def decode_name_constraints(value: bytes, notes: Notes | None = None) -> bool:
+@dataclass(frozen=True, slots=True)
+class GeneralSubtree:
+    """One GeneralSubtree: its base name, minimum (0 when absent) and maximum (None when absent)."""
+
+    base: GeneralName
+    minimum: int
+    maximum: int | None
+
+
+@dataclass(frozen=True, slots=True)
+class NameConstraintsValue:
+    """Decoded nameConstraints: permitted and excluded subtrees."""
+
+    permitted: tuple[GeneralSubtree, ...]
+    excluded: tuple[GeneralSubtree, ...]
+
+
+def decode_name_constraints(value: bytes, notes: Notes | None = None) -> NameConstraintsValue:
     """NAME_CONSTRAINTS ::= SEQUENCE { [0] permitted GeneralSubtrees, [1] excluded } (v3_ncons.c)."""
     el, buf = _first(value, notes, "nameConstraints")
     _need(el, 16, "nameConstraints", constructed=True)
     expected = 0
+    trees: dict[int, list[GeneralSubtree]] = {0: [], 1: []}
     for item in der.elements(buf, el):
         if item.cls != 2 or item.number < expected or item.number > 1 or not item.constructed:
             raise DerError("nameConstraints: unexpected field")
@@ -852,12 +879,20 @@ def decode_name_constraints(value: bytes, notes: Notes | None = None) -> bool:
             if not parts:
                 raise DerError("GeneralSubtree without base")
             base = Element(subtree.cls, True, 16, subtree.start, parts[0].start, parts[0].end, parts[0].end, True)
-            decode_general_names(buf, base, notes, "GeneralSubtree")
+            (name,) = decode_general_names(buf, base, notes, "GeneralSubtree")
+            minimum, maximum = 0, None
+            following = 0
             for extra in parts[1:]:
-                if extra.cls != 2 or extra.number > 1:
+                if extra.cls != 2 or extra.number < following or extra.number > 1:
                     raise DerError("GeneralSubtree: unexpected field")
-                integer_value(extra.content(buf))
-    return True
+                following = extra.number + 1
+                number = integer_value(extra.content(buf))
+                if extra.number == 0:
+                    minimum = number
+                else:
+                    maximum = number
+            trees[item.number].append(GeneralSubtree(name, minimum, maximum))
+    return NameConstraintsValue(tuple(trees[0]), tuple(trees[1]))
 
 
 def decode_extended_key_usage(value: bytes, notes: Notes | None = None) -> list[str]:
@@ -1095,7 +1130,7 @@ class V3Cache:
     skid: bytes | None = None
     akid: AuthorityKeyIdValue | None = None
     altname: list[GeneralName] | None = None
-    name_constraints: bool = False
+    name_constraints: NameConstraintsValue | None = None
     unsupported_critical: str | None = None
     proxy: bool = False
     nscert: bool = False
@@ -1172,7 +1207,7 @@ def v3_cache(cert: RawCertificate) -> V3Cache:
     cache.akid = decoded(OID_AKID, "authorityKeyIdentifier", decode_akid_full)
     cache.self_issued = cert.subject.matches(cert.issuer)
     cache.altname = decoded(OID_SAN, "subjectAltName", _decode_san)
-    cache.name_constraints = decoded(OID_NC, "nameConstraints", decode_name_constraints) is not None
+    cache.name_constraints = decoded(OID_NC, "nameConstraints", decode_name_constraints)
     decoded(OID_CDP, "cRLDistributionPoints", decode_crl_distribution_points)
     for ext in cert.extensions:
         if not ext.critical:

@@ -35,9 +35,14 @@ from matter_pki.certparse import (
     OID_KU,
     OID_SKID,
     AuthorityKeyIdValue,
+    GeneralName,
+    NameConstraintsValue,
     RawCertificate,
+    RawName,
     V3Cache,
+    to_utf8,
 )
+from matter_pki.der import DerError
 
 Flavour = Literal["openssl", "boringssl"]
 MAX_DER = 600  # kMaxDERCertLength (src/credentials/CHIPCert.h)
@@ -312,6 +317,204 @@ def _strict_extensions(raw: RawCertificate, index: int, num: int, flavour: Flavo
     return None
 
 
+# -- name constraints (crypto/x509/v3_ncons.c NAME_CONSTRAINTS_check, NAME_CONSTRAINTS_check_CN) ----------
+_PERMITTED, _EXCLUDED = "permitted subtree violation", "excluded subtree violation"
+
+
+def _nc_dns(name: bytes, base: bytes) -> bool:
+    """nc_dns: an empty base matches all; else a case-insensitive suffix on a label boundary."""
+    if not base:
+        return True
+    if len(name) < len(base):
+        return False
+    if len(name) > len(base) and base[:1] != b"." and name[len(name) - len(base) - 1 : len(name) - len(base)] != b".":
+        return False
+    return name[len(name) - len(base) :].lower() == base.lower()
+
+
+def _nc_email(email: bytes, base: bytes) -> bool:
+    """nc_email: local part exact when the base has one, domain case-insensitive (suffix for '.domain')."""
+    at = email.rfind(b"@")
+    if at < 0:
+        return False
+    local, domain = email[:at], email[at + 1 :]
+    if b"@" in base:
+        b_at = base.rfind(b"@")
+        return base[:b_at] == local and base[b_at + 1 :].lower() == domain.lower()
+    if base[:1] == b".":
+        return domain.lower().endswith(base.lower())
+    return domain.lower() == base.lower()
+
+
+def _nc_uri(uri: bytes, base: bytes) -> bool:
+    """nc_uri: the host of scheme://host[:port][/...] against the base (suffix for '.domain')."""
+    start = uri.find(b"://")
+    if start < 0:
+        return False
+    host = uri[start + 3 :]
+    for stop in (b":", b"/"):
+        host = host.split(stop, 1)[0]
+    if not host:
+        return False
+    if base[:1] == b".":
+        return host.lower().endswith(base.lower())
+    return host.lower() == base.lower()
+
+
+def _nc_ip(ip: bytes, base: bytes) -> bool:
+    """nc_ip: address and mask of the base (8 or 32 octets) against a 4 or 16 octet address."""
+    if len(base) not in (8, 32) or len(ip) * 2 != len(base):
+        return False
+    half = len(ip)
+    return all((ip[i] & base[half + i]) == (base[i] & base[half + i]) for i in range(half))
+
+
+def _nc_single(kind: int, value: bytes, directory: RawName | None, base: GeneralName) -> bool | None:
+    """nc_match_single: True on match, False on a mismatch, None for a type OpenSSL does not support."""
+    if kind == 4:
+        if base.directory is None or directory is None:
+            return False
+        return len(base.directory.canon) <= len(directory.canon) and directory.canon.startswith(base.directory.canon)
+    match = {2: _nc_dns, 1: _nc_email, 6: _nc_uri, 7: _nc_ip}.get(kind)
+    return None if match is None else match(value, base.value)
+
+
+def _nc_match(kind: int, value: bytes, nc: NameConstraintsValue, directory: RawName | None = None) -> str | None:
+    """nc_match: one name against permitted (one of its type must match) and excluded subtrees."""
+    match = 0
+    for subtree in nc.permitted:
+        if subtree.base.kind != kind:
+            continue
+        if subtree.minimum != 0 or subtree.maximum is not None:
+            return "subtree minimum/maximum not supported"
+        if match == 2:
+            continue
+        match = max(match, 1)
+        found = _nc_single(kind, value, directory, subtree.base)
+        if found is None:
+            return "unsupported constraint type"
+        if found:
+            match = 2
+    if match == 1:
+        return _PERMITTED
+    for subtree in nc.excluded:
+        if subtree.base.kind != kind:
+            continue
+        if subtree.minimum != 0 or subtree.maximum is not None:
+            return "subtree minimum/maximum not supported"
+        found = _nc_single(kind, value, directory, subtree.base)
+        if found is None:
+            return "unsupported constraint type"
+        if found:
+            return _EXCLUDED
+    return None
+
+
+def _cn_dns_ids(raw: RawCertificate) -> list[bytes] | str:
+    """cn2dnsid: each CN that looks like a host name (two labels or more, letters, digits, '-', '_').
+
+    Returns an error string where OpenSSL fails the check (no UTF-8 form, an embedded NUL).
+    """
+    out = []
+    for oid, tag, value in raw.subject.attributes:
+        if oid != "2.5.4.3":
+            continue
+        try:
+            text = to_utf8(tag, value)
+        except DerError:
+            return "CN has no UTF-8 form"
+        text = text.rstrip(b"\x00")
+        if b"\x00" in text:
+            return "unsupported name syntax (NUL in a CN)"
+        is_dns = False
+        for i, c in enumerate(text):
+            if 0x61 <= c <= 0x7A or 0x41 <= c <= 0x5A or 0x30 <= c <= 0x39 or c == 0x5F:
+                continue
+            if 0 < i < len(text) - 1:
+                if c == 0x2D:
+                    continue
+                if c == 0x2E and text[i + 1] != 0x2E and text[i - 1] != 0x2D and text[i + 1] != 0x2D:
+                    is_dns = True
+                    continue
+            is_dns = False
+            break
+        if is_dns:
+            out.append(text)
+    return out
+
+
+def _looks_like_dns_name(text: bytes) -> bool:
+    """BoringSSL's x509v3_looks_like_dns_name: letters, digits, '-', '_', ':' in non-empty labels."""
+    if text.endswith(b"."):
+        text = text[:-1]
+    if text.startswith(b"*."):
+        text = text[2:]
+    if not text:
+        return False
+    label_start = 0
+    for i, c in enumerate(text):
+        if (c < 0x80 and chr(c).isalnum()) or (c == 0x2D and i > label_start) or c in (0x5F, 0x3A):
+            continue
+        if c == 0x2E and label_start < i < len(text) - 1:
+            label_start = i + 1
+            continue
+        return False
+    return True
+
+
+def _boringssl_cn_rejected(leaf: RawCertificate) -> bool:
+    """BoringSSL refuses a leaf without subjectAltName whose CN looks like a host name under name constraints."""
+    if leaf.v3.altname is not None:
+        return False
+    for oid, tag, value in leaf.subject.attributes:
+        if oid == "2.5.4.3":
+            try:
+                if _looks_like_dns_name(to_utf8(tag, value)):
+                    return True
+            except DerError:
+                return True
+    return False
+
+
+def name_constraints_problem(
+    chain: tuple[RawCertificate, ...], flavour: Flavour = "openssl", leaf: bool = True
+) -> str | None:
+    """check_name_constraints (x509_vfy.c): each certificate against the constraints of those above it.
+
+    OpenSSL also checks a leaf's host-like Common Names (when it has no DNS subjectAltName) as DNS
+    names; BoringSSL instead refuses such a leaf outright once any name constraint applies
+    (X509_V_ERR_NAME_CONSTRAINTS_WITHOUT_SANS).
+    """
+    if leaf and flavour == "boringssl" and any(c.v3.name_constraints is not None for c in chain[1:]) and _boringssl_cn_rejected(chain[0]):
+        return "DAC: name constraints apply and the Common Name looks like a host name but there is no subjectAltName"
+    for i in range(len(chain) - 1, -1, -1):
+        x = chain[i]
+        if i != 0 and x.v3.self_issued:
+            continue
+        for j in range(len(chain) - 1, i, -1):
+            nc = chain[j].v3.name_constraints
+            if nc is None:
+                continue
+            problem = None
+            if x.subject.attributes:
+                problem = _nc_match(4, b"", nc, x.subject)
+                for oid, tag, value in x.subject.attributes:
+                    if problem is None and oid == "1.2.840.113549.1.9.1":
+                        problem = _nc_match(1, value, nc) if tag == 0x16 else "unsupported name syntax"
+            for gn in x.v3.altname or ():
+                if problem is None:
+                    problem = _nc_match(gn.kind, gn.value, nc, gn.directory)
+            if problem is None and i == 0 and leaf and flavour == "openssl" and not any(gn.kind == 2 for gn in x.v3.altname or ()):
+                names = _cn_dns_ids(x)
+                if isinstance(names, str):
+                    problem = names
+                for dns in names if isinstance(names, list) else ():
+                    problem = problem or _nc_match(2, dns, nc)
+            if problem:
+                return f"{('DAC', 'PAI', 'PAA')[i]}: name constraints: {problem}"
+    return None
+
+
 def openssl_verify(
     paa: RawCertificate, pai: RawCertificate, dac: RawCertificate, at: int, flavour: Flavour = "openssl"
 ) -> str | None:
@@ -347,7 +550,7 @@ def openssl_verify(
         problem = signature_problem(issuer, subject) or _time_ok(subject, at)
         if problem:
             return f"{label}: {problem}"
-    return None
+    return name_constraints_problem(chain, flavour)
 
 
 def verify_chain(

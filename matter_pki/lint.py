@@ -579,6 +579,7 @@ class DivergenceRule(CertificateRule):
         "divergence.policy_processing",
         "divergence.trust_anchor_checks",
         "divergence.extension_decoding",
+        "divergence.name_constraints",
     )
 
     def check(self, v: CertView) -> Iterator[Finding]:
@@ -607,6 +608,7 @@ class IssuerLinkRule(IssuerRule):
         "issuer.validity",
         "issuer.vid_mismatch",
         "issuer.pid_mismatch",
+        "issuer.name_constraints",
     )
 
     def check(self, view: tuple[CertView, CertView]) -> Iterator[Finding]:
@@ -624,6 +626,10 @@ class IssuerLinkRule(IssuerRule):
             yield self.f(v, "issuer.akid_issuer_serial_mismatch", problem)
         if not verify_signature(v.raw, issuer.raw):
             yield self.f(v, "issuer.signature_invalid", "signature does not verify with the issuer's key")
+        nc = issuer.raw.v3.name_constraints
+        problem = chip.name_constraints_problem((v.raw, issuer.raw), leaf=v.role == Role.DAC) if nc else None
+        if problem:
+            yield self.f(v, "issuer.name_constraints", problem.split(": ", 1)[-1])
         nb, inb, ina = v.raw.not_before.openssl, issuer.raw.not_before.openssl, issuer.raw.not_after.openssl
         if nb is not None and inb is not None and ina is not None and not inb <= nb < ina:
             yield self.f(v, "issuer.validity", "notBefore is outside the issuer's validity (OpenSSL: notBefore <= t < notAfter)")

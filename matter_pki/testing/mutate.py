@@ -1118,6 +1118,37 @@ def m_chain_relation(ch: ChainModel, role: str, rng: random.Random, now: datetim
     return f"relation:{choice}"
 
 
+def _subtree(name_der: bytes, minimum: int | None = None, maximum: int | None = None) -> bytes:
+    extra = (tlv(0x80, integer_bytes(minimum)) if minimum is not None else b"") + (tlv(0x81, integer_bytes(maximum)) if maximum is not None else b"")
+    return tlv(der.SEQUENCE, name_der + extra)
+
+
+def m_name_constraints(ch: ChainModel, role: str, rng: random.Random, now: datetime) -> str:
+    """Name constraints on the PAA or PAI, and a DAC (or PAI) named inside or outside them."""
+    holder = rng.choice([ch.paa, ch.pai])
+    dns = tlv(0x82, rng.choice([b"example.com", b".example.com", b"EXAMPLE.com", b""]))
+    dirname = tlv(0xA4, encode_name(rng.choice([name(Attr(C, b"US", PRINTABLE)), name(ch.dac.subject[0]), ch.pai.subject[:1]])))
+    kind = rng.choice(["permitted-dns", "excluded-dns", "permitted-dir", "excluded-dir", "minmax", "email", "ip"])
+    base = {"permitted-dns": dns, "excluded-dns": dns, "permitted-dir": dirname, "excluded-dir": dirname,
+            "minmax": dns, "email": tlv(0x81, b"example.com"), "ip": tlv(0x87, bytes([10, 0, 0, 0, 255, 0, 0, 0]))}[kind]
+    subtree = _subtree(base, 1, None) if kind == "minmax" else _subtree(base)
+    field = 0xA1 if kind.startswith("excluded") else 0xA0
+    holder.extensions.append(Ext(NAME_CONSTRAINTS, tlv(der.SEQUENCE, tlv(field, subtree)), critical=rng.random() < 0.5))
+    naming = rng.choice(["cn-host", "cn-other-host", "cn-plain", "san", "san-other", "cn-host-trailing-dot", "email"])
+    target = ch.dac if rng.random() < 0.8 else ch.pai
+    attrs = [a for rdn in target.subject for a in rdn]
+    if naming.startswith("cn-"):
+        host = {"cn-host": b"device.example.com", "cn-other-host": b"device.other.org", "cn-plain": b"Matter Device",
+                "cn-host-trailing-dot": b"device.example.com."}[naming]
+        target.subject = name(*[Attr(CN, host) if a.oid == CN else a for a in attrs])
+    elif naming.startswith("san"):
+        host = b"device.example.com" if naming == "san" else b"device.other.org"
+        target.extensions.append(Ext(SAN, tlv(der.SEQUENCE, tlv(0x82, host))))
+    else:
+        target.subject = name(*attrs, Attr("1.2.840.113549.1.9.1", b"dev@example.com", IA5))
+    return f"name-constraints:{'paa' if holder is ch.paa else 'pai'}:{kind}:{naming}"
+
+
 MUTATIONS: list[tuple[str, tuple[str, ...], float, Mutation]] = [
     ("version", ("paa", "pai", "dac"), 1.0, m_version),
     ("serial", ("paa", "pai", "dac"), 1.0, m_serial),
@@ -1141,6 +1172,7 @@ MUTATIONS: list[tuple[str, tuple[str, ...], float, Mutation]] = [
     ("encoding", ("paa", "pai", "dac"), 1.5, m_outer_encoding),
     ("size", ("paa", "pai", "dac"), 0.5, m_size),
     ("relation", ("paa",), 1.5, m_chain_relation),
+    ("name-constraints", ("paa",), 1.0, m_name_constraints),
 ]
 
 

@@ -368,6 +368,28 @@ def _clean_spki_unused(ch: m.ChainModel) -> None:
     raise AssertionError("no key with an even last point octet")
 
 
+def _name_constraint_specs() -> Iterator[_Spec]:
+    """Name constraints on the PAI, and a DAC named inside or outside them."""
+    S301, OK = R.kDacSignatureInvalid, R.kSuccess
+    nc = "crypto/x509/v3_ncons.c NAME_CONSTRAINTS_check / NAME_CONSTRAINTS_check_CN; x509_vfy.c check_name_constraints"
+
+    def constrain(field: int, base: bytes, host: bytes | None) -> Recipe:
+        def recipe(ch: m.ChainModel) -> None:
+            value = m.tlv(der.SEQUENCE, m.tlv(field, m.tlv(der.SEQUENCE, base)))
+            ch.pai.extensions.append(m.Ext(m.NAME_CONSTRAINTS, value, critical=True))
+            if host is not None:
+                _set_subject(ch.dac, cn=host)
+
+        return recipe
+
+    dns = m.tlv(0x82, b"example.com")
+    yield _Spec("dac_cn_host_excluded_by_pai", "dac", "host-like DAC CN inside an excluded dNSName subtree", constrain(0xA1, dns, b"device.example.com"), S301, S301, "issuer.name_constraints", nc)
+    yield _Spec("dac_cn_host_permitted_by_pai", "dac", "host-like DAC CN inside a permitted dNSName subtree (no subjectAltName)", constrain(0xA0, dns, b"device.example.com"), OK, OK, None, nc + "; BoringSSL: X509_V_ERR_NAME_CONSTRAINTS_WITHOUT_SANS", boringssl=True)
+    yield _Spec("dac_cn_host_outside_permitted", "dac", "host-like DAC CN outside the permitted dNSName subtree", constrain(0xA0, dns, b"device.other.org"), S301, S301, "issuer.name_constraints", nc)
+    excluded_dn = m.tlv(0xA4, m.encode_name(m.name(m.Attr(CN_OID, b"Gen DAC"))))
+    yield _Spec("dac_subject_in_excluded_dirname", "dac", "DAC subject under an excluded directoryName subtree", constrain(0xA1, excluded_dn, None), S301, S301, "issuer.name_constraints", nc + " (nc_dn: canonical prefix)")
+
+
 def _boundary_specs(now: datetime) -> Iterator[_Spec]:
     """Edges of the rules no other case touches."""
     OK = R.kSuccess
@@ -418,6 +440,7 @@ def _specs(now: datetime) -> Iterator[_Spec]:
     yield from _relation_specs()
     yield from _table_specs(now)
     yield from _divergence_specs(now)
+    yield from _name_constraint_specs()
     yield from _boundary_specs(now)
 
 

@@ -164,6 +164,29 @@ def test_each_certificate_is_read_in_its_own_format_check() -> None:
     assert both("paa_v2_pai_unreadable") == (R.kPaaFormatInvalid, R.kPaiFormatInvalid)
 
 
+# -- name constraints ----------------------------------------------------------------------------------------
+@pytest.mark.parametrize(
+    ("name", "verdict"),
+    [
+        ("dac_cn_host_excluded_by_pai", R.kDacSignatureInvalid),  # NAME_CONSTRAINTS_check_CN: host-like CN, no DNS SAN
+        ("dac_cn_host_outside_permitted", R.kDacSignatureInvalid),
+        ("dac_cn_host_permitted_by_pai", R.kSuccess),
+        ("dac_subject_in_excluded_dirname", R.kDacSignatureInvalid),  # nc_dn: canonical-encoding prefix
+    ],
+)
+def test_name_constraints(name: str, verdict: R) -> None:
+    # crypto/x509/x509_vfy.c check_name_constraints; crypto/x509/v3_ncons.c NAME_CONSTRAINTS_check(_CN).
+    assert both(name) == (verdict, verdict)
+
+
+def test_host_like_cn_under_name_constraints_diverges() -> None:
+    # BoringSSL refuses a leaf without subjectAltName whose CN looks like a host name once name
+    # constraints apply (X509_V_ERR_NAME_CONSTRAINTS_WITHOUT_SANS); OpenSSL checks the CN instead.
+    result = judge("dac_cn_host_permitted_by_pai")
+    assert result.ok and result.boringssl_result is R.kDacSignatureInvalid
+    assert "divergence.name_constraints" in {d.code for d in result.divergences}
+
+
 # -- BoringSSL divergences: the OpenSSL verdict, plus a finding and a field -----------------------------------
 @pytest.mark.parametrize(
     ("name", "verdict", "divergence"),
