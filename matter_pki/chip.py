@@ -221,11 +221,16 @@ def _check_ca(v3: V3Cache, raw: RawCertificate) -> int:
     return 0
 
 
-def signature_problem(issuer: RawCertificate, subject: RawCertificate) -> str | None:
-    """X509_verify: identical algorithms, no unused bits, an ECDSA hash OpenSSL knows, a valid signature."""
+def signature_problem(issuer: RawCertificate, subject: RawCertificate, flavour: Flavour = "openssl") -> str | None:
+    """X509_verify: identical algorithms, no unused bits, an ECDSA hash OpenSSL knows, a valid signature.
+
+    BoringSSL also refuses ECDSA AlgorithmIdentifier parameters other than absent or NULL.
+    """
     tbs, outer = subject.tbs_algorithm, subject.outer_algorithm
     if tbs is None or outer is None or (tbs.oid, tbs.params) != (outer.oid, outer.params):
         return "TBS and outer signature algorithms differ"
+    if flavour == "boringssl" and outer.params is not None and outer.params != (0x05, b""):
+        return "ECDSA signature algorithm with parameters"
     if subject.signature_unused_bits:
         return "signature BIT STRING has unused bits"
     key = issuer.public_key.key if issuer.public_key else None
@@ -547,7 +552,7 @@ def openssl_verify(
     for issuer, subject, label in ((paa, pai, "PAI"), (pai, dac, "DAC")):
         if issuer.v3.kusage is not None and not issuer.v3.kusage & KU_KEY_CERT_SIGN:
             return f"{label}: issuer keyUsage lacks keyCertSign"
-        problem = signature_problem(issuer, subject) or _time_ok(subject, at)
+        problem = signature_problem(issuer, subject, flavour) or _time_ok(subject, at)
         if problem:
             return f"{label}: {problem}"
     return name_constraints_problem(chain, flavour)

@@ -115,6 +115,9 @@ def certificate_divergences(raw: RawCertificate, role: str) -> tuple[Divergence,
             add("divergence.trust_anchor_checks", f"{anchor}: OpenSSL refuses it on the trust anchor, BoringSSL does not check the anchor")
     if any("netscape" in r for r in raw.v3.invalid):
         add("divergence.extension_decoding", "netscape cert type duplicated or malformed: OpenSSL marks the certificate invalid, BoringSSL ignores the extension")
+    outer = raw.outer_algorithm
+    if role != "paa" and outer is not None and outer.params is not None and outer.params != (0x05, b""):
+        add("divergence.algorithm_parameters", "signature AlgorithmIdentifier with parameters: OpenSSL ignores them for ECDSA, BoringSSL refuses the signature")
     if role != "dac" and raw.extensions_for("2.5.29.30"):
         add("divergence.name_constraints", "nameConstraints: OpenSSL checks a host-like DAC Common Name against them, BoringSSL refuses such a DAC when it has no subjectAltName")
     if role != "paa" and any(raw.extensions_for(o) for o in (OID_CERT_POLICIES, OID_POLICY_MAPPINGS, OID_POLICY_CONSTRAINTS, OID_INHIBIT_ANY)):

@@ -580,6 +580,7 @@ class DivergenceRule(CertificateRule):
         "divergence.trust_anchor_checks",
         "divergence.extension_decoding",
         "divergence.name_constraints",
+        "divergence.algorithm_parameters",
     )
 
     def check(self, v: CertView) -> Iterator[Finding]:

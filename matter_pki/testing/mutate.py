@@ -481,7 +481,9 @@ def m_serial(ch: ChainModel, role: str, rng: random.Random, now: datetime) -> st
 def m_signature_algorithm(ch: ChainModel, role: str, rng: random.Random, now: datetime) -> str:
     c = ch.cert(role)
     null = tlv(der.NULL, b"")
-    choice = rng.choice(["sha1", "sha384", "tbs-mismatch", "outer-mismatch", "null-params", "null-outer-only", "unknown"])
+    choice = rng.choice(
+        ["sha1", "sha384", "tbs-mismatch", "outer-mismatch", "null-params", "null-outer-only", "unknown", "int-params", "sha512"]
+    )
     if choice == "sha1":
         c.tbs_sig_alg = c.sig_alg = alg(ECDSA_SHA1)
     elif choice == "sha384":
@@ -494,6 +496,10 @@ def m_signature_algorithm(ch: ChainModel, role: str, rng: random.Random, now: da
         c.tbs_sig_alg = c.sig_alg = alg(ECDSA_SHA256, null)
     elif choice == "null-outer-only":
         c.sig_alg = alg(ECDSA_SHA256, null)
+    elif choice == "int-params":
+        c.tbs_sig_alg = c.sig_alg = alg(ECDSA_SHA256, tlv(der.INTEGER, b"\x01"))
+    elif choice == "sha512":
+        c.tbs_sig_alg = c.sig_alg = alg("1.2.840.10045.4.3.4")
     else:
         c.tbs_sig_alg = c.sig_alg = alg("1.2.840.10045.4.3.9")
     return f"sigalg:{choice}"
@@ -603,7 +609,10 @@ def m_cn_fallback(ch: ChainModel, role: str, rng: random.Random, now: datetime) 
 def m_subject_shape(ch: ChainModel, role: str, rng: random.Random, now: datetime) -> str:
     c = ch.cert(role)
     attrs = _attrs(c)
-    choice = rng.choice(["multi-valued", "multi-valued-unsorted", "extra-rdns", "empty", "no-cn", "reorder", "long-cn"])
+    choice = rng.choice(
+        ["multi-valued", "multi-valued-unsorted", "extra-rdns", "empty", "no-cn", "reorder", "long-cn", "empty-rdn", "two-cn",
+         "email"]
+    )
     if choice.startswith("multi-valued"):
         c.subject = name(tuple(attrs))
         c.subject_unsorted = choice.endswith("unsorted")
@@ -613,6 +622,12 @@ def m_subject_shape(ch: ChainModel, role: str, rng: random.Random, now: datetime
         c.subject = name(Attr(C, b"US", PRINTABLE), Attr(ORG, b"Example"), *attrs, Attr(OU, b"Devices"))
     elif choice == "empty":
         c.subject = ()
+    elif choice == "empty-rdn":
+        c.subject_raw = tlv(der.SEQUENCE, encode_name(c.subject)[2:] + tlv(der.SET, b""))
+    elif choice == "two-cn":
+        c.subject = name(Attr(CN, b"Mvid:FFF9 first"), *attrs)
+    elif choice == "email":
+        c.subject = name(*attrs, Attr("1.2.840.113549.1.9.1", b"dev@example.com", IA5))
     elif choice == "no-cn":
         c.subject = name(*[a for a in attrs if a.oid != CN])
     elif choice == "reorder":
@@ -727,7 +742,7 @@ def m_time_value(ch: ChainModel, role: str, rng: random.Random, now: datetime) -
     choice = rng.choice(
         ["expired", "future", "before-1970", "after-2105", "year-2050-utc", "inverted", "issuer-na-eq-dac-nb",
          "issuer-na-before-dac-nb", "issuer-nb-eq-dac-nb", "issuer-nb-after-dac-nb", "dac-outlives-pai",
-         "year-1950", "year-2049", "year-2050"]
+         "year-1950", "year-2049", "year-2050", "year-1900", "year-2106-not-after"]
     )
     if choice == "expired":
         c.not_after = now - timedelta(days=1)
@@ -740,6 +755,10 @@ def m_time_value(ch: ChainModel, role: str, rng: random.Random, now: datetime) -
         c.not_before_raw = encode_time(c.not_before, rng.choice([der.UTC_TIME, der.GENERALIZED_TIME]))
     elif choice == "year-1950":
         c.not_before = datetime(1950, 1, 1, tzinfo=UTC)
+    elif choice == "year-1900":
+        c.not_before = datetime(1900, 1, 1, tzinfo=UTC)
+    elif choice == "year-2106-not-after":
+        c.not_after = datetime(2106, 6, 1, tzinfo=UTC)
     elif choice == "after-2105":
         c.not_before = datetime(2106, 3, 1, tzinfo=UTC)
     elif choice in ("year-2049", "year-2050"):
