@@ -324,6 +324,7 @@ def _strict_extensions(raw: RawCertificate, index: int, num: int, flavour: Flavo
 
 # -- name constraints (crypto/x509/v3_ncons.c NAME_CONSTRAINTS_check, NAME_CONSTRAINTS_check_CN) ----------
 _PERMITTED, _EXCLUDED = "permitted subtree violation", "excluded subtree violation"
+_NAME_CHECK_MAX = 1 << 20  # NAME_CHECK_MAX: OpenSSL refuses more name x constraint comparisons
 
 
 def _nc_dns(name: bytes, base: bytes) -> bool:
@@ -500,6 +501,9 @@ def name_constraints_problem(
             nc = chain[j].v3.name_constraints
             if nc is None:
                 continue
+            names = len(x.subject.attributes) + len(x.v3.altname or ())
+            if names and len(nc.permitted) + len(nc.excluded) > _NAME_CHECK_MAX // names:
+                return f"{('DAC', 'PAI', 'PAA')[i]}: name constraints: too many names and constraints to compare"
             problem = None
             if x.subject.attributes:
                 problem = _nc_match(4, b"", nc, x.subject)
