@@ -136,20 +136,21 @@ def register_role(
     _REGISTRY[role] = _RoleEntry(loader, malformed_code, issuer_role=issuer_role)
 
 
-def register_rule(role: str, rule: Rule[Any]) -> None:
-    """Add a rule to a registered role; its declared codes must all be catalogued."""
+def _declared(rule: Rule[Any]) -> Rule[Any]:
     missing = [c for c in rule.codes if c not in catalogue()]
     if missing or not rule.codes:
         raise ValueError(f"{rule.name} declares codes missing from codes.csv: {missing or 'none declared'}")
-    _REGISTRY[role].rules.append(rule)
+    return rule
+
+
+def register_rule(role: str, rule: Rule[Any]) -> None:
+    """Add a rule to a registered role; its declared codes must all be catalogued."""
+    _REGISTRY[role].rules.append(_declared(rule))
 
 
 def register_issuer_rule(role: str, rule: Rule[Any]) -> None:
     """Add a rule that checks an input against its issuer's (``check`` gets ``(view, issuer_view)``)."""
-    missing = [c for c in rule.codes if c not in catalogue()]
-    if missing or not rule.codes:
-        raise ValueError(f"{rule.name} declares codes missing from codes.csv: {missing or 'none declared'}")
-    _REGISTRY[role].issuer_rules.append(rule)
+    _REGISTRY[role].issuer_rules.append(_declared(rule))
 
 
 def roles() -> list[str]:
