@@ -501,8 +501,8 @@ def name_constraints_problem(
             nc = chain[j].v3.name_constraints
             if nc is None:
                 continue
-            names = len(x.subject.attributes) + len(x.v3.altname or ())
-            if names and len(nc.permitted) + len(nc.excluded) > _NAME_CHECK_MAX // names:
+            name_count = len(x.subject.attributes) + len(x.v3.altname or ())
+            if name_count and len(nc.permitted) + len(nc.excluded) > _NAME_CHECK_MAX // name_count:
                 return f"{('DAC', 'PAI', 'PAA')[i]}: name constraints: too many names and constraints to compare"
             problem = None
             if x.subject.attributes:
@@ -514,10 +514,10 @@ def name_constraints_problem(
                 if problem is None:
                     problem = _nc_match(gn.kind, gn.value, nc, gn.directory)
             if problem is None and i == 0 and leaf and flavour == "openssl" and not any(gn.kind == 2 for gn in x.v3.altname or ()):
-                names = _cn_dns_ids(x)
-                if isinstance(names, str):
-                    problem = names
-                for dns in names if isinstance(names, list) else ():
+                hosts = _cn_dns_ids(x)
+                if isinstance(hosts, str):
+                    problem = hosts
+                for dns in hosts if isinstance(hosts, list) else []:
                     problem = problem or _nc_match(2, dns, nc)
             if problem:
                 return f"{('DAC', 'PAI', 'PAA')[i]}: name constraints: {problem}"
