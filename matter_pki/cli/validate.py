@@ -23,7 +23,7 @@ from matter_pki.der import DerError
 from matter_pki.errorcodes import registry
 from matter_pki.errors import InputError
 from matter_pki.findings import Severity, catalogue
-from matter_pki.lint import lint
+from matter_pki.lint import lint, roles
 from matter_pki.validate import validate_att_cert
 
 CERT_HELP = "a file (PEM, DER or hex), '-' for stdin, or the PEM/hex itself"
@@ -64,7 +64,7 @@ def validate_cmd(paa: str, pai: str, dac: str, at: str | None, mode: str, fmt: s
 @example("matter-pki lint dac.pem --role dac --issuer pai.pem --fail-on warning")
 @click.command("lint")
 @click.argument("cert", metavar="CERT")
-@click.option("--role", required=True, type=click.Choice(["paa", "pai", "dac", "crl", "crl-signer"]))
+@click.option("--role", required=True, type=click.Choice(roles()), help="What CERT is linted as (each role's rules).")
 @click.option("--issuer", metavar="CERT", help="Issuer certificate, to check linkage (for a CRL: its signer).")
 @click.option("--fail-on", type=click.Choice(["fatal", "error", "warning", "notice"]), default="error", show_default=True)
 @format_option()
