@@ -110,6 +110,16 @@ def require_utc(moment: datetime, what: str = "time") -> datetime:
     return moment.astimezone(UTC).replace(microsecond=0)
 
 
+def issuer_valid_at(moment: datetime, issuer_not_before: datetime, issuer_not_after: datetime) -> bool:
+    """Whether an issuer can sign a certificate with notBefore ``moment``: issuer notBefore <= t < notAfter.
+
+    The one rule for every issuing path. chip verifies the chain at the DAC's notBefore with OpenSSL,
+    where a notAfter equal to the time is already expired (crypto/x509/x509_vfy.c check_cert_time via
+    X509_cmp_time), so a certificate starting at its issuer's last second would never chain.
+    """
+    return issuer_not_before <= moment < issuer_not_after
+
+
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Validity:
     """notBefore/notAfter; ``NO_EXPIRY`` is the Matter "no well-defined expiration" form."""
@@ -283,9 +293,7 @@ class _Profile:
     def check_issuer(self, issuer: x509.Certificate) -> None:
         """Rules this certificate must keep with its issuer: validity at issuance and VID scope."""
         nb = self.validity.not_before
-        # chip verifies the chain at this instant with OpenSSL: notBefore <= t < notAfter (x509_vfy.c
-        # X509_cmp_time; a notAfter equal to t is already expired).
-        if not issuer.not_valid_before_utc <= nb < issuer.not_valid_after_utc:
+        if not issuer_valid_at(nb, issuer.not_valid_before_utc, issuer.not_valid_after_utc):
             raise ProfileError(
                 "profile.validity_outside_issuer",
                 f"notBefore {nb:%Y-%m-%dT%H:%M:%SZ} is outside the issuer's validity "
