@@ -15,6 +15,7 @@ from matter_pki.cli.common import (
     emit_json,
     example,
     format_option,
+    note,
     parse_time,
     read_input,
 )
@@ -58,6 +59,11 @@ def validate_cmd(paa: str, pai: str, dac: str, at: str | None, mode: str, fmt: s
         click.echo(f"valid: {AttestationResult.kSuccess.label}")
     else:
         click.echo(f"invalid: {result.result.label} [{result.code}] {result.reason}")
+    if fmt != "json":  # where a BoringSSL-based commissioner reads the chain differently: notes on stderr
+        for d in result.divergences:
+            note(f"note[{d.code}] {d.role}: {d.message}")
+        if result.boringssl_result is not None:
+            note(f"note: a BoringSSL-based commissioner would answer {result.boringssl_result.label}")
     sys.exit(ExitStatus.OK if result.ok else ExitStatus.REFUSED)
 
 
