@@ -437,6 +437,14 @@ class KeyUsageRule(CertificateRule):
     """Critical; DAC digitalSignature only; CA keyCertSign+cRLSign, digitalSignature optional."""
 
     codes = ("ext.key_usage_missing", "ext.key_usage_not_critical", "ext.key_usage_bits", "ext.key_usage_not_minimal")
+    bits_code: ClassVar[str] = "ext.key_usage_bits"
+
+    def wanted_bits(self, role: str, bits: frozenset[int]) -> str | None:
+        """What the bits must be for the role, when they are not that (None when they are right)."""
+        if role == Role.DAC:
+            return None if bits == {KU_DIGITAL_SIGNATURE} else "digitalSignature only"
+        required = {KU_KEY_CERT_SIGN, KU_CRL_SIGN}
+        return None if required <= bits <= required | {KU_DIGITAL_SIGNATURE} else "keyCertSign+cRLSign (digitalSignature optional)"
 
     def check(self, v: CertView) -> Iterator[Finding]:
         """Findings."""
@@ -452,15 +460,9 @@ class KeyUsageRule(CertificateRule):
             return
         if not ku.minimal or not ku.padding_clean:
             yield self.f(v, "ext.key_usage_not_minimal", f"keyUsage encoded as {found[0].value.hex()}")
-        if v.role == Role.DAC:
-            ok = ku.bits == {KU_DIGITAL_SIGNATURE}
-            want = "digitalSignature only"
-        else:
-            required = {KU_KEY_CERT_SIGN, KU_CRL_SIGN}
-            ok = required <= ku.bits <= required | {KU_DIGITAL_SIGNATURE}
-            want = "keyCertSign+cRLSign (digitalSignature optional)"
-        if not ok:
-            yield self.f(v, "ext.key_usage_bits", f"keyUsage is {'+'.join(ku.names()) or 'empty'}, must be {want}")
+        want = self.wanted_bits(v.role, ku.bits)
+        if want is not None:
+            yield self.f(v, self.bits_code, f"keyUsage is {'+'.join(ku.names()) or 'empty'}, must be {want}")
 
 
 class KeyIdentifierRule(CertificateRule):

@@ -28,7 +28,7 @@ from cryptography.hazmat.primitives.serialization import Encoding
 
 from matter_pki import der
 from matter_pki import lint as cert_lint
-from matter_pki.certparse import KU_CRL_SIGN, OID_KU, decode_key_usage
+from matter_pki.certparse import KU_CRL_SIGN
 from matter_pki.der import DerError
 from matter_pki.findings import Finding, Role, finding
 from matter_pki.oid import ExtensionOID, SignatureAlgorithmOID
@@ -391,27 +391,16 @@ def load_signer_view(data: bytes, role: str = SIGNER_ROLE) -> CertView:
     return dataclasses.replace(cert_lint.load_view(data, Role.DAC), role=role)
 
 
-class SignerKeyUsageRule(cert_lint.CertificateRule):
+class SignerKeyUsageRule(cert_lint.KeyUsageRule):
     """keyUsage critical and minimal, cRLSign with nothing else but digitalSignature."""
 
     codes = ("ext.key_usage_missing", "ext.key_usage_not_critical", "ext.key_usage_not_minimal", "signer.key_usage_bits")
+    bits_code = "signer.key_usage_bits"
 
-    def check(self, v: CertView) -> Iterator[Finding]:
-        """Findings."""
-        found = v.raw.extensions_for(OID_KU)
-        if not found:
-            yield self.f(v, "ext.key_usage_missing", "keyUsage is missing")
-            return
-        if not found[0].critical:
-            yield self.f(v, "ext.key_usage_not_critical", "keyUsage is not critical")
-        try:
-            ku = decode_key_usage(found[0].value)
-        except DerError:
-            return  # reported as ext.malformed
-        if not ku.minimal or not ku.padding_clean:
-            yield self.f(v, "ext.key_usage_not_minimal", f"keyUsage encoded as {found[0].value.hex()}")
-        if _KU_CRL_SIGN not in ku.bits or not ku.bits <= {_KU_CRL_SIGN, _KU_DIGITAL_SIGNATURE}:
-            yield self.f(v, "signer.key_usage_bits", f"keyUsage is {'+'.join(ku.names()) or 'empty'}, must be cRLSign (digitalSignature optional)")
+    def wanted_bits(self, role: str, bits: frozenset[int]) -> str | None:
+        """cRLSign, digitalSignature optional, nothing else."""
+        ok = _KU_CRL_SIGN in bits and bits <= {_KU_CRL_SIGN, _KU_DIGITAL_SIGNATURE}
+        return None if ok else "cRLSign (digitalSignature optional)"
 
 
 class SignerSubjectRule(cert_lint.CertificateRule):
