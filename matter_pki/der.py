@@ -158,3 +158,123 @@ def encode_oid(dotted: str) -> bytes:
             arc >>= 7
         body.extend(reversed(chunk))
     return encode_tlv(OID, bytes(body))
+
+
+# -- BER as OpenSSL reads it ----------------------------------------------------------------------
+# OpenSSL's decoder (crypto/asn1/asn1_lib.c ASN1_get_object, asn1_get_length; crypto/asn1/tasn_dec.c)
+# accepts more than DER: long-form and zero-padded lengths, indefinite lengths on constructed
+# elements, high tag numbers. chip decides with that decoder, so the checks that must match chip
+# read certificates with ``read_element`` below; the strict readers above stay for our own output.
+MAX_NESTING = 30  # ASN1_MAX_CONSTRUCTED_NEST
+
+
+@dataclass(frozen=True, slots=True)
+class Element:
+    """One BER element: identifier, where its contents are, and whether its header is DER."""
+
+    cls: int  # 0 universal, 1 application, 2 context-specific, 3 private
+    constructed: bool
+    number: int
+    start: int
+    content_start: int
+    content_end: int
+    end: int
+    der_header: bool  # definite, minimal length, low-tag form
+
+    @property
+    def tag(self) -> int:
+        """The identifier octet for tag numbers below 31, else -1."""
+        if self.number >= 31:
+            return -1
+        return (self.cls << 6) | (0x20 if self.constructed else 0) | self.number
+
+    def content(self, buf: bytes) -> bytes:
+        """The content octets (an indefinite element's end-of-contents octets excluded)."""
+        return buf[self.content_start : self.content_end]
+
+    def encoded(self, buf: bytes) -> bytes:
+        """The whole element as it appears in ``buf``."""
+        return buf[self.start : self.end]
+
+
+def read_element(buf: bytes, offset: int = 0, limit: int | None = None, depth: int = 0) -> Element:
+    """Read one element the way ASN1_get_object does; raises DerError where OpenSSL fails."""
+    end_limit = len(buf) if limit is None else limit
+    if depth > MAX_NESTING:
+        raise DerError("nested too deep")
+    # Fast path: low tag number, short-form length (almost every element of a certificate).
+    if offset + 2 <= end_limit:
+        first, octet = buf[offset], buf[offset + 1]
+        if first & 0x1F != 0x1F and octet < 0x80:
+            end = offset + 2 + octet
+            if end > end_limit:
+                raise DerError("element runs past the end of its container")
+            return Element(first >> 6, bool(first & 0x20), first & 0x1F, offset, offset + 2, end, end, True)
+    p = offset
+    if p >= end_limit:
+        raise DerError("truncated element header")
+    first = buf[p]
+    cls, constructed, number = first >> 6, bool(first & 0x20), first & 0x1F
+    der_header = True
+    p += 1
+    if number == 0x1F:
+        number = 0
+        der_header = False
+        while True:
+            if p >= end_limit:
+                raise DerError("truncated high tag number")
+            octet = buf[p]
+            p += 1
+            number = (number << 7) | (octet & 0x7F)
+            if number > 0x7FFFFFFF >> 7 and octet & 0x80:
+                raise DerError("tag number too large")
+            if not octet & 0x80:
+                break
+    if p >= end_limit:
+        raise DerError("truncated length")
+    octet = buf[p]
+    p += 1
+    indefinite = False
+    if octet < 0x80:
+        length = octet
+    elif octet == 0x80:
+        if not constructed:
+            raise DerError("indefinite length on a primitive element")
+        indefinite, length, der_header = True, 0, False
+    else:
+        count = octet & 0x7F
+        # asn1_get_length wants one octet beyond the length octets: a long-form header with empty
+        # content at the very end of its window is refused.
+        if end_limit - p < count + 1:
+            raise DerError("truncated length")
+        digits = buf[p : p + count]
+        p += count
+        stripped = digits.lstrip(b"\x00")
+        if len(stripped) > 8:
+            raise DerError("length too large")
+        length = int.from_bytes(stripped, "big")
+        if length >= 1 << 63:
+            raise DerError("length too large")
+        if digits[0] == 0 or length < 0x80:
+            der_header = False
+    if indefinite:
+        pos = p
+        while True:
+            if pos + 2 <= end_limit and buf[pos] == 0 and buf[pos + 1] == 0:
+                return Element(cls, constructed, number, offset, p, pos, pos + 2, False)
+            child = read_element(buf, pos, end_limit, depth + 1)
+            pos = child.end
+    if length > end_limit - p:
+        raise DerError("element runs past the end of its container")
+    return Element(cls, constructed, number, offset, p, p + length, p + length, der_header)
+
+
+def elements(buf: bytes, parent: Element, depth: int = 0) -> list[Element]:
+    """The elements directly inside a constructed element."""
+    items: list[Element] = []
+    pos = parent.content_start
+    while pos < parent.content_end:
+        item = read_element(buf, pos, parent.content_end, depth + 1)
+        items.append(item)
+        pos = item.end
+    return items

@@ -5,9 +5,17 @@ from __future__ import annotations
 import csv
 import io
 from dataclasses import dataclass
-from enum import IntEnum
+from enum import IntEnum, StrEnum
 from functools import cache
 from importlib import resources
+
+
+class Role(StrEnum):
+    """The three Matter attestation certificate types (the certificate lint roles)."""
+
+    PAA = "paa"
+    PAI = "pai"
+    DAC = "dac"
 
 
 class Severity(IntEnum):

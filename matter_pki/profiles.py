@@ -16,7 +16,6 @@ from __future__ import annotations
 import base64
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from enum import StrEnum
 from typing import TYPE_CHECKING, Literal, TypedDict
 
 from cryptography import x509
@@ -24,6 +23,7 @@ from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec
 
 from matter_pki.errors import ProfileError
+from matter_pki.findings import Role as Role  # re-exported: the role belongs to the checker side
 from matter_pki.idrules import check_pid, check_vid
 from matter_pki.oid import ExtensionOID, MatterOID, NameOID
 from matter_pki.vidpid import VidPid, extract_vid_pid, format_hex16
@@ -42,14 +42,6 @@ PCA_KEY_STORAGE = "FIPS_140_2_LEVEL_3_OR_HIGHER"
 PCA_TEMPLATE_PAA = "arn:aws:acm-pca:::template/RootCACertificate_APIPassthrough/V1"
 PCA_TEMPLATE_PAI = "arn:aws:acm-pca:::template/BlankSubordinateCACertificate_PathLen0_APIPassthrough/V1"
 PCA_TEMPLATE_DAC = "arn:aws:acm-pca:::template/BlankEndEntityCertificate_CriticalBasicConstraints_APIPassthrough/V1"
-
-
-class Role(StrEnum):
-    """The three Matter attestation certificate types."""
-
-    PAA = "paa"
-    PAI = "pai"
-    DAC = "dac"
 
 
 class PcaCustomAttribute(TypedDict):
@@ -116,6 +108,16 @@ def require_utc(moment: datetime, what: str = "time") -> datetime:
     if moment.tzinfo is None or moment.utcoffset() is None:
         raise ProfileError("profile.naive_time", f"{what} must be timezone-aware (UTC)")
     return moment.astimezone(UTC).replace(microsecond=0)
+
+
+def issuer_valid_at(moment: datetime, issuer_not_before: datetime, issuer_not_after: datetime) -> bool:
+    """Whether an issuer can sign a certificate with notBefore ``moment``: issuer notBefore <= t < notAfter.
+
+    The one rule for every issuing path. chip verifies the chain at the DAC's notBefore with OpenSSL,
+    where a notAfter equal to the time is already expired (crypto/x509/x509_vfy.c check_cert_time via
+    X509_cmp_time), so a certificate starting at its issuer's last second would never chain.
+    """
+    return issuer_not_before <= moment < issuer_not_after
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -291,7 +293,7 @@ class _Profile:
     def check_issuer(self, issuer: x509.Certificate) -> None:
         """Rules this certificate must keep with its issuer: validity at issuance and VID scope."""
         nb = self.validity.not_before
-        if not issuer.not_valid_before_utc <= nb <= issuer.not_valid_after_utc:
+        if not issuer_valid_at(nb, issuer.not_valid_before_utc, issuer.not_valid_after_utc):
             raise ProfileError(
                 "profile.validity_outside_issuer",
                 f"notBefore {nb:%Y-%m-%dT%H:%M:%SZ} is outside the issuer's validity "

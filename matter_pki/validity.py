@@ -4,8 +4,10 @@ A policy is ``issuer`` (the DAC ends when its PAI ends), ``no-expiry`` (99991231
 4.1.2.5) or a number of days (chip-cert's convention: ``start + days - 1 s``). ``resolve`` turns it
 into the ``Validity`` of one DAC under one issuer:
 
-* notBefore is never before the issuer's notBefore, and an issuer that has expired cannot issue
-  (chip verifies the chain at the DAC's notBefore, matter-rules §6.3): ``config.issuer_expired``.
+* notBefore is never before the issuer's notBefore, and the issuer must still be valid at that
+  instant as ``profiles.issuer_valid_at`` states it (notBefore <= t < notAfter: chip verifies the
+  chain at the DAC's notBefore with OpenSSL, where a notAfter equal to t has expired); otherwise
+  the issuer cannot issue anymore: ``config.issuer_expired``.
 * ``within_issuer``: the DAC must also end by the issuer's notAfter. chip does not require it
   (matter-rules §4 Validity), but AWS Private CA does ("The end of the validity period configured
   on a certificate must not exceed the limit set on its parents in the CA hierarchy", API
@@ -23,7 +25,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Literal
 
 from matter_pki.errors import ConfigError, InputError
-from matter_pki.profiles import NO_EXPIRY, Validity, require_utc
+from matter_pki.profiles import NO_EXPIRY, Validity, issuer_valid_at, require_utc
 
 PolicyKind = Literal["issuer", "no-expiry", "days"]
 ISSUER = "issuer"
@@ -82,13 +84,13 @@ class ValidityPolicy:
         if issuer_not_before is not None:
             begin = max(begin, require_utc(issuer_not_before, "issuer notBefore"))
         end = None if issuer_not_after is None else require_utc(issuer_not_after, "issuer notAfter")
-        if end is not None and begin > end:
-            raise ConfigError("config.issuer_expired", f"the issuer expired at {_stamp(end)}; it cannot issue anymore")
+        if end is not None and not issuer_valid_at(begin, begin, end):
+            raise ConfigError(
+                "config.issuer_expired", f"the issuer's validity ends at {_stamp(end)}; it cannot issue anymore"
+            )
         if self.kind == "issuer":
             if end is None or end >= NO_EXPIRY:
                 return Validity.no_expiry(begin)
-            if end <= begin:
-                raise ConfigError("config.issuer_expired", f"the issuer expires at {_stamp(end)}; it cannot issue anymore")
             return Validity(not_before=begin, not_after=end)
         validity = Validity.no_expiry(begin) if self.kind == "no-expiry" else self._for_days(begin)
         if within_issuer and end is not None and validity.not_after > end:

@@ -15,6 +15,7 @@ from matter_pki.cli.common import (
     emit_json,
     example,
     format_option,
+    note,
     parse_time,
     read_input,
 )
@@ -23,7 +24,7 @@ from matter_pki.der import DerError
 from matter_pki.errorcodes import registry
 from matter_pki.errors import InputError
 from matter_pki.findings import Severity, catalogue
-from matter_pki.lint import lint
+from matter_pki.lint import lint, roles
 from matter_pki.validate import validate_att_cert
 
 CERT_HELP = "a file (PEM, DER or hex), '-' for stdin, or the PEM/hex itself"
@@ -58,13 +59,18 @@ def validate_cmd(paa: str, pai: str, dac: str, at: str | None, mode: str, fmt: s
         click.echo(f"valid: {AttestationResult.kSuccess.label}")
     else:
         click.echo(f"invalid: {result.result.label} [{result.code}] {result.reason}")
+    if fmt != "json":  # where a BoringSSL-based commissioner reads the chain differently: notes on stderr
+        for d in result.divergences:
+            note(f"note[{d.code}] {d.role}: {d.message}")
+        if result.boringssl_result is not None:
+            note(f"note: a BoringSSL-based commissioner would answer {result.boringssl_result.label}")
     sys.exit(ExitStatus.OK if result.ok else ExitStatus.REFUSED)
 
 
 @example("matter-pki lint dac.pem --role dac --issuer pai.pem --fail-on warning")
 @click.command("lint")
 @click.argument("cert", metavar="CERT")
-@click.option("--role", required=True, type=click.Choice(["paa", "pai", "dac", "crl", "crl-signer"]))
+@click.option("--role", required=True, type=click.Choice(roles()), help="What CERT is linted as (each role's rules).")
 @click.option("--issuer", metavar="CERT", help="Issuer certificate, to check linkage (for a CRL: its signer).")
 @click.option("--fail-on", type=click.Choice(["fatal", "error", "warning", "notice"]), default="error", show_default=True)
 @format_option()

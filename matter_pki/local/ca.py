@@ -34,6 +34,7 @@ from matter_pki.profiles import (
     Validity,
     default_serial,
     issuer_subject_key_id,
+    issuer_valid_at,
     require_utc,
     sign,
 )
@@ -67,7 +68,7 @@ def start_under(issuer: x509.Certificate | None, now: datetime) -> datetime:
     if issuer is None:
         return start
     start = max(start, issuer.not_valid_before_utc)
-    if start > issuer.not_valid_after_utc:
+    if not issuer_valid_at(start, issuer.not_valid_before_utc, issuer.not_valid_after_utc):
         raise ProfileError(
             "profile.issuer_expired",
             f"the issuer expired at {iso(issuer.not_valid_after_utc)}; it cannot issue anymore",

@@ -50,6 +50,7 @@ from matter_pki.local.ledger import (
     iso,
     serial_hex,
 )
+from matter_pki.profiles import issuer_valid_at
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterator
@@ -377,7 +378,8 @@ class CaState:
 
 
 def _check_not_expired(ca_id: str, cert: x509.Certificate, now: datetime) -> None:
-    if now > cert.not_valid_after_utc:
+    # The issuer-validity rule of profiles.issuer_valid_at: at its notAfter an issuer is already expired.
+    if not issuer_valid_at(now, min(now, cert.not_valid_before_utc), cert.not_valid_after_utc):
         raise IssuanceError(
             "issue.ca_expired", f"{ca_id!r} expired at {iso(cert.not_valid_after_utc)}; it issues nothing anymore"
         )

@@ -74,7 +74,7 @@ class RawCrl:
         found = self.extensions_for(ExtensionOID.AUTHORITY_KEY_IDENTIFIER.dotted_string)
         if len(found) != 1:
             return None
-        from matter_pki.lint import decode_akid
+        from matter_pki.certparse import decode_akid
 
         try:
             return decode_akid(found[0].value)

@@ -34,6 +34,7 @@ from matter_pki.profiles import (
     check_public_key,
     check_serial,
     issuer_subject_key_id,
+    issuer_valid_at,
 )
 from matter_pki.vidpid import VidPid, extract_vid_pid, format_hex16
 
@@ -120,7 +121,7 @@ class CrlSignerProfile:
         if not bc.ca or not ku.key_cert_sign or not ku.crl_sign:
             raise ProfileError("profile.issuer_not_ca", "the issuer must be a CA with keyCertSign and cRLSign")
         nb = self.validity.not_before
-        if not issuer.not_valid_before_utc <= nb <= issuer.not_valid_after_utc:
+        if not issuer_valid_at(nb, issuer.not_valid_before_utc, issuer.not_valid_after_utc):
             raise ProfileError("profile.validity_outside_issuer", "notBefore is outside the issuer's validity")
         ids = cert_vid_pid(issuer)
         if self.vid is not None and ids.vid is not None and self.vid != ids.vid:

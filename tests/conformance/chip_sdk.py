@@ -24,6 +24,7 @@ __all__ = [
     "sdk_available",
     "sdk_validate_att_cert",
     "sdk_validate_many",
+    "sdk_commissioner_many",
     "sdk_format_check",
     "sdk_format_check_many",
     "sdk_vidpid",
@@ -209,6 +210,12 @@ def _verdict(answer: dict[str, Any]) -> SdkVerdict:
 def sdk_validate_many(chains: list[tuple[bytes, bytes, bytes]]) -> list[SdkVerdict]:
     """Verdicts for many (paa, pai, dac) DER triples, in the order of `chip-cert validate-att-cert`."""
     reqs = [{"op": "chain", "paa": _hex(a), "pai": _hex(i), "dac": _hex(d)} for a, i, d in chains]
+    return [_verdict(a) for a in _run_requests(reqs)]
+
+
+def sdk_commissioner_many(chains: list[tuple[bytes, bytes, bytes]]) -> list[SdkVerdict]:
+    """Verdicts for many (paa, pai, dac) DER triples, in the commissioner's order (PAA as trust store)."""
+    reqs = [{"op": "commissioner", "paa": _hex(a), "pai": _hex(i), "dac": _hex(d)} for a, i, d in chains]
     return [_verdict(a) for a in _run_requests(reqs)]
 
 
@@ -416,6 +423,62 @@ def _check_chain(sdk: _Sdk, paa: bytes, pai: bytes, dac: bytes) -> dict[str, Any
     return {"code": 0, "detail": "all chip-cert validate-att-cert checks passed"}
 
 
+def _check_commissioner(sdk: _Sdk, paa: bytes, pai: bytes, dac: bytes) -> dict[str, Any]:
+    """The certificate part of DefaultDACVerifier::VerifyAttestationInformation (matter-rules.md §0.2).
+
+    The PAA plays the file trust store: it is found only if it is at most 600 bytes, passes the PAA
+    format check and its SKID equals the PAI AKID (FileAttestationTrustStore.cpp).
+    """
+    if not dac:
+        return {"code": 701, "detail": "empty DAC"}
+    if not pai:
+        return {"code": 207, "detail": "no PAI"}
+    for der, role, name, code in ((pai, 1, "PAI", 203), (dac, 2, "DAC", 303)):
+        err, where = sdk.format(der, role)
+        if err:
+            return _fail(code, f"VerifyAttestationCertificateFormat({name})", err, where)
+    ids: dict[str, tuple[int | None, int | None]] = {}
+    for der, name, code in ((dac, "DAC", 303), (pai, "PAI", 203)):
+        err, where, vid, pid = sdk.vidpid(der)
+        if err:
+            return _fail(code, f"ExtractVIDPIDFromX509Cert({name})", err, where)
+        ids[name] = (vid, pid)
+    (dvid, dpid), (ivid, ipid) = ids["DAC"], ids["PAI"]
+    if ivid is None or ivid != dvid:
+        return {"code": 305, "detail": f"VID rule: PAI VID {ivid} vs DAC VID {dvid}"}
+    if dpid is None:
+        return {"code": 306, "detail": "PID rule: DAC without PID"}
+    if ipid is not None and ipid != dpid:
+        return {"code": 306, "detail": f"PID rule: PAI PID {ipid} vs DAC PID {dpid}"}
+    err, where, akid = sdk.kid("akid", pai)
+    if err:
+        return _fail(203, "ExtractAKIDFromX509Cert(PAI)", err, where)
+    found = False
+    if 0 < len(paa) <= 600 and sdk.format(paa, 0)[0] == 0:
+        skid_err, _, skid = sdk.kid("skid", paa)
+        found = not skid_err and skid == akid
+    if not found:
+        return {"code": 101, "detail": "trust store: no PAA with SKID == PAI AKID"}
+    err, where, avid, apid = sdk.vidpid(paa)
+    if err:
+        return _fail(105, "ExtractVIDPIDFromX509Cert(PAA)", err, where)
+    if avid is not None and avid != ivid:
+        return {"code": 205, "detail": f"VID rule: PAA VID {avid} vs PAI VID {ivid}"}
+    if apid is not None:
+        return {"code": 105, "detail": f"PID rule: PAA carries PID {apid}"}
+    err, where = sdk.now(dac)
+    if err:
+        return _fail(300, "IsCertificateValidAtCurrentTime(DAC)", err, where)
+    err, where, result = sdk.chain(paa, pai, dac)
+    if err or result != 0:
+        return {
+            "code": _CHAIN_MAP.get(result, 301),
+            "detail": f"ValidateCertificateChain: CHIP_ERROR 0x{err:x} at {where}, "
+            f"CertificateChainValidationResult {result}",
+        }
+    return {"code": 0, "detail": "all commissioner certificate checks passed"}
+
+
 def _handle(sdk: _Sdk, req: dict[str, Any]) -> dict[str, Any]:
     op = req["op"]
     der = bytes.fromhex(req.get("der", ""))
@@ -423,6 +486,8 @@ def _handle(sdk: _Sdk, req: dict[str, Any]) -> dict[str, Any]:
         return {"ok": True}
     if op == "chain":
         return _check_chain(sdk, *(bytes.fromhex(req[k]) for k in ("paa", "pai", "dac")))
+    if op == "commissioner":
+        return _check_commissioner(sdk, *(bytes.fromhex(req[k]) for k in ("paa", "pai", "dac")))
     if op == "format":
         err, where = sdk.format(der, int(req["role"]))
         return {"err": err, "where": where}

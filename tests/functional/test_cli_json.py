@@ -48,7 +48,8 @@ SHAPES: dict[str, tuple[type, set[str]]] = {
     "csr generate": (dict, {"out", "count", "first", "last", "key_store", "token", "kept", "rebuilt", "resumed"}),
     "csr export-key": (dict, {"key", "name", "out", "key_format", "dac_checked"}),
     "csr check": (dict, {"accepted", "sha256"}),
-    "validate-att-cert": (dict, {"valid", "result", "result_code", "reason_code", "reason", "findings"}),
+    "validate-att-cert": (dict, {"valid", "result", "result_code", "reason_code", "reason", "findings", "divergences",
+                                 "boringssl_result", "boringssl_result_code"}),
     "lint": (list, {"severity", "code", "message"}),
     "codes": (list, {"code", "kind", "severity", "exit", "chip", "clause", "description"}),
     "audit query": (list, {"seq", "event", "time"}),
@@ -183,6 +184,7 @@ def test_validation_commands(world: dict[str, Any]) -> None:
     name = world["dac issue"]["results"][0]["name"]
     verdict = run("validate-att-cert", "-a", str(out / "paa.pem"), "-i", str(out / "pai.pem"), "-d", str(out / f"{name}.pem"))
     assert verdict["valid"] is True
+    assert (verdict["divergences"], verdict["boringssl_result"], verdict["boringssl_result_code"]) == ([], None, None)
     findings = run("lint", str(out / f"{name}.pem"), "--role", "pai")  # a DAC linted as a PAI: findings, exit 1
     assert "ext.basic_constraints_ca" in {f["code"] for f in findings}
     (world["root"] / "c.csr").write_bytes(good_csr())

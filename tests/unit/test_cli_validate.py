@@ -107,3 +107,14 @@ def test_csr_check_refuses_garbage(tmp_path) -> None:
 def test_codes_lists_catalogue() -> None:
     result = run("codes", "--format", "json")
     assert result.exit_code == 0 and any(r["code"] == "ext.key_usage_bits" for r in json.loads(result.output))
+
+
+def test_text_output_keeps_one_verdict_line_and_notes_the_boringssl_divergence_on_stderr(files) -> None:
+    # GIVEN a chain chip-tool accepts and a BoringSSL-based commissioner refuses (hybrid EC point)
+    result = CliRunner().invoke(main, ["validate-att-cert", *files("dac_key_hybrid"), "--at", "2026-06-01T12:00:00Z"])
+    # THEN stdout is chip's one-line verdict (exit 0) and stderr names the divergence and the other verdict
+    assert (result.exit_code, result.stdout) == (0, "valid: kSuccess (0)\n")
+    assert result.stderr.splitlines() == [
+        "note[divergence.hybrid_point] dac: hybrid EC point: chip on OpenSSL reads it, BoringSSL refuses it",
+        "note: a BoringSSL-based commissioner would answer kDacFormatInvalid (303)",
+    ]

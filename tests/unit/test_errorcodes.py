@@ -30,6 +30,8 @@ CODE = re.compile(r"[a-z][a-z0-9_]*\.[a-z0-9][a-z0-9_.-]*")
 # the Distributed Compliance Ledger's source (zigbee-alliance/distributed-compliance-ledger).
 CLAUSE = re.compile(r"-|(SDK |Matter Core |RFC \d+|X\.690 |AWS |DCL ).+")
 ERROR_CLASSES = {n for n, c in vars(errors).items() if inspect.isclass(c) and issubclass(c, MatterPkiError)}
+# Modules whose ``Problem`` is a verdict of the chip model: it carries a finding code (codes.csv), never an error code.
+FINDING_PROBLEM_MODULES = {"matter_pki/chip.py"}
 
 
 def _literals(node: ast.expr) -> list[str]:
@@ -44,20 +46,23 @@ def _literals(node: ast.expr) -> list[str]:
 
 
 @cache
-def raised_codes() -> dict[str, list[str]]:
-    """Every code given to a MatterPkiError subclass (or a verification Problem), and where."""
+def _scan() -> tuple[dict[str, list[str]], dict[str, list[str]]]:
+    """(error codes, finding codes of the chip model's Problem), each with where it is given."""
     found: dict[str, list[str]] = {}
+    findings: dict[str, list[str]] = {}
     for top in SCANNED:
         for path in sorted((ROOT / top).rglob("*.py")):
             tree = ast.parse(path.read_text(encoding="utf-8"))
+            chip_model = path.relative_to(ROOT).as_posix() in FINDING_PROBLEM_MODULES
             for node in ast.walk(tree):
                 where = f"{path.relative_to(ROOT)}:{getattr(node, 'lineno', 0)}"
                 if isinstance(node, ast.Call) and node.args:
                     func = node.func
                     name = func.id if isinstance(func, ast.Name) else func.attr if isinstance(func, ast.Attribute) else ""
                     if name in ERROR_CLASSES or name == "Problem":
+                        target = findings if name == "Problem" and chip_model else found
                         for code in _literals(node.args[0]):
-                            found.setdefault(code, []).append(where)
+                            target.setdefault(code, []).append(where)
                 # Tables of codes chosen at run time, e.g. ``_PERMANENT_CODES = {"AwsCode": "backend.x"}``.
                 if isinstance(node, ast.Assign) and isinstance(node.value, ast.Dict):
                     names = [t.id for t in node.targets if isinstance(t, ast.Name)]
@@ -65,23 +70,42 @@ def raised_codes() -> dict[str, list[str]]:
                         for value in node.value.values:
                             if isinstance(value, ast.Constant) and isinstance(value.value, str):
                                 found.setdefault(value.value, []).append(where)
-    return found
+    return found, findings
+
+
+def raised_codes() -> dict[str, list[str]]:
+    """Every code given to a MatterPkiError subclass (or a verification Problem), and where."""
+    return _scan()[0]
+
+
+def _unknown(codes: dict[str, list[str]], known: set[str]) -> list[str]:
+    """The codes (f-strings as patterns) that are not in ``known``, with their first place."""
+    missing = []
+    for code, places in codes.items():
+        if "\0" in code:
+            pattern = re.compile(code.replace("\0", "[a-z0-9_-]+"))
+            ok = any(pattern.fullmatch(r) for r in known)
+        else:
+            ok = code in known
+        if not ok:
+            missing.append(f"{code} ({places[0]})")
+    return missing
 
 
 def test_every_code_raised_in_the_source_is_registered() -> None:
     # GIVEN every error code the source raises (f-strings as patterns)
-    registered = set(registry())
-    missing = []
-    for code, places in raised_codes().items():
-        if "\0" in code:
-            pattern = re.compile(code.replace("\0", "[a-z0-9_-]+"))
-            ok = any(pattern.fullmatch(r) for r in registered)
-        else:
-            ok = code in registered
-        if not ok:
-            missing.append(f"{code} ({places[0]})")
+    missing = _unknown(raised_codes(), set(registry()))
     # THEN each one has a row in error_codes.csv (add: code,exit,clause,description)
     assert not missing, "unregistered error codes; add them to matter_pki/error_codes.csv: " + ", ".join(missing)
+
+
+def test_every_code_the_chip_model_reports_is_a_finding_code() -> None:
+    # GIVEN the codes chip.py's Problem carries (validate_att_cert reports them as reason codes)
+    codes = _scan()[1]
+    assert "cert.version_not_v3" in codes and any("\0" in c for c in codes)  # literal and f-string codes are seen
+    # THEN each one is in the finding catalogue (codes.csv), where `matter-pki codes` lists it
+    missing = _unknown(codes, set(catalogue()))
+    assert not missing, "chip-model codes missing from matter_pki/codes.csv: " + ", ".join(missing)
 
 
 def test_the_scan_sees_codes_raised_in_every_style() -> None:

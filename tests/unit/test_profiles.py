@@ -133,6 +133,29 @@ def test_dac_before_pai_not_before_is_refused(chain) -> None:
     assert err.value.code == "profile.validity_outside_issuer"
 
 
+def test_dac_starting_when_the_pai_expires_is_refused() -> None:
+    # chip checks the chain at the DAC notBefore with OpenSSL, where a notAfter equal to that instant is
+    # expired (x509_vfy.c X509_cmp_time): the profile must refuse what chip would refuse.
+    k_paa, k_pai = key(), key()
+    paa = sign(PaaProfile(vid=0xFFF1, validity=Validity.no_expiry(NOW)).builder(k_paa.public_key(), serial=1), k_paa)
+    end = NOW + timedelta(days=10)
+    pai_validity = Validity(not_before=NOW, not_after=end)
+    pai = sign(PaiProfile(vid=0xFFF1, pid=None, validity=pai_validity).builder(k_pai.public_key(), serial=2, issuer=paa), k_paa)
+    at_end = DacProfile.for_issuer(pai, pid=0x8000, validity=Validity(not_before=end, not_after=end + timedelta(days=1)))
+    with pytest.raises(ProfileError) as err:
+        at_end.builder(key().public_key(), serial=5, issuer=pai)
+    assert err.value.code == "profile.validity_outside_issuer"
+    just_before = Validity(not_before=end - timedelta(seconds=1), not_after=end + timedelta(days=1))
+    DacProfile.for_issuer(pai, pid=0x8000, validity=just_before).builder(key().public_key(), serial=6, issuer=pai)
+
+
+def test_dac_profile_vid_other_than_pai_vid_is_refused(chain) -> None:
+    profile = DacProfile(vid=0xFFF2, pid=0x8000, validity=Validity.no_expiry(NOW + timedelta(hours=1)))
+    with pytest.raises(ProfileError) as err:
+        profile.check_issuer(chain["pai"])
+    assert err.value.code == "profile.vid_mismatch"
+
+
 @pytest.mark.parametrize("serial", [0, -1, 1 << 160])
 def test_serial_rules(chain, serial: int) -> None:
     with pytest.raises(ProfileError):

@@ -208,3 +208,19 @@ def test_lint_entry_point_takes_the_new_roles() -> None:
     assert [f.code for f in lint(build(akid=False), "crl")] == ["crl.akid_missing"]
     assert lint(cert_der(SIGNER), "crl-signer", cert_der(CHAIN.pai)) == []
 
+
+
+def test_lint_entry_point_runs_the_crl_signer_linkage_from_the_registry() -> None:
+    # GIVEN a CRL whose AKID names another key WHEN linted through lint() with its signer THEN the linkage rule reports it
+    assert [f.code for f in lint(build(akid=b"\x01" * 20), "crl", cert_der(CHAIN.pai))] == ["crl.signer_akid_mismatch"]
+    assert lint(build(), "crl", cert_der(CHAIN.pai)) == []
+    # AND an unreadable signer is a coded finding next to the CRL's own findings, never a traceback
+    found = {(f.code, f.cert_role) for f in lint(build(akid=False), "crl", b"\x30\x00")}
+    assert found == {("cert.der_malformed", "crl-signer"), ("crl.akid_missing", "crl")}
+
+
+def test_crl_signer_rules_are_the_shared_certificate_rules_judged_as_an_end_entity() -> None:
+    # GIVEN a signer that is a CA WHEN linted THEN basicConstraints is judged as for an end entity, coded, role crl-signer
+    findings = lint(_signer_with(ca=True), "crl-signer", cert_der(CHAIN.pai))
+    assert [(f.code, f.cert_role) for f in findings if f.code.startswith("ext.basic")] == [("ext.basic_constraints_ca", "crl-signer")]
+    assert not [f for f in findings if f.code == "internal.unhandled_exception"]

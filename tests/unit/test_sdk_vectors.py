@@ -53,3 +53,26 @@ def test_commissioner_mode_reports_untrusted_paa() -> None:
     fff1 = next(c for c in CASES if c.name == "struct_dac_cert_version_v3").paa
     result = validate_att_cert(paa=fff1, pai=case.pai, dac=case.dac, at=datetime(2022, 1, 1, tzinfo=UTC), mode="commissioner")
     assert result.result is AttestationResult.kPaaNotFound
+
+
+def test_every_row_including_non_certificate_failures_gets_the_emulated_code() -> None:
+    # GIVEN all 100 cases.tsv rows (the 40 "no" rows fail later, on the CD or the attestation signature)
+    import csv
+
+    from tests.conftest import PAA_FFF1, PAA_NOVID, VECTORS, load_vector
+
+    wrong = {}
+    with (VECTORS / "cases.tsv").open() as fh:
+        for row in csv.DictReader(fh, delimiter="\t"):
+            folder = VECTORS / "commissioner_dut" / row["case"]
+            if (folder / "paa-Cert.pem").exists():
+                paa = load_vector("commissioner_dut", row["case"], "paa-Cert.pem")
+            else:
+                paa = load_vector("paa-root-certs", PAA_NOVID if "NoVID" in row["paa"] else PAA_FFF1)
+            pai = load_vector("commissioner_dut", row["case"], "pai-Cert.pem")
+            dac = load_vector("commissioner_dut", row["case"], "dac-Cert.pem")
+            result = validate_att_cert(paa=paa, pai=pai, dac=dac, at=NOW)
+            # THEN the certificate verdict is the emulated chip-cert code of the row
+            if int(result.result) != int(row["emulated_chip_cert_code"]):
+                wrong[row["case"]] = (row["emulated_chip_cert_code"], result.result.label, result.code)
+    assert not wrong

@@ -75,3 +75,34 @@ def test_the_local_ca_keeps_its_days_or_no_expiry_options() -> None:
 
     assert validity_from(NOW, None).not_after == NO_EXPIRY
     assert validity_from(NOW, 2).not_after == NOW + timedelta(days=2, seconds=-1)
+
+
+@pytest.mark.parametrize("policy", ["issuer", "no-expiry", "1"])
+@pytest.mark.parametrize("offset", [-1, 0, 1])
+def test_the_policy_and_the_profile_draw_the_issuer_line_at_the_same_second(policy: str, offset: int) -> None:
+    # GIVEN a PAI and a DAC start one second before, at, or after the PAI's notAfter
+    from cryptography.hazmat.primitives.asymmetric import ec
+
+    from matter_pki.errors import ProfileError
+    from matter_pki.profiles import DacProfile, PaaProfile, PaiProfile, Validity, sign
+
+    k_paa, k_pai = ec.generate_private_key(ec.SECP256R1()), ec.generate_private_key(ec.SECP256R1())
+    paa = sign(PaaProfile(vid=0xFFF1, validity=Validity.no_expiry(NOW)).builder(k_paa.public_key(), serial=1), k_paa)
+    pai_validity = Validity(not_before=NOW, not_after=PAI_END)
+    pai = sign(PaiProfile(vid=0xFFF1, pid=None, validity=pai_validity).builder(k_pai.public_key(), serial=2, issuer=paa), k_paa)
+    start = PAI_END + timedelta(seconds=offset)
+    # WHEN the policy resolves it and the profile checks a DAC starting there
+    try:
+        validity: Validity | None = ValidityPolicy.parse(policy).resolve(start, issuer_not_before=NOW, issuer_not_after=PAI_END)
+    except ConfigError as e:
+        assert e.code == "config.issuer_expired"
+        validity = None
+    dac = Validity(not_before=start, not_after=start + timedelta(days=1))
+    try:
+        DacProfile.for_issuer(pai, pid=0x8000, validity=dac).check_issuer(pai)
+        profile_ok = True
+    except ProfileError as e:
+        assert e.code == "profile.validity_outside_issuer"
+        profile_ok = False
+    # THEN both refuse from the PAI's last second on (OpenSSL: notAfter <= t is expired), both accept before it
+    assert (validity is not None) == profile_ok == (offset < 0)
