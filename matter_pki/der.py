@@ -243,9 +243,9 @@ def read_element(buf: bytes, offset: int = 0, limit: int | None = None, depth: i
         indefinite, length, der_header = True, 0, False
     else:
         count = octet & 0x7F
-        # asn1_get_length wants one octet beyond the length octets: a long-form header with empty
-        # content at the very end of its window is refused.
-        if end_limit - p < count + 1:
+        # asn1_get_length (OpenSSL 3, crypto/asn1/asn1_lib.c): "if (max < i) return 0": the length
+        # octets must fit in the window; a long-form header with empty content at its very end is read.
+        if end_limit - p < count:
             raise DerError("truncated length")
         digits = buf[p : p + count]
         p += count

@@ -22,12 +22,16 @@ def test_lengths_openssl_accepts(data: bytes, length: int, der_header: bool) -> 
     assert el.content(data) == b"ab"[:length] and el.der_header is der_header
 
 
-def test_long_form_header_needs_an_octet_after_it() -> None:
-    # asn1_get_length: "if (max < i + 1) return 0" — a long-form header with empty content at the very
-    # end of its window is refused; with anything after it inside the window it is read.
-    with pytest.raises(DerError):
-        read_element(b"\x30\x81\x00")
+def test_long_form_header_at_the_end_of_its_window_is_read() -> None:
+    # asn1_get_length (OpenSSL 3.0, crypto/asn1/asn1_lib.c): "if (max < i) return 0" — the length octets
+    # must fit in the window, nothing more; libcrypto 3.0 reads 30 81 00 as an empty SEQUENCE (a
+    # non-minimal empty basicConstraints in a DAC is valid for chip on OpenSSL).
+    assert read_element(b"\x30\x81\x00").end == 3
+    assert read_element(b"\x30\x82\x00\x00").end == 4
     assert read_element(b"\x30\x81\x00\x05\x00").end == 3
+    # GIVEN length octets cut by the window  THEN refused
+    with pytest.raises(DerError):
+        read_element(b"\x30\x82\x00")
 
 
 def test_indefinite_length_on_constructed_only() -> None:

@@ -109,6 +109,25 @@ def test_ber_openssl_accepts_is_valid(name: str) -> None:
     assert judge(name, "commissioner").ok
 
 
+@pytest.mark.parametrize("mode", ["chip-cert", "commissioner"])
+def test_dac_basic_constraints_with_a_long_form_empty_length_is_valid(mode: str) -> None:
+    # GIVEN a DAC whose basicConstraints value is 30 81 00 (an empty SEQUENCE, non-minimal length), re-signed
+    # by its PAI. OpenSSL 3 asn1_get_length ("if (max < i) return 0", crypto/asn1/asn1_lib.c) reads it and
+    # ossl_x509v3_cache_extensions caches it, so chip's VerifyAttestationCertificateFormat
+    # (X509V3_EXT_d2i of basicConstraints, CHIPCryptoPALOpenSSL.cpp) passes: valid (found by a fresh-seed run).
+    import random
+
+    from matter_pki.testing import mutate
+
+    chain = mutate.base_chain(random.Random(7), AT)
+    bc = mutate.Ext(mutate.BC, mutate.long_form(mutate.bc_value(None)), critical=True)
+    chain.dac.extensions = [bc if e.oid == mutate.BC else e for e in chain.dac.extensions]
+    paa, pai, dac = chain.build()
+    assert b"\x30\x81\x00" in dac
+    result = validate_att_cert(paa=paa, pai=pai, dac=dac, at=AT, mode=mode)
+    assert result.result is R.kSuccess, result.reason
+
+
 def test_non_minimal_integer_serial_is_the_format_code() -> None:
     # crypto/asn1/a_int.c c2i_ibuf: ASN1_R_ILLEGAL_PADDING, so d2i_X509 fails inside the DAC format check.
     result = judge("dac_serial_not_minimal")
