@@ -1,5 +1,5 @@
 """Local CA commands: ``init``, ``pai``, ``dac``, ``csr generate|export-key``, ``inbox run``, ``revoke``, ``crl publish``,
-``ledger verify|rebuild``, ``home upgrade``.
+``ledger verify|rebuild``, ``home upgrade|rekey``.
 
 Shared options: ``home_option`` (also refuses environment variables that contradict the home's
 configuration), ``hex16_option`` (VID/PID, checked by ``matter_pki.idrules``), ``validity_options``;
@@ -37,6 +37,7 @@ from matter_pki.cli.common import (
     format_option,
     note,
     passphrase_file_option,
+    pin_file_option,
     pkcs11_pin,
     read_file,
     read_input,
@@ -850,6 +851,29 @@ def home_upgrade(home: str | None, fmt: str) -> None:
         click.echo("the home is up to date")
     for line in done:
         click.echo(line)
+
+
+@example("matter-pki home rekey --passphrase-file /run/secrets/ca-passphrase")
+@home_group.command("rekey")
+@home_option
+@passphrase_file_option
+@pin_file_option
+@format_option()
+@cli_errors
+def home_rekey(home: str | None, fmt: str) -> None:
+    """Re-encrypt the home's key files whose key derivation is weak (same passphrase; audited)."""
+    from matter_pki.local.rekey import current_kdf, rekey_home
+
+    report = rekey_home(PkiHome.resolve(home), _secrets())
+    if fmt == "json":
+        emit_json(report.to_dict())
+        return
+    if not report.rekeyed:
+        click.echo(f"every key file ({len(report.files)}) already uses {current_kdf()} or stronger")
+        return
+    for path in report.rekeyed:
+        click.echo(f"re-encrypted {path}")
+    note(f"{len(report.rekeyed)} key file(s) now use {current_kdf()}; replace older copies (backups) of them")
 
 
 def register(group: click.Group) -> None:
