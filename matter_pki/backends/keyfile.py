@@ -45,6 +45,8 @@ ENCRYPTED_PEM_LABEL = b"-----BEGIN ENCRYPTED PRIVATE KEY-----"
 PBKDF2_ITERATIONS = 600_000
 #: Key files with fewer PBKDF2 iterations (SHA-2 PRF) are refused on load (``key.kdf_weak``).
 PBKDF2_MIN_ITERATIONS = 600_000
+#: Key files asking for more PBKDF2 iterations are refused unread (``key.malformed``): a hostile count must not hang a load.
+PBKDF2_MAX_ITERATIONS = 20_000_000
 #: scrypt key files need N * r * p at least this (OWASP 2023's weakest listed setting, N=2^13 r=8 p=10).
 SCRYPT_MIN_COST = 10 * 8 * 2**13
 SALT_BYTES = 16
@@ -202,6 +204,10 @@ def decrypt_key(data: bytes, passphrase: bytes, where: str, *, allow_weak_kdf: b
     kdf = key_file_kdf(data)
     if kdf is None:
         raise KeyStoreError("key.malformed", f"key file {where} is not a readable encrypted PKCS#8 key")
+    if kdf.iterations > PBKDF2_MAX_ITERATIONS:
+        raise KeyStoreError(
+            "key.malformed", f"key file {where} asks for {kdf.iterations} PBKDF2 iterations (at most {PBKDF2_MAX_ITERATIONS})"
+        )
     if not kdf.strong and not allow_weak_kdf:
         raise KeyStoreError(
             "key.kdf_weak",

@@ -249,3 +249,12 @@ def test_a_damaged_encrypted_key_file_is_malformed_not_weak(tmp_path: Path, body
     with pytest.raises(KeyStoreError) as err:
         load_key(path, PW)
     assert err.value.code == "key.malformed"
+
+
+def test_a_key_file_asking_for_an_absurd_iteration_count_is_refused_unread(tmp_path: Path) -> None:
+    # GIVEN a key file whose PBKDF2 count would keep a load busy for days (hostile or damaged)
+    path = _with_kdf(tmp_path, _pbkdf2(2**40, "1.2.840.113549.2.9"))
+    # WHEN it is loaded THEN it is refused at once as malformed, never derived
+    with pytest.raises(KeyStoreError) as err:
+        load_key(path, PW)
+    assert err.value.code == "key.malformed" and str(keyfile.PBKDF2_MAX_ITERATIONS) in err.value.message
