@@ -10,9 +10,16 @@ from pathlib import Path
 
 import pytest
 
+from matter_pki.backends import keyfile
 from matter_pki.certparse import certificate_der_from_bytes
+from tests.kdf_shim.sitecustomize import TEST_KDF_ITERATIONS
 
 ROOT = Path(__file__).resolve().parent.parent
+# A cheap key-file KDF for the suite, in this process and in every Python process it starts (see
+# tests/kdf_shim/sitecustomize.py; tests/unit/test_local_keyfile.py checks the real one without it).
+KDF_SHIM = ROOT / "tests" / "kdf_shim"
+os.environ["PYTHONPATH"] = os.pathsep.join(p for p in (str(KDF_SHIM), os.environ.get("PYTHONPATH", "")) if p)
+keyfile.PBKDF2_ITERATIONS = keyfile.PBKDF2_MIN_ITERATIONS = TEST_KDF_ITERATIONS
 VECTORS = Path(os.environ.get("MATTER_PKI_VECTORS", ROOT.parent / "shared" / "vectors"))
 PAA_FFF1 = "Chip-Test-PAA-FFF1-Cert.pem"
 PAA_NOVID = "Chip-Test-PAA-NoVID-Cert.pem"

@@ -42,7 +42,7 @@ from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 
-from matter_pki.backends.keyfile import ENCRYPTED_PEM_LABEL
+from matter_pki.backends.keyfile import ENCRYPTED_PEM_LABEL, decrypt_key, encrypt_key
 from matter_pki.errors import AuditError, KeyStoreError
 from matter_pki.storage.local import write_all
 
@@ -305,9 +305,7 @@ class AuditKey:
         if self.exists():
             raise AuditError("audit.key_exists", f"{str(self.dir)!r} already has an audit key; it is never replaced")
         key = ec.generate_private_key(ec.SECP256R1())
-        encryption = serialization.BestAvailableEncryption(self._passphrase)
-        pem = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, encryption)
-        _write_exclusive(self.key_path, pem, 0o600)
+        _write_exclusive(self.key_path, encrypt_key(key, self._passphrase), 0o600)
         write_public_key(self.dir, key.public_key())
         return key
 
@@ -322,8 +320,11 @@ class AuditKey:
             )
         return load_public_key(data, str(self.pub_path))
 
-    def private_key(self) -> ec.EllipticCurvePrivateKey:
-        """Open the private key; raises ``key.passphrase_missing``/``key.passphrase_wrong``/``audit.key_missing``."""
+    def private_key(self, *, allow_weak_kdf: bool = False) -> ec.EllipticCurvePrivateKey:
+        """Open the private key; ``key.passphrase_missing``/``key.passphrase_wrong``/``key.kdf_weak``/``audit.key_missing``.
+
+        ``allow_weak_kdf``: only to re-encrypt the key file (``matter-pki home rekey``).
+        """
         data = read_audit_file(self.key_path, MAX_SMALL_FILE)
         if data is None:
             raise AuditError(
@@ -338,12 +339,11 @@ class AuditKey:
                 "key.passphrase_missing", f"the audit key is encrypted: set {PASSPHRASE_ENV} to sign the audit log"
             )
         try:
-            key = serialization.load_pem_private_key(data, password=self._passphrase)
-        except ValueError as e:
-            raise KeyStoreError("key.passphrase_wrong", "cannot decrypt the audit key: wrong passphrase") from e
-        if not isinstance(key, ec.EllipticCurvePrivateKey) or not isinstance(key.curve, ec.SECP256R1):
-            raise AuditError("audit.key_invalid", f"{str(self.key_path)!r} is not an EC P-256 key")
-        return key
+            return decrypt_key(data, self._passphrase, f"{str(self.key_path)!r} (the audit key)", allow_weak_kdf=allow_weak_kdf)
+        except KeyStoreError as e:
+            if e.code == "key.not_p256":
+                raise AuditError("audit.key_invalid", f"{str(self.key_path)!r} is not an EC P-256 key") from e
+            raise
 
 
 def write_public_key(audit_dir: Path, public_key: ec.EllipticCurvePublicKey) -> None:

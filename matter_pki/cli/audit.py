@@ -27,8 +27,8 @@ from matter_pki.cli.common import (
     emit_json,
     example,
     format_option,
+    key_secret_options,
     parse_when,
-    passphrase_file_option,
     read_file,
 )
 from matter_pki.errors import ConfigError, InputError
@@ -206,7 +206,7 @@ def verify_cmd(home: str | None, public_key: str | None, expect_key: str | None,
               help="Put records the signed head does not cover under the signature (recorded with the reason).")
 @click.option("--discard-tail", metavar="REASON",
               help="Move records the signed head does not cover out of the log (recorded with the reason).")
-@passphrase_file_option
+@key_secret_options
 @format_option()
 @cli_errors
 def seal_cmd(home: str | None, adopt_tail: str | None, discard_tail: str | None, fmt: str) -> None:

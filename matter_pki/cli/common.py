@@ -18,7 +18,8 @@ Conventions (README, "Exit status" and "Command-line conventions"):
 - ``aws_options`` / ``aws_client()``: ``--region`` / ``--profile`` and a boto3 client whose
   configuration problems (no boto3, unknown profile, no region, no credentials) are coded errors.
 - ``passphrase_file_option`` / ``device_passphrase_option`` / ``pin_file_option`` (all made by
-  ``secret_file_option``) with ``cli_secrets()`` / ``device_passphrase()``: where key passphrases and the
+  ``secret_file_option``; ``key_secret_options`` = the first and the last, for every command that may
+  open a CA, CRL signer or audit key) with ``cli_secrets()`` / ``device_passphrase()``: where key passphrases and the
   PKCS#11 PIN come from (a file or the environment, else a prompt on a terminal; never an option value).
 """
 
@@ -480,6 +481,15 @@ def pin_file_option(fn: F) -> F:
     )(fn)  # fmt: skip
 
 
+def key_secret_options(fn: F) -> F:
+    """``--passphrase-file`` and ``--pin-file``: on every command that may open a CA, CRL signer or audit key.
+
+    Which store holds a key (an encrypted file or a PKCS#11 token) is the home's setting, not the
+    command's, so each such command takes both; only the one the key needs is read.
+    """
+    return passphrase_file_option(pin_file_option(fn))
+
+
 def _prompt(label: str, confirm: bool) -> bytes:
     return str(click.prompt(label, hide_input=True, confirmation_prompt=confirm, err=True)).encode()
 
@@ -522,14 +532,14 @@ def device_passphrase(confirm: bool) -> bytes:
 
 
 def pkcs11_pin() -> str:
-    """The token user PIN: MATTER_PKI_PKCS11_PIN, else a prompt on a terminal."""
+    """The token user PIN: --pin-file / MATTER_PKI_PKCS11_PIN, else a prompt on a terminal."""
     from matter_pki.backends.pkcs11 import PIN_ENV
 
     value = os.environ.get(PIN_ENV)
     if value:
         return value
     if not sys.stdin.isatty():
-        raise KeyStoreError("key.pkcs11_pin", f"no PKCS#11 user PIN: set {PIN_ENV} (no terminal to prompt)")
+        raise KeyStoreError("key.pkcs11_pin", f"no PKCS#11 user PIN: pass --pin-file or set {PIN_ENV} (no terminal to prompt)")
     return str(click.prompt("PKCS#11 user PIN", hide_input=True, err=True))
 
 

@@ -1,5 +1,5 @@
 """Local CA commands: ``init``, ``pai``, ``dac``, ``csr generate|export-key``, ``inbox run``, ``revoke``, ``crl publish``,
-``ledger verify|rebuild``, ``home upgrade``.
+``ledger verify|rebuild``, ``home upgrade|rekey``.
 
 Shared options: ``home_option`` (also refuses environment variables that contradict the home's
 configuration), ``hex16_option`` (VID/PID, checked by ``matter_pki.idrules``), ``validity_options``;
@@ -35,8 +35,8 @@ from matter_pki.cli.common import (
     emit_json,
     example,
     format_option,
+    key_secret_options,
     note,
-    passphrase_file_option,
     pkcs11_pin,
     read_file,
     read_input,
@@ -248,7 +248,7 @@ def _summary(totals: RunTotals, notes: list[str], fmt: str, extra: dict[str, Any
 @click.option("--key-store", type=click.Choice(["file", "pkcs11"]), default="file", show_default=True)
 @click.option("--pkcs11-module", help=f"PKCS#11 library [env {MODULE_ENV}].")
 @click.option("--pkcs11-token", help=f"PKCS#11 token label [env {TOKEN_ENV}]; PIN from {PIN_ENV}.")
-@passphrase_file_option
+@key_secret_options
 @format_option()
 @cli_errors
 def init_cmd(
@@ -325,7 +325,7 @@ def pai_group() -> None:
 @click.option("--id", "pai_id", help="PAI id (default pai-<n>).")
 @click.option("--csr-out", type=click.Path(dir_okay=False, allow_dash=True),
               help="Write a CSR for an external PAA instead of signing here ('-': stdout).")
-@passphrase_file_option
+@key_secret_options
 @format_option()
 @cli_errors
 def pai_create(
@@ -366,6 +366,7 @@ def pai_create(
 @home_option
 @click.option("--pai", "pai_id", required=True, help="The pending PAI id printed by 'pai create --csr-out'.")
 @click.option("--cert", required=True, metavar="CERT", help="The PAI certificate signed by the PAA (a file or '-').")
+@key_secret_options
 @format_option()
 @cli_errors
 def pai_import(home: str | None, pai_id: str, cert: str, fmt: str) -> None:
@@ -432,7 +433,7 @@ def dac_group() -> None:
               help="Also write one manifest of the batch: <out>/NAME.csv and <out>/NAME.jsonl.")
 @click.option("--reissue-reason", metavar="TEXT",
               help="Allow a DAC for a device key already certified under another PAI or PID (recorded and audited).")
-@passphrase_file_option
+@key_secret_options
 @format_option()
 @cli_errors(interrupted=BATCH_INTERRUPTED)
 def dac_issue(
@@ -676,7 +677,7 @@ def inbox_group() -> None:
 @click.option("--cn", default="Matter DAC", show_default=True, help="DAC common name.")
 @click.option("--jobs", type=click.IntRange(min=0), default=1, show_default=True, help="Signing processes (0: one per core).")
 @click.option("--retry-refused", is_flag=True, help="Examine CSRs refused by an earlier run (<name>.err) again.")
-@passphrase_file_option
+@key_secret_options
 @format_option()
 @cli_errors(interrupted=BATCH_INTERRUPTED)
 def inbox_run(
@@ -706,7 +707,7 @@ def inbox_run(
               "cessationOfOperation, privilegeWithdrawn or unspecified.")
 @click.option("--pai", "pai_id", help="The DAC's issuing PAI (when the serial is not unique).")
 @click.option("--paa", "is_pai", is_flag=True, help="The serial is a PAI's (issued by the PAA).")
-@passphrase_file_option
+@key_secret_options
 @format_option()
 @cli_errors
 def revoke_cmd(home: str | None, serial: str, reason: str, pai_id: str | None, is_pai: bool, fmt: str) -> None:
@@ -744,7 +745,7 @@ def crl_group() -> None:
 @click.option("--next-update-days", type=click.IntRange(min=1), default=crl_ops.DEFAULT_NEXT_UPDATE_DAYS, show_default=True)
 @click.option("--url", help="The DCL point's dataURL, written into an IssuingDistributionPoint (required with --signer).")
 @click.option("--signer", "signer_id", help="Sign an indirect CRL with this delegated CRL signer ('crl-signer create').")
-@passphrase_file_option
+@key_secret_options
 @format_option()
 @cli_errors
 def crl_publish(
@@ -807,7 +808,7 @@ def ledger_verify(home: str | None, fmt: str) -> None:
 @click.option("--from", "sources", multiple=True, type=click.Path(file_okay=False),
               help="A folder holding issued .pem files (searched recursively); repeatable.")
 @click.option("--reason", required=True, help="Why the ledger is rebuilt (recorded in the audit log).")
-@passphrase_file_option
+@key_secret_options
 @format_option()
 @cli_errors
 def ledger_rebuild(home: str | None, sources: tuple[str, ...], reason: str, fmt: str) -> None:
@@ -835,7 +836,7 @@ def home_group() -> None:
 @example("MATTER_PKI_PASSPHRASE=... matter-pki home upgrade --format json")
 @home_group.command("upgrade")
 @home_option
-@passphrase_file_option
+@key_secret_options
 @format_option()
 @cli_errors
 def home_upgrade(home: str | None, fmt: str) -> None:
@@ -850,6 +851,28 @@ def home_upgrade(home: str | None, fmt: str) -> None:
         click.echo("the home is up to date")
     for line in done:
         click.echo(line)
+
+
+@example("matter-pki home rekey --passphrase-file /run/secrets/ca-passphrase")
+@home_group.command("rekey")
+@home_option
+@key_secret_options
+@format_option()
+@cli_errors
+def home_rekey(home: str | None, fmt: str) -> None:
+    """Re-encrypt the home's key files whose key derivation is weak (same passphrase; audited)."""
+    from matter_pki.local.rekey import current_kdf, rekey_home
+
+    report = rekey_home(PkiHome.resolve(home), _secrets())
+    if fmt == "json":
+        emit_json(report.to_dict())
+        return
+    if not report.rekeyed:
+        click.echo(f"every key file ({len(report.files)}) already uses {current_kdf()} or stronger")
+        return
+    for path in report.rekeyed:
+        click.echo(f"re-encrypted {path}")
+    note(f"{len(report.rekeyed)} key file(s) now use {current_kdf()}; replace older copies (backups) of them")
 
 
 def register(group: click.Group) -> None:

@@ -21,9 +21,9 @@ from matter_pki.cli.common import (
     emit_json,
     example,
     format_option,
+    key_secret_options,
     note,
     parse_time,
-    passphrase_file_option,
     read_file,
     read_input,
     write_output,
@@ -81,7 +81,7 @@ def crl_signer_group() -> None:
 @click.option("--cn", default="Matter CRL Signer", show_default=True, help="Subject common name.")
 @click.option("--validity-days", type=click.IntRange(min=1), help="Validity (default: until the issuer's notAfter).")
 @click.option("--digital-signature", is_flag=True, help="Also set digitalSignature in keyUsage.")
-@passphrase_file_option
+@key_secret_options
 @format_option()
 @cli_errors
 def crl_signer_create(
@@ -133,7 +133,7 @@ def crl_signer_list(home: str | None, fmt: str) -> None:
 @_home_option
 @click.option("--id", "signer_id", required=True, help="The signer to revoke.")
 @click.option("--reason", required=True, help="keyCompromise, superseded, cessationOfOperation, ...")
-@passphrase_file_option
+@key_secret_options
 @format_option()
 @cli_errors
 def crl_signer_revoke(home: str | None, signer_id: str, reason: str, fmt: str) -> None:

@@ -16,9 +16,8 @@ from matter_pki.cli.common import (
     emit_json,
     example,
     format_option,
+    key_secret_options,
     note,
-    passphrase_file_option,
-    pin_file_option,
     secret_file_option,
 )
 from matter_pki.cli.local import home_option
@@ -74,8 +73,7 @@ def _audit(pki: PkiHome) -> AuditLog:
 @home_option
 @click.option("--listen", default="127.0.0.1:8443", show_default=True, help="HOST:PORT to listen on (port 0: any).")
 @click.option("--san", "names", multiple=True, help="Extra DNS name or IP address for the server certificate (repeatable).")
-@passphrase_file_option
-@pin_file_option
+@key_secret_options
 @click.option("--validity-days", type=click.IntRange(min=1), help="DAC validity in days (default: no expiry).")
 @click.option("--cn", default="Matter DAC", show_default=True, help="DAC common name.")
 @click.option("--max-batch", type=click.IntRange(1, 4096), default=256, show_default=True, help="CSRs signed per batch at most.")
@@ -140,7 +138,7 @@ def station_group() -> None:
 @click.option("--quota", help="New DACs per UTC day at most, e.g. 5000/day (default: no limit).")
 @click.option("--out", "out", required=True, type=click.Path(file_okay=False), help="Folder for station.key, station.pem, ca.pem, station.json.")
 @click.option("--validity-days", type=click.IntRange(min=1), default=365, show_default=True, help="Client certificate validity.")
-@passphrase_file_option
+@key_secret_options
 @secret_file_option(
     "--key-passphrase-file", STATION_PASSPHRASE_ENV,
     f"Read the station key's own passphrase from the first line of FILE (mode 0600) instead of {STATION_PASSPHRASE_ENV}.",
@@ -204,7 +202,7 @@ def station_list(home: str | None, fmt: str) -> None:
 @home_option
 @click.argument("name")
 @click.option("--reason", help="Why (recorded in the registry and the audit log).")
-@passphrase_file_option
+@key_secret_options
 @format_option()
 @cli_errors
 def station_revoke(home: str | None, name: str, reason: str | None, fmt: str) -> None:

@@ -25,7 +25,7 @@ from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from cryptography import x509
-from cryptography.hazmat.primitives.serialization import Encoding
+from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 
 from matter_pki.backends.keyfile import FileKeySigner, generate_key_file
 from matter_pki.backends.pkcs11 import Pkcs11SignerFactory, generate_keypair
@@ -34,7 +34,7 @@ from matter_pki.findings import Severity
 from matter_pki.local.ca import start_under
 from matter_pki.local.home import PAA_ID, KeyRef, PkiHome, check_ca_id
 from matter_pki.local.keys import KEY_FILE, Secrets, pkcs11_config, signer_factory
-from matter_pki.local.ledger import Ledger, SignerRow, iso
+from matter_pki.local.ledger import Ledger, SignerRow, iso, key_id_of_point
 from matter_pki.profiles import Validity, default_serial, sign
 from matter_pki.revocation.lint import lint_crl_signer
 from matter_pki.revocation.signer import DEFAULT_SIGNER_CN, CrlSignerProfile
@@ -220,6 +220,7 @@ def create_crl_signer(
             info = SignerInfo(id=new_id, issuer=issuer, key=key_ref, created=at, common_name=common_name)
 
             def write(txn: Transaction, _session: AuditSession) -> list[tuple[str, dict[str, Any]]]:
+                _check_key_unused(state.ledger, public)
                 for _ in range(SERIAL_ATTEMPTS):
                     cert = sign(profile.builder(public, serial=serials(), issuer=issuer_cert), issuer_key)
                     _check(cert, issuer_cert)
@@ -243,6 +244,23 @@ def create_crl_signer(
                 shutil.rmtree(folder, ignore_errors=True)
             raise
     return info
+
+
+def _check_key_unused(ledger: Ledger, public: ec.EllipticCurvePublicKey) -> None:
+    """A signer's key is no other certificate's: not a device key, not a CA key, not another signer's.
+
+    Keys are generated here (file or token), so this only fails with a key store that hands back a
+    key it already holds; the rule is the device-key rule read the other way (``issue.key_reused``).
+    """
+    key_id = key_id_of_point(public.public_bytes(Encoding.X962, PublicFormat.UncompressedPoint))
+    entries = ledger.find_keys([key_id]).get(key_id, [])
+    if entries:
+        e = entries[0]
+        raise IssuanceError(
+            "issue.key_reused", f"the new CRL signer's key is already the key of {e.kind} certificate {e.serial} of {e.ca}"
+        )
+    if ledger.revoked_keys([key_id]):
+        raise IssuanceError("issue.key_reused", "the new CRL signer's key belongs to a revoked certificate")
 
 
 def _check(cert: x509.Certificate, issuer: x509.Certificate) -> None:

@@ -11,8 +11,9 @@ The unit of issuance is the device key (``ledger.key_id_of_point``), never the C
 * a key certified by this PAI for this PID gets that DAC again (same serial), whatever CSR carries
   it: a re-signed CSR or one whose ECDSA signature was flipped (s to n-s) yields nothing new. CSR
   bytes the ledger has not seen must still prove possession of the key;
-* a key certified under another PAI or PID, or a CA's key, is refused (``issue.key_reused``) unless
-  the run names a re-issue reason (``reissue_reason``), which is recorded and announced.
+* a key certified under another PAI or PID is refused (``issue.key_reused``) unless the run names a
+  re-issue reason (``reissue_reason``), which is recorded and announced; a CA's or a delegated CRL
+  signer's key always is.
 
 Group commit (durability is a property of a group of answers, not of a file). Per group of up to
 ``group_size`` answers, in this order:
@@ -717,7 +718,8 @@ class DacIssuer:
         """Why a key with these certificates may not get a DAC here (None: it may)."""
         for e in entries:
             if e.kind != "dac":
-                return IssuanceError("issue.key_reused", f"this key is the key of CA certificate {e.serial} ({e.kind})")
+                what = "CRL signer certificate" if e.kind == "crl_signer" else "CA certificate"
+                return IssuanceError("issue.key_reused", f"this key is the key of {what} {e.serial} ({e.kind})")
         if entries and self.reissue_reason is None:
             e = entries[0]
             return IssuanceError(

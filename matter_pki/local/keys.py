@@ -135,8 +135,11 @@ def generate_ca_key(
     raise ConfigError("config.key_store", f"unknown key store {settings.kind!r}")
 
 
-def signer_factory(home: PkiHome, ca_id: str, secrets: Secrets) -> SignerFactory:
-    """A picklable factory opening CA ``ca_id``'s private key (``config.ca_key_absent`` for an imported PAA)."""
+def signer_factory(home: PkiHome, ca_id: str, secrets: Secrets, *, allow_weak_kdf: bool = False) -> SignerFactory:
+    """A picklable factory opening CA ``ca_id``'s private key (``config.ca_key_absent`` for an imported PAA).
+
+    ``allow_weak_kdf``: only to open a key file that is about to be re-encrypted (``home upgrade``).
+    """
     info = home.ca_info(ca_id)
     ref = info.key
     if ref is None:
@@ -145,7 +148,7 @@ def signer_factory(home: PkiHome, ca_id: str, secrets: Secrets) -> SignerFactory
             f"the private key of {ca_id!r} is not held in this home (imported certificate)",
         )
     if ref.store == "file":
-        return FileKeySigner(str(home.ca_dir(ca_id) / (ref.file or KEY_FILE)), secrets.passphrase())
+        return FileKeySigner(str(home.ca_dir(ca_id) / (ref.file or KEY_FILE)), secrets.passphrase(), allow_weak_kdf)
     if ref.store == "pkcs11":
         if not ref.key_id:
             raise ConfigError("config.corrupt", f"PKCS#11 key reference of {ca_id!r} has no key id")

@@ -142,6 +142,8 @@ CREATE TABLE journal (
 """
 
 Kind = Literal["paa", "pai", "dac"]
+#: What a ``LedgerEntry`` can be: a certificate row, or a delegated CRL signer (``find_keys`` only).
+EntryKind = Literal["paa", "pai", "dac", "crl_signer"]
 #: Transaction kinds: CA certificates, a group of DACs, a CRL signer, a revocation, a CRL Number, a migration, a rebuild.
 TxnKind = Literal["ca", "issue", "signer", "revoke", "crl", "upgrade", "rebuild"]
 
@@ -219,7 +221,7 @@ def key_id_of_der(der: bytes) -> str:
 class LedgerEntry:
     """One issued certificate."""
 
-    kind: Kind
+    kind: EntryKind
     ca: str
     serial: str
     subject: str
@@ -680,7 +682,11 @@ class Ledger:
         return [r[0] for r in self._read("SELECT DISTINCT ca FROM certificates")]
 
     def find_keys(self, key_ids: Sequence[str]) -> dict[str, list[LedgerEntry]]:
-        """Every certificate of each key id (any CA, any kind), in issue order."""
+        """Every certificate of each key id (any CA, any kind, CRL signers included: kind ``crl_signer``).
+
+        The device-key rules decide on this: a key with any certificate but its own DAC is refused.
+        Certificates come in issue order, then CRL signers in creation order.
+        """
         found: dict[str, list[LedgerEntry]] = {}
         wanted = set(key_ids)
         for part in _chunks(list(dict.fromkeys(key_ids)), 500):
@@ -689,6 +695,14 @@ class Ledger:
             for entry in self._many(f"WHERE c.key_tag IN ({marks}) ORDER BY c.id", tags):
                 if entry.key_id in wanted:
                     found.setdefault(entry.key_id, []).append(entry)
+            # A handful of rows per home: no index needed.
+            for row in self._read(f"{_SIGNER_SELECT} WHERE s.key_id IN ({marks}) ORDER BY s.rowid", tuple(part)):
+                signer = SignerRow(*row)
+                found.setdefault(signer.key_id, []).append(LedgerEntry(
+                    "crl_signer", signer.issuer, signer.serial, signer.subject, None, None, signer.not_before,
+                    signer.not_after, signer.issued_at, signer.operator, signer.status, signer.revocation_reason,
+                    signer.revoked_at, signer.der, None, signer.key_id, signer.der_sha256, None, signer.gen,
+                ))  # fmt: skip
         return found
 
     def revoked_keys(self, key_ids: Sequence[str]) -> set[str]:

@@ -42,6 +42,7 @@ from matter_pki.local.ledger import (
     serial_hex,
     upgrade_v1,
 )
+from matter_pki.local.rekey import current_kdf, rekey_home
 from matter_pki.local.state import audit_signer, create_audit_key, crl_numbering
 
 if TYPE_CHECKING:
@@ -429,7 +430,7 @@ def x509_pid(der: bytes) -> int | None:
 
 # -- upgrade -----------------------------------------------------------------------------------
 def upgrade_home(home: PkiHome, *, secrets: Secrets) -> list[str]:
-    """Bring a home made by an earlier version up to date; returns what was done (empty: nothing to do)."""
+    """Bring a home made by an earlier version up to date (key files re-encrypted too); returns what was done."""
     home.require()
     done: list[str] = []
     audit_dir = home.path / "audit"
@@ -441,7 +442,7 @@ def upgrade_home(home: PkiHome, *, secrets: Secrets) -> list[str]:
     if has_paa_key:
         from matter_pki.local.keys import signer_factory
 
-        paa_key = signer_factory(home, PAA_ID, secrets)()
+        paa_key = signer_factory(home, PAA_ID, secrets, allow_weak_kdf=True)()
     if not AuditKey(audit_dir, None).exists():
         audit_dir.mkdir(mode=0o700, exist_ok=True)
         create_audit_key(home, settings, secrets, home_id=home.home_id(), paa_key=paa_key, paa_der=paa_der)
@@ -453,7 +454,7 @@ def upgrade_home(home: PkiHome, *, secrets: Secrets) -> list[str]:
         binding = Binding.make(paa_key, home_id=home.home_id(), audit_key=public, paa_der=paa_der)
         atomic_write(audit_dir / BINDING_NAME, binding.to_json(), mode=0o644, exclusive=True)
         done.append("the PAA key certified the audit key (binding.json)")
-    audit = AuditLog(home.path, signer=audit_signer(home, secrets))
+    audit = AuditLog(home.path, signer=audit_signer(home, secrets, allow_weak_kdf=True))
     try:
         with audit.session():
             pass
@@ -477,6 +478,9 @@ def upgrade_home(home: PkiHome, *, secrets: Secrets) -> list[str]:
                 operator=operator(),
             )
         done.append(f"migrated the ledger to format {FORMAT} ({count} certificates, keyed by device key)")
+    rekeyed = rekey_home(home, secrets, audit=audit).rekeyed
+    if rekeyed:
+        done.append(f"re-encrypted {len(rekeyed)} key file(s) with {current_kdf()}: {', '.join(rekeyed)}")
     return done
 
 

@@ -65,14 +65,19 @@ _MILESTONES = frozenset({"ledger.committed", "ledger.recovered", "ledger.upgrade
 
 
 # -- the audit key in the home's key store -----------------------------------------------------
-def audit_signer(home: PkiHome, secrets: Secrets) -> Callable[[], ec.EllipticCurvePrivateKey]:
-    """A callable opening the home's audit key: the encrypted file, or the token key ``audit-key.json`` names."""
+def audit_signer(
+    home: PkiHome, secrets: Secrets, *, allow_weak_kdf: bool = False
+) -> Callable[[], ec.EllipticCurvePrivateKey]:
+    """A callable opening the home's audit key: the encrypted file, or the token key ``audit-key.json`` names.
+
+    ``allow_weak_kdf``: only while the key files are re-encrypted (``home rekey``, ``home upgrade``).
+    """
     audit_dir = home.path / "audit"
 
     def open_key() -> ec.EllipticCurvePrivateKey:
         ref_bytes = read_audit_file(audit_dir / REF_NAME, 64 * 1024)
         if ref_bytes is None:
-            return AuditKey(audit_dir, secrets.passphrase()).private_key()
+            return AuditKey(audit_dir, secrets.passphrase()).private_key(allow_weak_kdf=allow_weak_kdf)
         from matter_pki.backends.pkcs11 import Pkcs11SignerFactory
 
         try:
@@ -85,9 +90,9 @@ def audit_signer(home: PkiHome, secrets: Secrets) -> Callable[[], ec.EllipticCur
     return open_key
 
 
-def open_audit(home: PkiHome, secrets: Secrets) -> AuditLog:
+def open_audit(home: PkiHome, secrets: Secrets, *, allow_weak_kdf: bool = False) -> AuditLog:
     """The home's audit log, signing with the home's audit key (opened at the first append)."""
-    return AuditLog(home.path, signer=audit_signer(home, secrets))
+    return AuditLog(home.path, signer=audit_signer(home, secrets, allow_weak_kdf=allow_weak_kdf))
 
 
 def create_audit_key(

@@ -33,6 +33,7 @@ from matter_pki.serve.batcher import Batcher
 from matter_pki.serve.engine import IssuingEngine, LedgerReader
 from matter_pki.serve.metrics import Metrics
 from matter_pki.serve.protocol import ConnectionLimits, loop_class, protocol_class
+from matter_pki.serve.stations import finish_station_changes
 from matter_pki.serve.tls import DEFAULT_NAMES, ServePaths, ensure_server_cert
 
 if TYPE_CHECKING:
@@ -152,6 +153,8 @@ class Service:
         now = datetime.now(UTC).replace(microsecond=0)
         with self.home.lock():
             ensure_server_cert(self.home, self.paths, self.passphrase, self.options.server_names(), now, self.audit)
+            # A station add or revoke killed midway is announced and made before any station is served.
+            finish_station_changes(self.home, self.audit)
         self.ssl = tls_context(self.paths, self.passphrase)
         # Keys are opened on the signing thread, the only one that will ever use them.
         self.pais = self.batcher.executor.submit(self.engine.open_keys).result()

@@ -9,6 +9,19 @@ Quotas count new DACs per station and UTC day. They are reserved durably *before
 refunded after, for the CSRs that did not get a new DAC (refused, or re-delivered from the ledger);
 a crash between the two leaves the reservation in place, so a station never gets more new DACs in a
 day than its quota, at the price of unused quota after a crash.
+
+Adding and revoking a station follow the home's commit protocol (announced in the signed audit log
+before the registry holds the change), under the audit log's lock:
+
+1. the change is *staged* in the registry (``changes`` table) with the audit position it saw;
+2. one audit record announces it (``station.added`` / ``station.revoked``, with the change id);
+3. the registry applies it (the station row inserted or marked revoked) and marks it done.
+
+A kill between (1) and (3) leaves a staged change: the next ``station add``/``station revoke`` or
+``serve`` start finishes it, announcing it (``recovered: true``) only when the records after the
+position it saw do not already hold its announcement, so each change is announced exactly once. A
+staged add grants nothing (the station is not in the registry); a staged revocation is honoured by
+the server at once (the safe reading of a change in progress).
 """
 
 from __future__ import annotations
@@ -16,7 +29,7 @@ from __future__ import annotations
 import json
 import re
 import sqlite3
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -31,10 +44,11 @@ from matter_pki.serve.tls import ServePaths, cert_sha256, ensure_ca, make_statio
 from matter_pki.storage.local import atomic_write, ensure_private_dir
 
 if TYPE_CHECKING:
-    from collections.abc import Iterable, Sequence
+    from collections.abc import Callable, Iterable, Sequence
     from pathlib import Path
 
     from matter_pki.audit import AuditLog
+    from matter_pki.audit.log import AuditRecord, AuditSession
     from matter_pki.local.home import PkiHome
 
 _NAME_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}")
@@ -61,6 +75,15 @@ CREATE TABLE IF NOT EXISTS usage (
     day TEXT NOT NULL,
     used INTEGER NOT NULL CHECK (used >= 0),
     PRIMARY KEY (station, day)
+);
+CREATE TABLE IF NOT EXISTS changes (
+    id INTEGER PRIMARY KEY,
+    event TEXT NOT NULL CHECK (event IN ('station.added', 'station.revoked')),
+    station TEXT NOT NULL,
+    fields TEXT NOT NULL,
+    audit_seq INTEGER NOT NULL,
+    audit_hash TEXT NOT NULL,
+    done INTEGER NOT NULL DEFAULT 0
 );
 """
 _COLUMNS = "name, pai, pids, quota_per_day, cert_sha256, serial, not_after, status, created_at, revoked_at, revocation_reason"
@@ -125,6 +148,23 @@ class Station:
         }
 
 
+def _station_from_dict(data: dict[str, Any]) -> Station:
+    return Station(
+        data["name"], data["pai"], tuple(int(p, 16) for p in data["pids"]), data["quota_per_day"], data["cert_sha256"],
+        data["serial"], data["not_after"], data["status"], data["created_at"], data["revoked_at"], data["revocation_reason"],
+    )  # fmt: skip
+
+
+@dataclass(frozen=True, slots=True)
+class StationChange:
+    """A station change to announce and make: the station as it will be, the record's fields, the audit position seen."""
+
+    event: Literal["station.added", "station.revoked"]
+    station: Station
+    fields: dict[str, Any]
+    seen: tuple[int, str]
+
+
 class StationRegistry:
     """The SQLite station registry; one instance per thread (``sqlite3`` connections are not shared)."""
 
@@ -153,20 +193,75 @@ class StationRegistry:
         self._db.close()
 
     # -- stations ----------------------------------------------------------------------------
+    def _insert(self, station: Station) -> None:
+        if self._db.execute("SELECT 1 FROM stations WHERE name = ?", (station.name,)).fetchone():
+            raise ServiceError("serve.station_exists", f"a station named {station.name!r} exists (names are never reused)")
+        self._db.execute(
+            f"INSERT INTO stations ({_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            (
+                station.name, station.pai, json.dumps(list(station.pids)), station.quota_per_day,
+                station.cert_sha256, station.serial, station.not_after, station.status, station.created_at,
+                station.revoked_at, station.revocation_reason,
+            ),
+        )  # fmt: skip
+
     def add(self, station: Station) -> None:
-        """Register a station (``serve.station_exists`` when the name is taken, even by a revoked one)."""
+        """Register a station, unannounced (``serve.station_exists`` when the name is taken); ``add_station`` announces."""
         try:
             with self._transaction():
-                if self._db.execute("SELECT 1 FROM stations WHERE name = ?", (station.name,)).fetchone():
-                    raise ServiceError("serve.station_exists", f"a station named {station.name!r} exists (names are never reused)")
+                self._insert(station)
+        except sqlite3.Error as e:
+            raise StorageError("storage.stations", f"cannot write the station registry: {e}") from e
+
+    def revoke(self, name: str, *, at: str, reason: str | None) -> Station:
+        """Mark a station revoked, unannounced (``serve.station_already_revoked``); ``revoke_station`` announces."""
+        try:
+            with self._transaction():
+                station = self.get(name)
+                if not station.active:
+                    raise ServiceError("serve.station_already_revoked", f"station {name!r} was revoked at {station.revoked_at}")
                 self._db.execute(
-                    f"INSERT INTO stations ({_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                    (
-                        station.name, station.pai, json.dumps(list(station.pids)), station.quota_per_day,
-                        station.cert_sha256, station.serial, station.not_after, station.status, station.created_at,
-                        station.revoked_at, station.revocation_reason,
-                    ),
+                    "UPDATE stations SET status = 'revoked', revoked_at = ?, revocation_reason = ? WHERE name = ?",
+                    (at, reason, name),
                 )
+        except sqlite3.Error as e:
+            raise StorageError("storage.stations", f"cannot write the station registry: {e}") from e
+        return self.get(name)
+
+    # -- staged changes (the commit protocol, see the module docstring) --------------------------
+    def stage(self, change: StationChange) -> int:
+        """Step 1: record the change to make and the audit position it saw; returns its id."""
+        try:
+            with self._transaction():
+                cur = self._db.execute(
+                    "INSERT INTO changes (event, station, fields, audit_seq, audit_hash) VALUES (?, ?, ?, ?, ?)",
+                    (change.event, json.dumps(change.station.to_dict()), json.dumps(change.fields), *change.seen),
+                )
+        except sqlite3.Error as e:
+            raise StorageError("storage.stations", f"cannot write the station registry: {e}") from e
+        assert cur.lastrowid is not None
+        return int(cur.lastrowid)
+
+    def staged(self) -> list[tuple[int, StationChange]]:
+        """Changes staged and not yet applied, oldest first."""
+        rows = self._db.execute(
+            "SELECT id, event, station, fields, audit_seq, audit_hash FROM changes WHERE done = 0 ORDER BY id"
+        ).fetchall()
+        return [(r[0], StationChange(r[1], _station_from_dict(json.loads(r[2])), json.loads(r[3]), (r[4], r[5]))) for r in rows]
+
+    def apply(self, change_id: int, change: StationChange) -> None:
+        """Step 3: make the staged change in the station table and mark it done, in one transaction."""
+        try:
+            with self._transaction():
+                station = change.station
+                if change.event == "station.added":
+                    self._insert(station)
+                else:
+                    self._db.execute(
+                        "UPDATE stations SET status = 'revoked', revoked_at = ?, revocation_reason = ? WHERE name = ?",
+                        (station.revoked_at, station.revocation_reason, station.name),
+                    )
+                self._db.execute("UPDATE changes SET done = 1 WHERE id = ?", (change_id,))
         except sqlite3.Error as e:
             raise StorageError("storage.stations", f"cannot write the station registry: {e}") from e
 
@@ -186,26 +281,15 @@ class StationRegistry:
         rows = self._db.execute(f"SELECT {_COLUMNS} FROM stations ORDER BY name").fetchall()
         return [Station.from_row(r) for r in rows]
 
-    def revoke(self, name: str, *, at: str, reason: str | None) -> Station:
-        """Mark a station revoked (``serve.station_already_revoked`` if it is)."""
-        try:
-            with self._transaction():
-                station = self.get(name)
-                if not station.active:
-                    raise ServiceError("serve.station_already_revoked", f"station {name!r} was revoked at {station.revoked_at}")
-                self._db.execute(
-                    "UPDATE stations SET status = 'revoked', revoked_at = ?, revocation_reason = ? WHERE name = ?",
-                    (at, reason, name),
-                )
-        except sqlite3.Error as e:
-            raise StorageError("storage.stations", f"cannot write the station registry: {e}") from e
-        return self.get(name)
-
     def by_certificate(self, sha256: str) -> Station | None:
         """The station presenting this certificate, from a cache refreshed whenever the registry changed."""
         version = self._db.execute("PRAGMA data_version").fetchone()[0]
         if version != self._version:
             self._by_sha = {s.cert_sha256: s for s in self.all()}
+            # A revocation being made (staged, not yet applied) is honoured at once.
+            for _id, change in self.staged():
+                if change.event == "station.revoked" and change.station.cert_sha256 in self._by_sha:
+                    self._by_sha[change.station.cert_sha256] = change.station
             self._version = version
         return self._by_sha.get(sha256)
 
@@ -330,12 +414,62 @@ def add_station(
             atomic_write(out_dir / "ca.pem", ca.public_bytes(Encoding.PEM), exclusive=True)
             summary = {k: v for k, v in station.to_dict().items() if v is not None}
             atomic_write(out_dir / "station.json", (json.dumps(summary, indent=2) + "\n").encode(), exclusive=True)
-            registry.add(station)
-    audit.record(
-        "station.added", station=name, pai=pai_id, pids=[f"{p:04X}" for p in pids], quota_per_day=quota_per_day,
-        serial=station.serial, cert_sha256=station.cert_sha256, not_after=station.not_after,
-    )
+            fields = {
+                "station": name, "pai": pai_id, "pids": [f"{p:04X}" for p in pids], "quota_per_day": quota_per_day,
+                "serial": station.serial, "cert_sha256": station.cert_sha256, "not_after": station.not_after,
+            }  # fmt: skip
+
+            def make() -> tuple[Station, dict[str, Any]]:
+                if registry.exists(name):  # again, under the audit lock (a staged add of this name was finished)
+                    raise ServiceError("serve.station_exists", f"a station named {name!r} exists (names are never reused)")
+                return station, fields
+
+            _commit(registry, audit, "station.added", make)
     return station
+
+
+def _commit(
+    registry: StationRegistry,
+    audit: AuditLog,
+    event: Literal["station.added", "station.revoked"],
+    make: Callable[[], tuple[Station, dict[str, Any]]],
+) -> Station:
+    """Stage, announce, apply (the module docstring); staged changes of killed runs are finished first.
+
+    ``make``: run under the audit lock once those are finished; the station as the change leaves it and
+    the record's fields, or a refusal.
+    """
+    with audit.session() as session:
+        _finish(registry, session)
+        station, fields = make()
+        change = StationChange(event, station, fields, (session.next_seq - 1, session.tail_hash))
+        change_id = registry.stage(change)
+        session.append([(event, {**fields, "change": change_id})])
+        registry.apply(change_id, change)
+    return station
+
+
+def _finish(registry: StationRegistry, session: AuditSession) -> list[AuditRecord]:
+    """Announce (unless already announced) and apply every staged change; returns the records appended."""
+    written: list[AuditRecord] = []
+    for change_id, change in registry.staged():
+        after = session.records_after(*change.seen) or []
+        if not any(r.event == change.event and r.fields.get("change") == change_id for r in after):
+            written += session.append([(change.event, {**change.fields, "change": change_id, "recovered": True})])
+        registry.apply(change_id, change)
+    return written
+
+
+def finish_station_changes(home: PkiHome, audit: AuditLog) -> list[AuditRecord]:
+    """Finish the station changes a killed ``station add``/``station revoke`` left staged (``serve`` start does)."""
+    path = ServePaths.of(home).stations_db
+    if not path.exists():
+        return []
+    with StationRegistry(path) as registry:
+        if not registry.staged():
+            return []
+        with audit.session() as session:
+            return _finish(registry, session)
 
 
 def list_stations(home: PkiHome, now: datetime) -> list[dict[str, Any]]:
@@ -356,6 +490,13 @@ def revoke_station(home: PkiHome, name: str, *, reason: str | None, audit: Audit
     if not path.exists():
         raise ServiceError("serve.station_unknown", f"no station named {name!r}")
     with StationRegistry(path) as registry:
-        station = registry.revoke(name, at=iso(now), reason=reason)
-    audit.record("station.revoked", station=name, reason=reason, serial=station.serial, cert_sha256=station.cert_sha256)
+
+        def make() -> tuple[Station, dict[str, Any]]:
+            station = registry.get(name)
+            if not station.active:
+                raise ServiceError("serve.station_already_revoked", f"station {name!r} was revoked at {station.revoked_at}")
+            fields = {"station": name, "reason": reason, "serial": station.serial, "cert_sha256": station.cert_sha256}
+            return replace(station, status="revoked", revoked_at=iso(now), revocation_reason=reason), fields
+
+        station = _commit(registry, audit, "station.revoked", make)
     return station

@@ -59,6 +59,7 @@ SHAPES: dict[str, tuple[type, set[str]]] = {
     "ledger verify": (dict, {"ok", "problems", "notes", "counts"}),
     "ledger rebuild": (dict, {"certificates", "crl_signers", "revocations", "crl_numbers", "kept", "chain"}),
     "home upgrade": (dict, {"upgraded", "done"}),
+    "home rekey": (dict, {"rekeyed", "kdf", "files"}),
     "audit queries": (list, {"name", "title"}),
     "aws create-pai": (dict, {"pai_arn", "out"}),
     "audit report": (dict, {"report_id", "bucket", "key", "path", "size"}),
@@ -217,6 +218,8 @@ def test_ledger_and_home_commands_json(tmp_path: Path) -> None:
     verified = run("ledger verify")
     assert verified["ok"] is True and verified["problems"] == [] and verified["counts"]["ledger_dacs"] == 1
     assert run("home upgrade") == {"upgraded": False, "done": []}
+    rekeyed = run("home rekey")
+    assert rekeyed["rekeyed"] == [] and {f["path"] for f in rekeyed["files"]} >= {"ca/paa/key.pem", "audit/audit-key.pem"}
     rebuilt = run("ledger rebuild", "--from", str(tmp_path / "out"), "--reason", "json shape")
     assert (rebuilt["certificates"], rebuilt["crl_signers"], rebuilt["revocations"]) == (3, 0, 0)
     assert rebuilt["kept"] and run("ledger verify")["ok"] is True

@@ -8,6 +8,7 @@ import json
 import sqlite3
 from typing import TYPE_CHECKING, Any
 
+import pytest
 from cryptography import x509
 
 from matter_pki.storage import local as storage
@@ -18,8 +19,6 @@ from tests.unit.test_local_fixtures import cli_env, make_pki, run_cli, write_csr
 
 if TYPE_CHECKING:
     from pathlib import Path
-
-    import pytest
 
 URL = "https://crl.example.com/matter/signer.crl"
 
@@ -174,3 +173,55 @@ def test_home_upgrade_migrates_the_signers_of_a_format_1_ledger(tmp_path: Path) 
     assert _ok(["crl", "publish", "--pai", "pai-1", "--signer", "s2", "--url", URL], env)["crl_number"] == 2
     refused = run_cli(["crl", "publish", "--pai", "pai-1", "--signer", "s1", "--url", URL], env)
     assert refused.exit_code == 2 and "error[input.signer_revoked]" in refused.stderr
+
+
+def test_a_new_signer_whose_key_store_hands_back_a_key_already_in_use_is_refused(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # GIVEN a home with a DAC and a signer s1, and a key store that returns a key it already holds (a device key,
+    # the PAI's key, s1's key) instead of a new one
+    from matter_pki.errors import IssuanceError
+    from matter_pki.local import crl_signers
+    from matter_pki.local.home import KeyRef
+    from tests.unit.test_local_fixtures import NOW, good_csr
+
+    pki = make_pki(tmp_path / "home")
+    env = cli_env(tmp_path / "home")
+    home = tmp_path / "home"
+    device_csr = good_csr()
+    (tmp_path / "dev.csr").write_bytes(device_csr)
+    _ok(["dac", "issue", "--pai", "pai-1", "--csr", str(tmp_path / "dev.csr"), "--out", str(tmp_path / "out")], env)
+    _ok(["crl-signer", "create", "--pai", "pai-1", "--id", "s1"], env)
+    in_use = {
+        "device key": x509.load_pem_x509_csr(device_csr).public_key(),
+        "PAI key": pki.home.load_cert("pai-1").public_key(),
+        "signer key": x509.load_pem_x509_certificate((home / "crl-signers" / "s1" / "cert.pem").read_bytes()).public_key(),
+        "revoked device key": _revoked_device_key(tmp_path, env),  # never certified again, as a signer neither
+    }
+    before = _events(home)
+    for what, public in in_use.items():
+        monkeypatch.setattr(crl_signers, "_generate_key", lambda *_a, public=public: (KeyRef(store="file", file="key.pem"), public))
+        # WHEN a signer is created THEN it is refused as a reused key, and nothing of it remains
+        with pytest.raises(IssuanceError) as err:
+            crl_signers.create_crl_signer(pki.home, issuer="pai-1", secrets=pki.secrets, now=NOW, signer_id="s9")
+        assert err.value.code == "issue.key_reused", what
+        assert not (home / "crl-signers" / "s9").exists(), what
+    db = sqlite3.connect(home / "ledger.sqlite")
+    assert [r[0] for r in db.execute("SELECT id FROM crl_signers")] == ["s1"]
+    db.close()
+    assert [e["event"] for e in _events(home)[len(before):] if e["event"] == "crl_signer.created"] == []
+    assert run_cli(["ledger", "verify"], env).exit_code == 0
+
+
+def _revoked_device_key(tmp_path: Path, env: dict[str, str]) -> Any:
+    """The public key of a device whose DAC was issued and then revoked."""
+    from cryptography.hazmat.primitives.asymmetric import ec
+
+    from tests.unit.test_local_fixtures import csr_for
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    (tmp_path / "rev.csr").write_bytes(csr_for(key))
+    _ok(["dac", "issue", "--pai", "pai-1", "--csr", str(tmp_path / "rev.csr"), "--out", str(tmp_path / "out")], env)
+    serial = x509.load_pem_x509_certificate((tmp_path / "out" / "rev.pem").read_bytes()).serial_number
+    _ok(["revoke", "--serial", f"{serial:X}", "--reason", "keyCompromise"], env)
+    return key.public_key()

@@ -56,7 +56,8 @@ def test_demo_builds_a_valid_development_pki_and_is_idempotent(tmp_path: Path) -
     lines = second.stdout.split("Next, in a new shell:\n", 1)[1].splitlines()
     commands = [line.strip() for line in lines if line.startswith("  ")]
     assert commands[0].startswith(". ") and any(c.startswith("matter-pki dac issue") for c in commands)
-    new_shell = {"HOME": str(tmp_path / "user"), "PATH": "/usr/bin:/bin", "LANG": "C.UTF-8"}
+    new_shell = {"HOME": str(tmp_path / "user"), "PATH": "/usr/bin:/bin", "LANG": "C.UTF-8",
+                 "PYTHONPATH": str(REPO / "tests" / "kdf_shim")}  # the suite's key-file KDF (tests/kdf_shim), as the demo's home was made with it
     (tmp_path / "user").mkdir()
     pasted = subprocess.run(["bash", "-euc", "\n".join(commands)], env=new_shell, cwd=tmp_path / "user",
                             capture_output=True, text=True, timeout=300, check=False)  # fmt: skip

@@ -82,3 +82,44 @@ def test_hsm_without_pin_is_a_coded_error(tmp_path: Path, softhsm_token: Token) 
     assert not (tmp_path / "home" / "config.json").exists()
     # Nothing half-made is left behind: init can run again once the PIN is given
     assert run_cli(["init", "--vid", "FFF1", "--key-store", "pkcs11"], _env(tmp_path, softhsm_token)).exit_code == 0
+
+
+def test_hsm_home_takes_its_pin_from_pin_file_on_every_key_command(tmp_path: Path, softhsm_token: Token) -> None:  # noqa: F811
+    # GIVEN a PKCS#11 home and the PIN only in a 0600 file (no MATTER_PKI_PKCS11_PIN, no terminal)
+    env: dict[str, str | None] = {**_env(tmp_path, softhsm_token), "MATTER_PKI_PKCS11_PIN": None}
+    pin = tmp_path / "pin"
+    pin.write_text(f"{softhsm_token_pin()}\nsecond line ignored\n")
+    pin.chmod(0o600)
+    (tmp_path / "d.csr").write_bytes(good_csr())
+    out = str(tmp_path / "out")
+    steps = [
+        ["init", "--vid", "FFF1", "--key-store", "pkcs11"],
+        ["pai", "create", "--pid", "8000"],
+        ["dac", "issue", "--pai", "pai-1", "--csr", str(tmp_path / "d.csr"), "--out", out],
+        ["crl-signer", "create", "--pai", "pai-1", "--id", "s1"],
+        ["crl", "publish", "--pai", "pai-1", "--signer", "s1", "--url", "https://crl.example.com/s1.crl"],
+        ["crl-signer", "revoke", "--id", "s1", "--reason", "superseded"],
+        ["audit", "seal"],
+        ["home", "rekey"],
+    ]
+    # WHEN each command that opens a token key is given --pin-file THEN it succeeds
+    for args in steps:
+        done = run_cli([*args, "--pin-file", str(pin)], env)  # type: ignore[arg-type]
+        assert done.exit_code == 0, (args, done.output)
+    assert run_cli(["audit", "verify"], env).exit_code == 0  # type: ignore[arg-type]
+    # AND a PIN file others may read is refused before anything is opened (as a passphrase file is)
+    pin.chmod(0o644)
+    log = (tmp_path / "home" / "audit" / "audit.log").read_bytes()
+    refused = run_cli(["pai", "create", "--pid", "8001", "--pin-file", str(pin)], env)  # type: ignore[arg-type]
+    assert refused.exit_code == 2 and "error[input.passphrase_file]" in refused.stderr and "0644" in refused.stderr
+    assert (tmp_path / "home" / "audit" / "audit.log").read_bytes() == log
+    # AND without it the PIN's absence names --pin-file
+    missing = run_cli(["pai", "create", "--pid", "8001"], env)  # type: ignore[arg-type]
+    assert missing.exit_code == 2 and "error[key.pkcs11_pin]" in missing.stderr and "--pin-file" in missing.stderr
+
+
+def softhsm_token_pin() -> str:
+    """The test token's user PIN."""
+    from tests.unit.test_local_fixtures import PIN
+
+    return PIN

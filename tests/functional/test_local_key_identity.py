@@ -15,6 +15,7 @@ from cryptography.hazmat.primitives.asymmetric.utils import decode_dss_signature
 from matter_pki import der
 from matter_pki.csr import load_device_csr
 from matter_pki.fastpath import parse_csr_skeleton
+from matter_pki.local.state import open_audit
 from tests.unit.test_local_fixtures import cli_env, csr_for, make_pki, run_cli
 
 if TYPE_CHECKING:
@@ -195,3 +196,43 @@ def test_the_same_key_under_two_names_in_one_run_gets_one_dac(tmp_path: Path) ->
 
 
 
+
+
+def test_a_crl_signers_key_is_never_certified_as_a_device_on_any_issuing_path(tmp_path: Path) -> None:
+    # GIVEN delegated CRL signers s1 (active) and s2 (revoked), and CSRs made with their keys (file key store)
+    from matter_pki.backends.keyfile import load_key
+    from matter_pki.serve.engine import CsrRequest, IssuingEngine
+    from tests.unit.test_local_fixtures import PASSPHRASE
+
+    pki = make_pki(tmp_path / "home")
+    env = cli_env(tmp_path / "home")
+    for signer in ("s1", "s2"):
+        assert run_cli(["crl-signer", "create", "--pai", "pai-1", "--id", signer], env).exit_code == 0
+    assert run_cli(["crl-signer", "revoke", "--id", "s2", "--reason", "superseded"], env).exit_code == 0
+    csrs = {s: csr_for(load_key(tmp_path / "home" / "crl-signers" / s / "key.pem", PASSPHRASE.encode())) for s in ("s1", "s2")}
+    folder = tmp_path / "csrs"
+    folder.mkdir()
+    for name, csr in csrs.items():
+        (folder / f"{name}.csr").write_bytes(csr)
+    inbox = tmp_path / "inbox" / "pai-1" / "8000"
+    inbox.mkdir(parents=True)
+    for name, csr in csrs.items():
+        (inbox / f"{name}.csr").write_bytes(csr)
+    expected = {"s1": "issue.key_reused", "s2": "issue.key_revoked"}
+    # WHEN dac issue (also with an explicit re-issue reason), inbox run and the signing service are asked for DACs
+    code, _out, _err = issue(env, folder, tmp_path / "out")
+    code_reissue, _o, _e = issue(env, folder, tmp_path / "out2", "--reissue-reason", "line change")
+    ran = run_cli(["inbox", "run", "--dir", str(tmp_path / "inbox")], env)
+    engine = IssuingEngine(pki.home, pki.secrets, open_audit(pki.home, pki.secrets))
+    engine.open_keys()
+    outcomes = engine.issue("pai-1", 0x8000, [CsrRequest(name, csr) for name, csr in csrs.items()])
+    engine.close()
+    # THEN every path refuses both keys with the device-key codes, and no DAC exists for them
+    assert code == 1 and code_reissue == 1 and ran.exit_code == 0, ran.output
+    for out in (tmp_path / "out", tmp_path / "out2", inbox):
+        assert {n: json.loads((out / f"{n}.err").read_text())["code"] for n in csrs} == expected
+    assert [(o.status, o.code) for o in outcomes] == [("refused", expected["s1"]), ("refused", expected["s2"])]
+    assert not list(tmp_path.rglob("s1.pem")) and not list(tmp_path.rglob("s2.pem"))
+    db = sqlite3.connect(tmp_path / "home" / "ledger.sqlite")
+    assert db.execute("SELECT COUNT(*) FROM certificates WHERE kind = 'dac'").fetchone()[0] == 0
+    db.close()

@@ -1,4 +1,5 @@
-"""``scripts/kill-loop``: SIGKILL at random moments of dac issue, inbox run, revoke and audit seal, then checks."""
+"""``scripts/kill-loop``: SIGKILL at random moments of dac issue, inbox run, revoke, crl-signer revoke, crl publish --signer
+and audit seal, then checks."""
 
 from __future__ import annotations
 
@@ -21,6 +22,8 @@ def test_a_few_kills_of_each_command_leave_everything_verifiable() -> None:
     # THEN audit verify, ledger verify and the one-answer-per-CSR check pass afterwards
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert proc.stdout.strip().endswith("kill-loop: all checks passed")
+    for section in ("crl-signer revoke: 2 kills", "crl publish --signer: 2 kills"):
+        assert section in proc.stdout
 
 
 @pytest.mark.slow

@@ -270,3 +270,18 @@ def test_device_passphrase_file_then_environment_then_prompt_never_the_cas(
     # AND an empty one is refused
     empty = CliRunner().invoke(cmd, [], env={"MATTER_PKI_DEVICE_PASSPHRASE": ""})
     assert empty.exit_code == 2 and empty.stderr.startswith("error[key.passphrase_empty]")
+
+
+
+def test_every_command_that_may_open_a_key_takes_pin_file_beside_passphrase_file() -> None:
+    # GIVEN the whole command tree
+    options = {" ".join(path): {o for p in cmd.params for o in getattr(p, "opts", [])} for path, cmd in _commands(main)}
+    # THEN the two secret files go together: where a CA, CRL signer or audit key may be opened, it may be on a token
+    with_passphrase = {n for n, o in options.items() if "--passphrase-file" in o}
+    with_pin = {n for n, o in options.items() if "--pin-file" in o}
+    assert with_passphrase == with_pin
+    assert with_pin >= {
+        "init", "pai create", "pai import", "dac issue", "inbox run", "revoke", "crl publish", "ledger rebuild",
+        "home upgrade", "home rekey", "audit seal", "crl-signer create", "crl-signer revoke", "serve", "station add",
+        "station revoke",
+    }  # fmt: skip

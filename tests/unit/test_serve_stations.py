@@ -205,3 +205,72 @@ def test_station_add_never_overwrites_nor_reuses_a_name(tmp_path: Path) -> None:
     assert same_folder.value.code == "input.exists" and reused.value.code == "serve.station_exists"
     assert (tmp_path / "out" / "station.key").read_bytes() == key
     assert [r["name"] for r in list_stations(pki.home, datetime.now(UTC))] == ["line-1"]
+
+
+# -- add and revoke follow the commit protocol: announced before the registry holds the change -------
+_KILL_AT = {
+    # after the change is staged (nothing announced, nothing made)
+    "staged": "orig = s.StationRegistry.stage\ndef stage(self, change):\n    orig(self, change)\n    os._exit(137)\n"
+              "s.StationRegistry.stage = stage\n",
+    # after the announcement, before the registry applies it
+    "announced": "def apply(self, change_id, change):\n    os._exit(137)\ns.StationRegistry.apply = apply\n",
+}
+
+
+def _killed(pki: Pki, point: str, args: list[str], tmp_path: Path) -> None:
+    """Run a ``station`` command in a child process that dies (SIGKILL-like, no clean-up) at ``point``."""
+    import os
+    import subprocess
+    import sys
+
+    from tests.unit.test_local_fixtures import cli_env
+
+    code = f"import os\nfrom matter_pki.serve import stations as s\n{_KILL_AT[point]}from matter_pki.cli import main\nmain()\n"
+    env = {**os.environ, **cli_env(pki.home.path), "MATTER_PKI_STATION_PASSPHRASE": STATION_PASS.decode()}
+    done = subprocess.run([sys.executable, "-c", code, *args], env=env, capture_output=True, text=True, timeout=120, cwd=tmp_path)
+    assert done.returncode == 137, done.stderr
+
+
+def _station_records(pki: Pki, name: str) -> list[tuple[str, bool]]:
+    log = AuditLog(pki.home.path)
+    return [(r.event, bool(r.fields.get("recovered"))) for r in log.records() if r.fields.get("station") == name]
+
+
+@pytest.mark.parametrize("point", sorted(_KILL_AT))
+@pytest.mark.parametrize("op", ["add", "revoke"])
+def test_a_station_change_killed_midway_is_never_made_unannounced_and_is_announced_once(
+    tmp_path: Path, op: str, point: str
+) -> None:
+    from matter_pki.serve.stations import finish_station_changes
+    from tests.unit.test_local_fixtures import cli_env, run_cli
+
+    # GIVEN a home (with station line-0 to revoke)
+    pki = make_pki(tmp_path / "home")
+    line0 = _add(pki, tmp_path / "line-0", name="line-0")
+    db = ServePaths.of(pki.home).stations_db
+    name = "line-1" if op == "add" else "line-0"
+    args = (["station", "add", "line-1", "--pai", pki.pai_id, "--pid", "8000", "--out", str(tmp_path / "line-1")]
+            if op == "add" else ["station", "revoke", "line-0", "--reason", "stolen"])  # fmt: skip
+    event = f"station.{'added' if op == 'add' else 'revoked'}"
+    before = _station_records(pki, name)
+    # WHEN the command is killed after staging / after announcing
+    _killed(pki, point, args, tmp_path)
+    # THEN the registry does not hold the change yet, and the log holds its announcement only past the staging point
+    with StationRegistry(db) as registry:
+        assert registry.exists("line-1") is False if op == "add" else registry.get("line-0").active
+        if op == "revoke":  # a revocation in progress is honoured by the server at once
+            seen = registry.by_certificate(line0.cert_sha256)
+            assert seen is not None and not seen.active
+    assert _station_records(pki, name) == before + ([(event, False)] if point == "announced" else [])
+    # WHEN the next station command runs (or serve starts: finish_station_changes)
+    if op == "add":
+        finish_station_changes(pki.home, open_audit(pki.home, pki.secrets))
+    else:
+        refused = run_cli(["station", "revoke", "line-0"], cli_env(pki.home.path))
+        assert refused.exit_code != 0 and "serve.station_already_revoked" in refused.stderr
+    # THEN the change is made and announced exactly once (recovered when the killed run had not announced it)
+    with StationRegistry(db) as registry:
+        assert registry.get(name).active is (op == "add")
+        assert registry.staged() == []
+    assert _station_records(pki, name) == before + [(event, point == "staged")]
+    assert run_cli(["audit", "verify"], cli_env(pki.home.path)).exit_code == 0
