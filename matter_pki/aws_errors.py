@@ -181,6 +181,25 @@ def wrap_aws_error(
     return OperatorError(code, text, **extra)
 
 
+def reader_error(error: BaseException, *, service: str) -> MatterPkiError:
+    """The error for a failed read-only call of the audit tools (raise it ``from error``).
+
+    Credentials, permissions and missing resources → the ``ConfigError`` of ``wrap_aws_error`` (exit 2:
+    fix the set-up); throttling, 5xx and connection errors → ``TransientError backend.<service>``
+    (exit 3: retry later); anything else → ``BackendError backend.<service>`` (exit 1).
+    """
+    kind, aws_code = classify_aws_error(error, service=service)
+    if kind == "config":
+        return wrap_aws_error(error, operation=service, prefix="storage" if service == "s3" else "backend", service=service)
+    fields = error_fields(error)
+    text = f"{service} {aws_code}: {fields.message}" if aws_code else f"{service} call failed: {fields.message}"
+    extra: dict[str, Any] = {"aws_code": aws_code}
+    if fields.request_id:
+        extra["aws_request_id"] = fields.request_id
+    cls = TransientError if kind == "transient" else BackendError
+    return cls(f"backend.{service}", text, **extra)
+
+
 def stop_retrying_quota_errors(client: BaseClient) -> None:
     """botocore's standard and adaptive modes retry ``LimitExceededException`` as throttling; a quota is not.
 

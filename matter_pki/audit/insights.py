@@ -15,7 +15,7 @@ import time
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol
 
-from matter_pki.aws_errors import is_retryable
+from matter_pki.aws_errors import reader_error
 from matter_pki.errors import BackendError, InputError, TransientError
 
 if TYPE_CHECKING:
@@ -331,9 +331,5 @@ def _call(fn: Callable[..., Mapping[str, Any]], **kwargs: Any) -> Mapping[str, A
 
     try:
         return fn(**kwargs)
-    except ClientError as e:
-        code = e.response.get("Error", {}).get("Code", "")
-        cls = TransientError if is_retryable(e, service="logs") else BackendError
-        raise cls("backend.logs", f"CloudWatch Logs {code}: {e}", aws_code=code) from e
-    except BotoCoreError as e:
-        raise TransientError("backend.logs", f"CloudWatch Logs call failed: {e}") from e
+    except (ClientError, BotoCoreError) as e:
+        raise reader_error(e, service="logs") from e

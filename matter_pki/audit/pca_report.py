@@ -13,7 +13,7 @@ from pathlib import Path, PurePosixPath
 from typing import TYPE_CHECKING, Any, Literal, Protocol
 
 from matter_pki.audit.insights import check_bucket, check_ca_arn
-from matter_pki.aws_errors import is_retryable
+from matter_pki.aws_errors import reader_error
 from matter_pki.errors import BackendError, StorageError, TransientError
 
 if TYPE_CHECKING:
@@ -113,9 +113,5 @@ def _call(service: str, fn: Callable[..., Mapping[str, Any]], **kwargs: Any) -> 
 
     try:
         return fn(**kwargs)
-    except ClientError as e:
-        code = e.response.get("Error", {}).get("Code", "")
-        cls = TransientError if is_retryable(e, service=service) else BackendError
-        raise cls(f"backend.{service}", f"{service} {code}: {e}", aws_code=code) from e
-    except BotoCoreError as e:
-        raise TransientError(f"backend.{service}", f"{service} call failed: {e}") from e
+    except (ClientError, BotoCoreError) as e:
+        raise reader_error(e, service=service) from e

@@ -35,8 +35,8 @@ from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import padding, rsa
 
-from matter_pki.aws_errors import is_retryable
-from matter_pki.errors import BackendError, InputError, TransientError
+from matter_pki.aws_errors import reader_error
+from matter_pki.errors import InputError
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterable, Mapping
@@ -371,7 +371,7 @@ class _Walker:
         except ClientError as e:
             if e.response.get("Error", {}).get("Code") in ("NoSuchKey", "404", "NotFound"):
                 return None
-            raise _wrap("s3", e) from e
+            raise reader_error(e, service="s3") from e
 
 
 def list_digests(s3: S3Client, bucket: str, prefix: str) -> list[DigestKey]:
@@ -385,10 +385,8 @@ def list_digests(s3: S3Client, bucket: str, prefix: str) -> list[DigestKey]:
                 parsed = parse_digest_key(obj["Key"])
                 if parsed:
                     found.append(parsed)
-    except ClientError as e:
-        raise _wrap("s3", e) from e
-    except BotoCoreError as e:
-        raise TransientError("backend.s3", f"listing s3://{bucket}/{prefix} failed: {e}") from e
+    except (ClientError, BotoCoreError) as e:
+        raise reader_error(e, service="s3") from e
     return found
 
 
@@ -414,12 +412,6 @@ def verify_trail(s3: S3Client, *, bucket: str, prefix: str, keys: KeySource, reg
     return walker.report
 
 
-def _wrap(service: str, e: Any) -> BackendError:
-    code = e.response.get("Error", {}).get("Code", "")
-    cls = TransientError if is_retryable(e, service=service) else BackendError
-    return cls(f"backend.{service}", f"{service} {code}: {e}", aws_code=code)
-
-
 def _aws(service: str, fn: Callable[..., Mapping[str, Any]], _raise_client_error: bool = False, **kwargs: Any) -> Mapping[str, Any]:
     from botocore.exceptions import BotoCoreError, ClientError
 
@@ -428,6 +420,6 @@ def _aws(service: str, fn: Callable[..., Mapping[str, Any]], _raise_client_error
     except ClientError as e:
         if _raise_client_error:
             raise
-        raise _wrap(service, e) from e
+        raise reader_error(e, service=service) from e
     except BotoCoreError as e:
-        raise TransientError(f"backend.{service}", f"{service} call failed: {e}") from e
+        raise reader_error(e, service=service) from e

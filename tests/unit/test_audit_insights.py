@@ -14,7 +14,7 @@ from matter_pki.audit import insights
 from matter_pki.audit.insights import MAX_ROWS, QUERIES, build_query, quote, run_query, split_window
 from matter_pki.cli import audit as cli_audit
 from matter_pki.cli import main
-from matter_pki.errors import BackendError, InputError, TransientError
+from matter_pki.errors import BackendError, ConfigError, InputError, TransientError
 
 CA = "arn:aws:acm-pca:eu-west-1:111122223333:certificate-authority/0f1e2d3c-4b5a-6978-8796-a5b4c3d2e1f0"
 START = datetime(2026, 6, 1, 0, 0, 0, tzinfo=UTC)
@@ -246,6 +246,20 @@ def test_throttling_is_transient(logs) -> None:
     with pytest.raises(TransientError) as err:
         run_query(client, log_group="MatterAudit", query="Q", start=START, end=END, sleep=lambda _s: None)
     assert err.value.retryable and err.value.context["aws_code"] == "LimitExceededException"
+
+
+@pytest.mark.parametrize(
+    ("aws_code", "code"),
+    [("AccessDeniedException", "config.aws_access_denied"), ("ExpiredTokenException", "config.aws_credentials")],
+)
+def test_denied_or_expired_credentials_are_a_configuration_error(logs, aws_code: str, code: str) -> None:
+    # GIVEN CloudWatch Logs refusing the caller  WHEN queried  THEN a config.* error (exit 2: fix the role or
+    # profile), classified by matter_pki.aws_errors like every other AWS caller, not retried
+    client, stub = logs
+    stub.add_client_error("start_query", service_error_code=aws_code, service_message="no", http_status_code=400)
+    with pytest.raises(ConfigError) as err:
+        run_query(client, log_group="MatterAudit", query="Q", start=START, end=END, sleep=lambda _s: None)
+    assert err.value.code == code and err.value.exit_code == 2 and not err.value.retryable
 
 
 def test_polling_gives_up_after_the_timeout(logs) -> None:
