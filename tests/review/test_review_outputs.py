@@ -1,0 +1,108 @@
+"""Output files from hostile names and hostile output folders: nothing written outside, nothing followed, never a hang."""
+
+from __future__ import annotations
+
+import json
+import os
+from typing import TYPE_CHECKING
+
+from cryptography import x509
+
+from tests.review import crafted
+from tests.review.conftest import write
+
+if TYPE_CHECKING:
+    from pathlib import Path
+
+    from tests.review.conftest import Home
+
+
+def _tree(root: Path) -> set[str]:
+    return {str(p.relative_to(root)) for p in root.rglob("*")}
+
+
+def test_symlinks_planted_in_the_output_folder_are_never_followed(home: Home, tmp_path: Path) -> None:
+    """GIVEN an output folder whose dev.pem, pai.pem and paa.pem are symlinks to a victim file, and whose other.pem is a
+    symlink to /dev/zero WHEN `dac issue` writes there (twice) THEN the victim is untouched, the run ends (no hang),
+    and every answer is a regular file or a coded refusal."""
+    victim = tmp_path / "victim.txt"
+    victim.write_bytes(b"precious")
+    out = tmp_path / "out"
+    out.mkdir()
+    for name in ("dev.pem", "pai.pem", "paa.pem"):
+        (out / name).symlink_to(victim)
+    (out / "other.pem").symlink_to("/dev/zero")
+    folder = tmp_path / "csrs"
+    write(folder, "dev.csr", crafted.csr(crafted.key()))
+    write(folder, "other.csr", crafted.csr(crafted.key()))
+    for _ in range(2):
+        run = home.run("dac", "issue", "--pai", "pai-1", "--csr", str(folder), "--out", str(out), timeout=60)
+        assert "Traceback" not in run.err, run
+        assert run.code in (0, 1, 2), run
+        assert victim.read_bytes() == b"precious"
+    for name in ("dev", "other"):
+        pem, err = out / f"{name}.pem", out / f"{name}.err"
+        if not pem.is_symlink() and pem.exists():
+            x509.load_pem_x509_certificate(pem.read_bytes())
+        else:
+            assert run.code != 0 and ("storage.symlink" in run.err + run.out or err.exists()), run
+
+
+def test_a_fifo_in_place_of_an_answer_never_hangs_a_rerun(home: Home, tmp_path: Path) -> None:
+    """GIVEN an answered CSR whose .pem was replaced by a FIFO WHEN the same `dac issue` runs again THEN it ends
+    within the timeout with a regular .pem (re-written from the ledger) or a coded refusal."""
+    folder = tmp_path / "csrs"
+    write(folder, "dev.csr", crafted.csr(crafted.key()))
+    out = tmp_path / "out"
+    assert home.run("dac", "issue", "--pai", "pai-1", "--csr", str(folder), "--out", str(out)).code == 0
+    serial = x509.load_pem_x509_certificate((out / "dev.pem").read_bytes()).serial_number
+    (out / "dev.pem").unlink()
+    os.mkfifo(out / "dev.pem")
+    run = home.run("dac", "issue", "--pai", "pai-1", "--csr", str(folder), "--out", str(out), timeout=60)
+    assert "Traceback" not in run.err, run
+    if run.code == 0:
+        assert x509.load_pem_x509_certificate((out / "dev.pem").read_bytes()).serial_number == serial
+    else:
+        assert run.error_code is not None or (out / "dev.err").exists(), run
+
+
+def test_hostile_csr_file_names_stay_inside_the_output_folder(home: Home, tmp_path: Path) -> None:
+    """GIVEN CSRs named with a leading dash, spaces, a newline, dots, non-ASCII and 250 characters WHEN `dac issue`
+    runs THEN nothing is written outside the output folder, each name is answered or reported, never a traceback."""
+    folder = tmp_path / "csrs"
+    names = ["-rf.csr", "a b.csr", "x\ny.csr", "..csr", "...csr", "é.csr", "a" * 250 + ".csr", "pai.csr", "paa.csr", "X.CSR"]
+    for name in names:
+        write(folder, name, crafted.csr(crafted.key()))
+    out = tmp_path / "work" / "out"
+    before = _tree(tmp_path) - {"work"}
+    run = home.run("dac", "issue", "--pai", "pai-1", "--csr", str(folder), "--out", str(out), "--format", "json")
+    assert "Traceback" not in run.err, run
+    json.loads(run.out) if run.code in (0, 1) else json.loads(run.err)
+    after = _tree(tmp_path)
+    assert {p for p in after - before if not p.startswith("work/out") and p not in ("work",) and not p.startswith(("state", "home/locks"))} == set()
+    assert run.code == 1, run
+    assert "input.reserved_name" in run.out
+
+
+def test_the_single_csr_named_pai_is_refused_and_the_chain_file_is_not_overwritten(home: Home, tmp_path: Path) -> None:
+    """GIVEN one CSR file named pai.csr WHEN `dac issue --csr pai.csr` runs THEN input.reserved_name, exit 1 or 2,
+    and no pai.pem holding a DAC."""
+    path = write(tmp_path / "in", "pai.csr", crafted.csr(crafted.key()))
+    run = home.run("dac", "issue", "--pai", "pai-1", "--csr", str(path), "--out", str(tmp_path / "out"))
+    assert run.code in (1, 2) and "input.reserved_name" in run.err + run.out, run
+    pai_pem = tmp_path / "out" / "pai.pem"
+    if pai_pem.exists():
+        cert = x509.load_pem_x509_certificate(pai_pem.read_bytes())
+        assert cert.extensions.get_extension_for_class(x509.BasicConstraints).value.ca is True
+
+
+def test_an_output_folder_inside_the_home_or_the_csr_folder_itself_is_handled(home: Home, tmp_path: Path) -> None:
+    """GIVEN --out pointing at the CSR folder itself WHEN `dac issue` runs THEN every CSR is answered beside it or the run
+    is refused with a code; the CSRs are never overwritten."""
+    folder = tmp_path / "csrs"
+    data = crafted.csr(crafted.key())
+    write(folder, "dev.csr", data)
+    run = home.run("dac", "issue", "--pai", "pai-1", "--csr", str(folder), "--out", str(folder))
+    assert "Traceback" not in run.err
+    assert (folder / "dev.csr").read_bytes() == data
+    assert run.code == 0 or run.error_code is not None, run
