@@ -53,7 +53,7 @@ from itertools import chain, islice
 from typing import TYPE_CHECKING, Any, Literal
 
 from matter_pki.batch import BatchContext, BatchItem, BatchResult, issue_batch
-from matter_pki.csr import MAX_CSR_BYTES, csr_digest, load_device_csr
+from matter_pki.csr import MAX_CSR_BYTES, csr_digest, key_id_of_point, load_device_csr
 from matter_pki.errors import (
     ConfigError,
     CsrError,
@@ -84,7 +84,6 @@ from matter_pki.local.ledger import (
     Transaction,
     iso,
     key_id_of_der,
-    key_id_of_point,
     serial_hex,
 )
 from matter_pki.local.state import CaState
