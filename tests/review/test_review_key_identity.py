@@ -127,3 +127,24 @@ def test_two_files_with_one_key_in_one_batch_give_one_dac(home: Home, tmp_path: 
     assert len(_dacs(home)) == 1
     for name in "abc":
         assert (tmp_path / "out" / f"{name}.pem").exists() != (tmp_path / "out" / f"{name}.err").exists()
+
+
+def test_a_forged_csr_for_a_certified_key_gets_nothing_in_folder_mode_or_the_inbox(home: Home, tmp_path: Path) -> None:
+    """GIVEN a certified key WHEN CSRs carrying that key with a broken signature come through `dac issue DIR --jobs 2`
+    and `inbox run` (the parent reads keys without verifying) THEN each is refused csr.signature_invalid, no .pem."""
+    k = crafted.key()
+    assert _issue(home, write(tmp_path / "a", "dev.csr", crafted.csr(k)), tmp_path / "out-a")[0].code == 0
+    info, alg, bits = crafted.parts(crafted.csr(k, cn="forged"))
+    forged = crafted.tlv(0x30, info + alg + bits[:-1] + bytes([bits[-1] ^ 1]))
+    folder = tmp_path / "many"
+    write(folder, "forged.csr", forged)
+    write(folder, "other.csr", crafted.csr(crafted.key()))
+    run = home.run("dac", "issue", "--pai", "pai-1", "--csr", str(folder), "--out", str(tmp_path / "out-b"), "--jobs", "2")
+    assert run.code == 1, run
+    assert not (tmp_path / "out-b" / "forged.pem").exists()
+    assert json.loads((tmp_path / "out-b" / "forged.err").read_text())["code"] == "csr.signature_invalid"
+    inbox = tmp_path / "inbox"
+    write(inbox / "pai-1" / "8000", "forged.csr", forged)
+    home.run("inbox", "run", "--dir", str(inbox))
+    assert not (inbox / "pai-1" / "8000" / "forged.pem").exists()
+    assert json.loads((inbox / "pai-1" / "8000" / "forged.err").read_text())["code"] == "csr.signature_invalid"

@@ -62,7 +62,8 @@ def _problem(response: httpx.Response) -> str:
 
 def test_a_flipped_resigned_or_pem_copy_of_a_served_csr_gets_the_same_dac(service: tuple[Pki, Server, dict[str, StationFiles], Home]) -> None:
     """GIVEN a DAC served for a device key WHEN the s→n−s flip, a PEM copy and a re-signed CSR of that key arrive, from
-    either station THEN 200 with the same DAC or a coded 4xx problem; never a second serial for that key."""
+    either station THEN 200 with the same DAC or a coded 4xx problem; never a second serial for that key. A CSR with
+    the key but a broken signature gets no DAC (the DAC is public, but proof of possession is the rule)."""
     pki, server, stations, _ = service
     k = crafted.key()
     original = crafted.csr(k)
@@ -78,6 +79,9 @@ def test_a_flipped_resigned_or_pem_copy_of_a_served_csr_gets_the_same_dac(servic
             else:
                 assert 400 <= again.status_code < 500, again.text
                 _problem(again)
+        info, alg, bits = crafted.parts(crafted.csr(k, cn="forged"))
+        forged = _post(client, crafted.tlv(0x30, info + alg + bits[:-1] + bytes([bits[-1] ^ 1])))
+        assert forged.status_code in (400, 422) and _problem(forged) == "csr.signature_invalid", forged.text
     with server.client(stations["two"]) as other:
         for pid in ("8000", "8001"):
             response = _post(other, crafted.flip_s(original), pai="pai-2", pid=pid)
