@@ -189,3 +189,33 @@ def test_crl_numbers_only_grow_and_revoked_serials_stay_listed(home: Home, tmp_p
     assert numbers == sorted(set(numbers)) and len(numbers) == 3
     crl = x509.load_der_x509_crl((home.path / "crl" / "pai-1.crl").read_bytes())
     assert sorted(r.serial_number for r in crl) == sorted(serials)
+
+
+def test_what_a_commissioner_answers_after_revocations_published_by_the_cli(home: Home, tmp_path: Path) -> None:
+    """GIVEN two DACs of pai-1, one revoked, the PAI CRL published WHEN `revocation check` runs on each THEN 302 (exit 1)
+    for the revoked one and 0 (exit 0) for the other; after the PAI is revoked too: 208 and 202."""
+    outs = []
+    for i in range(2):
+        code, result = _issue_one(home, tmp_path / f"c{i}", crafted.csr(crafted.key()), tmp_path / f"out{i}")
+        assert code == 0
+        outs.append((tmp_path / f"out{i}", result["serial"]))
+    assert home.run("revoke", "--serial", outs[0][1], "--reason", "keyCompromise").code == 0
+    assert home.run("crl", "publish", "--pai", "pai-1").code == 0
+
+    def check(out: Path, sets: list[str]) -> tuple[int, str]:
+        merged = tmp_path / "set.json"
+        merged.write_text(json.dumps([e for name in sets for e in json.loads((home.path / "crl" / f"{name}.revocation-set.json").read_text())]))
+        run = home.run("revocation", "check", "--revocation-set", str(merged), "--dac", str(out / "dev.pem"),
+                       "--pai", str(out / "pai.pem"), "--paa", str(out / "paa.pem"), "--format", "json")
+        return run.code, run.out
+
+    code, text = check(outs[0][0], ["pai-1"])
+    assert code == 1 and "302" in text, text
+    code, text = check(outs[1][0], ["pai-1"])
+    assert code == 0, text
+    assert home.run("revoke", "--paa", "--serial", _pai_serial(home), "--reason", "cACompromise").code == 0
+    assert home.run("crl", "publish", "--paa").code == 0
+    code, text = check(outs[0][0], ["pai-1", "paa"])
+    assert code == 1 and "208" in text, text
+    code, text = check(outs[1][0], ["pai-1", "paa"])
+    assert code == 1 and "202" in text, text
