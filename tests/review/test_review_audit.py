@@ -145,3 +145,14 @@ def test_a_forged_history_under_an_attackers_audit_key_is_unbound(home: Home, tm
         assert run.code == 1 and "audit.key_unbound" in run.out + run.err, run
     assert _issue(home, tmp_path, "b") != 0
     assert not (tmp_path / "out-b" / "dev.pem").exists()
+
+
+def test_the_fix_a_failed_verify_names_is_one_that_works(home: Home, tmp_path: Path) -> None:
+    """GIVEN audit/head deleted WHEN `audit verify` fails THEN the command its message names is one the CLI accepts for
+    that state (`audit seal --adopt-tail REASON`), not a plain `audit seal` that refuses."""
+    assert _issue(home, tmp_path, "a") == 0
+    (home.path / "audit" / "head").unlink()
+    run = home.run("audit", "verify")
+    assert run.code == 1 and "audit.head_missing" in run.out + run.err, run
+    assert "--adopt-tail" in run.out + run.err, run
+    assert home.run("audit", "seal").code != 0
