@@ -106,3 +106,38 @@ def test_an_output_folder_inside_the_home_or_the_csr_folder_itself_is_handled(ho
     assert "Traceback" not in run.err
     assert (folder / "dev.csr").read_bytes() == data
     assert run.code == 0 or run.error_code is not None, run
+
+
+def _point(pem: bytes) -> bytes:
+    from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
+    return x509.load_pem_x509_certificate(pem).public_key().public_bytes(Encoding.X962, PublicFormat.UncompressedPoint)
+
+
+def test_a_foreign_dac_planted_under_a_csrs_name_is_never_delivered_as_its_answer(home: Home, tmp_path: Path) -> None:
+    """GIVEN an output folder where dev.pem already holds a valid DAC of ANOTHER device key (same CA), and where
+    old.pem holds another key's DAC for an already answered old.csr WHEN `dac issue` runs (first run and re-run)
+    THEN each .pem ends up certifying its own CSR's key, or the name gets a coded refusal; never the foreign DAC."""
+    from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
+
+    other = tmp_path / "other"
+    write(other, "x.csr", crafted.csr(crafted.key()))
+    write(other, "y.csr", crafted.csr(crafted.key()))
+    assert home.run("dac", "issue", "--pai", "pai-1", "--csr", str(other), "--out", str(tmp_path / "other-out")).code == 0
+    foreign = (tmp_path / "other-out" / "x.pem").read_bytes()
+    folder = tmp_path / "csrs"
+    k_dev, k_old = crafted.key(), crafted.key()
+    write(folder, "old.csr", crafted.csr(k_old))
+    out = tmp_path / "out"
+    assert home.run("dac", "issue", "--pai", "pai-1", "--csr", str(folder), "--out", str(out)).code == 0
+    (out / "old.pem").write_bytes((tmp_path / "other-out" / "y.pem").read_bytes())
+    write(folder, "dev.csr", crafted.csr(k_dev))
+    (out / "dev.pem").write_bytes(foreign)
+    run = home.run("dac", "issue", "--pai", "pai-1", "--csr", str(folder), "--out", str(out))
+    assert "Traceback" not in run.err, run
+    for name, k in (("dev", k_dev), ("old", k_old)):
+        mine = k.public_key().public_bytes(Encoding.X962, PublicFormat.UncompressedPoint)
+        pem = out / f"{name}.pem"
+        if pem.exists():
+            assert _point(pem.read_bytes()) == mine, (name, run)
+        else:
+            assert (out / f"{name}.err").exists() or run.code != 0, (name, run)
