@@ -115,3 +115,21 @@ def test_object_names_that_break_the_layout_are_never_answered_elsewhere(aws_env
         stem = key.rsplit(".", 1)[0]
         assert f"{stem}.csr" in tricks, (key, added)
     assert len(h.pca.certificates) <= 0 or all(k.endswith((".pem", ".err")) for k in added)
+
+
+def test_an_expired_pai_gets_no_certificate_and_no_per_csr_err(aws_env: None) -> None:
+    """GIVEN a Private CA PAI whose notAfter has passed WHEN a CSR for it is uploaded THEN Private CA issues nothing and
+    the record goes to the DLQ as a configuration error (no .pem; no per-CSR .err to block a later re-drive)."""
+    from datetime import UTC, datetime, timedelta
+
+    h = make_harness()
+    now = datetime.now(UTC)
+    pai = h.pca.add_pai(h.pca.add_paa(start=now - timedelta(days=900)), pid=0x8000,
+                        start=now - timedelta(days=800), not_after=now - timedelta(days=1))
+    h.drain()
+    h.upload(f"{pai}/8000/dev.csr", crafted.csr(crafted.key()))
+    h.drain()
+    assert len(h.pca.certificates) == 0
+    assert f"{pai}/8000/dev.pem" not in h.keys()
+    assert len(h.dead_letters) == 1
+    assert f"{pai}/8000/dev.err" not in h.keys()
