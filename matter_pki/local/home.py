@@ -164,6 +164,17 @@ class PkiHome:
             )
         return self
 
+    def refuse_inside(self, folder: Path, what: str) -> None:
+        """Refuse a folder the CA writes answers into when it is the home or inside it (keys and logs live there)."""
+        home = os.path.realpath(self.path)
+        where = os.path.realpath(folder)
+        if where == home or where.startswith(home.rstrip(os.sep) + os.sep):
+            raise InputError(
+                "input.output_in_home",
+                f"{what} {str(folder)!r} is inside the PKI home {str(self.path)!r}: answers there could replace "
+                "its keys, certificates or logs; use a folder outside the home",
+            )
+
     def prepare(self) -> str:
         """Create the folders (0700) of a new home and return a fresh home id; refuses an existing home."""
         if self.is_initialized():

@@ -1115,6 +1115,7 @@ def issue_files(
     every DAC of the batch.
     """
     home.require()
+    home.refuse_inside(out_dir, "the output folder")
     pid = _pid_for(home, pai_id, pid)
     inputs: list[CsrInput] | CsrFiles
     if csr_path.is_dir():
