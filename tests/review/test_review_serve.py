@@ -150,3 +150,32 @@ def test_a_station_cannot_reach_another_stations_pai_or_read_dacs_by_path_tricks
         for path in ("/v1/dacs/..%2F..%2Fledger.sqlite", "/v1/dacs/" + "F" * 5000, "/v1/dacs/-1", "/v1/dacs/%00"):
             got = client.get(path)
             assert 400 <= got.status_code < 500, (path, got.status_code, got.text)
+
+
+def test_one_key_many_times_in_one_batch_request_gives_one_dac(service: tuple[Pki, Server, dict[str, StationFiles], Home]) -> None:
+    """GIVEN one batch request holding a CSR, its s-flip, a re-signed CSR of the same key (PEM and base64 DER), a CSR
+    with a hostile subject, and junk WHEN posted THEN every entry of the key answers the same serial (or a coded
+    refusal), the ledger gains exactly one DAC for the key (plus one for the other key), junk is a coded refusal,
+    and the hostile subject never reaches a DAC."""
+    import base64
+    import json
+
+    pki, server, stations, _ = service
+    k = crafted.key()
+    original = crafted.csr(k)
+    evil = crafted.csr(crafted.key(), subject=x509.Name([x509.NameAttribute(x509.NameOID.COMMON_NAME, "EVIL-BATCH")]))
+    entries = [crafted.pem(original).decode(), base64.b64encode(crafted.flip_s(original)).decode(),
+               crafted.pem(crafted.csr(k, cn="again")).decode(), base64.b64encode(evil).decode(), "junk", "", "%%%"]
+    before = len(_dac_serials(pki))
+    with server.client(stations["one"]) as client:
+        response = client.post("/v1/pais/pai-1/dacs/batch", params={"pid": "8000"}, content=json.dumps({"csrs": entries}),
+                               headers={"content-type": "application/json"})
+    assert response.status_code == 200, response.text
+    results = response.json()["results"]
+    assert [r["index"] for r in results] == list(range(len(entries)))
+    serials = {r["serial"] for r in results[:3] if r["status"] in ("issued", "reused")}
+    assert len(serials) == 1, results[:3]
+    for r in results[4:]:
+        assert r["status"] == "refused" and r["problem"]["code"], r
+    assert b"EVIL" not in der(x509.load_pem_x509_certificate(results[3]["dac"].encode()))
+    assert len(_dac_serials(pki)) == before + 2
