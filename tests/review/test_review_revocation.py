@@ -219,3 +219,23 @@ def test_what_a_commissioner_answers_after_revocations_published_by_the_cli(home
     assert code == 1 and "208" in text, text
     code, text = check(outs[1][0], ["pai-1", "paa"])
     assert code == 1 and "202" in text, text
+
+
+def test_a_serial_written_another_way_revokes_that_certificate_and_nothing_else(home: Home, tmp_path: Path) -> None:
+    """GIVEN two DACs WHEN one is revoked by its serial in lower case with leading zeros (and again in upper case)
+    THEN the CRL lists exactly that serial, the second revoke says already revoked (exit 0), the other DAC stays valid."""
+    results = []
+    for i in range(2):
+        code, result = _issue_one(home, tmp_path / f"c{i}", crafted.csr(crafted.key()), tmp_path / f"out{i}")
+        assert code == 0
+        results.append(result["serial"])
+    odd = "00" + results[0].lower()
+    run = home.run("revoke", "--serial", odd, "--reason", "keyCompromise")
+    assert run.code == 0, run
+    again = home.run("revoke", "--serial", results[0], "--reason", "keyCompromise")
+    assert again.code == 0 and "already" in again.out + again.err, again
+    assert home.run("crl", "publish", "--pai", "pai-1").code == 0
+    crl = x509.load_der_x509_crl((home.path / "crl" / "pai-1.crl").read_bytes())
+    assert [r.serial_number for r in crl] == [int(results[0], 16)]
+    listed = {d["serial"]: d["status"] for d in json.loads(home.run("dac", "list", "--format", "json").out)}
+    assert listed == {results[0]: "revoked", results[1]: "issued"}
