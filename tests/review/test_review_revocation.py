@@ -239,3 +239,14 @@ def test_a_serial_written_another_way_revokes_that_certificate_and_nothing_else(
     assert [r.serial_number for r in crl] == [int(results[0], 16)]
     listed = {d["serial"]: d["status"] for d in json.loads(home.run("dac", "list", "--format", "json").out)}
     assert listed == {results[0]: "revoked", results[1]: "issued"}
+
+
+def test_a_pai_is_revoked_only_when_the_operator_says_paa(home: Home, tmp_path: Path) -> None:
+    """GIVEN pai-1's serial WHEN `revoke --serial` runs without --paa (as for a DAC) THEN input.revoke_scope, exit 2,
+    and pai-1 still issues; with --paa it is revoked."""
+    run = home.run("revoke", "--serial", _pai_serial(home), "--reason", "keyCompromise")
+    assert run.code == 2 and run.error_code == "input.revoke_scope", run
+    code, _ = _issue_one(home, tmp_path / "a", crafted.csr(crafted.key()), tmp_path / "out-a")
+    assert code == 0
+    assert home.run("revoke", "--paa", "--serial", _pai_serial(home), "--reason", "keyCompromise").code == 0
+    assert json.loads(home.run("pai", "list", "--format", "json").out)[0]["revoked"] is True
