@@ -685,7 +685,10 @@ class DacIssuer:
             assert item.key_id is not None and item.src.data is not None
             entries = existing.get(item.key_id, [])
             if item.answered_der is not None:
-                if any(e.der == item.answered_der and e.der_intact() for e in entries if e.kind == "dac"):
+                # An answer stands only if it is this run's DAC for the key: same PAI and PID (the chain files
+                # beside it are this PAI's); a DAC of another PAI or PID is foreign here.
+                if any(e.der == item.answered_der and e.der_intact() for e in entries
+                       if e.kind == "dac" and e.ca == self.pai_id and e.pid == self.pid):
                     out.append(_Pending(item, "skip", entry=next(e for e in entries if e.der == item.answered_der)))
                     continue
                 item.answered_der = None  # torn, emptied or foreign: answered again below
