@@ -240,9 +240,20 @@ class OutputDir:
             raise storage_error(e, repr(filename)) from e
 
     def write_if_changed(self, name: str, data: bytes) -> None:
-        """Write a shared file (chain certificates) unless it already holds exactly ``data``."""
-        if self._read(name) == data:
+        """Write a shared file (chain certificates) unless it already holds exactly ``data``.
+
+        A whole certificate of another CA there means the folder holds another PAI's answers, which
+        the new chain file would break: refused (``input.output_other_ca``). A torn file is rewritten.
+        """
+        current = self._read(name)
+        if current == data:
             return
+        if current is not None and pem_to_der(current) is not None:
+            raise InputError(
+                "input.output_other_ca",
+                f"{name} in the output folder is another CA's certificate: answers of different PAIs never share a "
+                "folder (their chains would break); use another --out",
+            )
         atomic_write_at(self.fd, name, data)
 
 

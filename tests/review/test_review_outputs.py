@@ -167,29 +167,40 @@ def test_an_output_folder_inside_the_home_never_replaces_a_ca_key(home: Home, tm
 
 def test_a_folder_answered_by_one_pai_is_not_taken_as_answered_by_another(home: Home, tmp_path: Path) -> None:
     """GIVEN CSRs answered by pai-1 (PID 8000) in a folder WHEN `dac issue --pai pai-3 --pid 8001` runs into the same
-    folder, without then with --reissue-reason THEN never "already answered" with pai-1's DACs beside pai-3's
-    pai.pem: first issue.key_reused refusals (exit 1), then pai-3 DACs; every .pem left chains to the pai.pem beside it."""
+    folder THEN input.output_other_ca (exit 2) and the folder is untouched; with pai.pem/paa.pem removed first, never
+    "already answered" with pai-1's DACs: issue.key_reused (exit 1), then with --reissue-reason pai-3 DACs; every
+    .pem left chains to the pai.pem beside it."""
+    from datetime import UTC, datetime
+
+    from cryptography.hazmat.primitives.serialization import Encoding
+
     from matter_pki.validate import validate_att_cert
+
+    def der(path: Path) -> bytes:
+        return x509.load_pem_x509_certificate(path.read_bytes()).public_bytes(Encoding.DER)
+
+    def chains_valid() -> None:
+        for i in range(2):
+            assert not (out / f"d{i}.err").exists()
+            result = validate_att_cert(paa=der(out / "paa.pem"), pai=der(out / "pai.pem"), dac=der(out / f"d{i}.pem"),
+                                       at=datetime.now(UTC), mode="commissioner")
+            assert result.ok, result
 
     folder = tmp_path / "csrs"
     for i in range(2):
         write(folder, f"d{i}.csr", crafted.csr(crafted.key()))
     out = tmp_path / "out"
     assert home.run("dac", "issue", "--pai", "pai-1", "--csr", str(folder), "--out", str(out)).code == 0
+    run = home.run("dac", "issue", "--pai", "pai-3", "--pid", "8001", "--csr", str(folder), "--out", str(out),
+                   "--reissue-reason", "moved to 8001")
+    assert run.code == 2 and run.error_code == "input.output_other_ca", run
+    chains_valid()
+    (out / "pai.pem").unlink()
+    (out / "paa.pem").unlink()
     run = home.run("dac", "issue", "--pai", "pai-3", "--pid", "8001", "--csr", str(folder), "--out", str(out), "--format", "json")
     assert run.code == 1, run
     assert {r["code"] for r in json.loads(run.out)["results"]} == {"issue.key_reused"}
     run = home.run("dac", "issue", "--pai", "pai-3", "--pid", "8001", "--csr", str(folder), "--out", str(out),
                    "--reissue-reason", "moved to 8001", "--retry-refused")
     assert run.code == 0, run
-
-    def der(path: Path) -> bytes:
-        from cryptography.hazmat.primitives.serialization import Encoding
-        return x509.load_pem_x509_certificate(path.read_bytes()).public_bytes(Encoding.DER)
-
-    from datetime import UTC, datetime
-    for i in range(2):
-        assert not (out / f"d{i}.err").exists()
-        result = validate_att_cert(paa=der(out / "paa.pem"), pai=der(out / "pai.pem"), dac=der(out / f"d{i}.pem"),
-                                   at=datetime.now(UTC), mode="commissioner")
-        assert result.ok, result
+    chains_valid()
