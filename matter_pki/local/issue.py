@@ -697,9 +697,12 @@ class DacIssuer:
             entries = existing.get(item.key_id, [])
             if item.answered_der is not None:
                 # An answer stands only if it is this run's DAC for the key: same PAI and PID (the chain files
-                # beside it are this PAI's); a DAC of another PAI or PID is foreign here.
-                if any(e.der == item.answered_der and e.der_intact() for e in entries
-                       if e.kind == "dac" and e.ca == self.pai_id and e.pid == self.pid):
+                # beside it are this PAI's), and the key not revoked since (then it is answered key_revoked);
+                # a DAC of another PAI or PID is foreign here.
+                if item.key_id not in revoked and any(
+                    e.der == item.answered_der and e.der_intact() for e in entries
+                    if e.kind == "dac" and e.ca == self.pai_id and e.pid == self.pid
+                ):
                     out.append(_Pending(item, "skip", entry=next(e for e in entries if e.der == item.answered_der)))
                     continue
                 item.answered_der = None  # torn, emptied or foreign: answered again below

@@ -250,3 +250,22 @@ def test_a_pai_is_revoked_only_when_the_operator_says_paa(home: Home, tmp_path: 
     assert code == 0
     assert home.run("revoke", "--paa", "--serial", _pai_serial(home), "--reason", "keyCompromise").code == 0
     assert json.loads(home.run("pai", "list", "--format", "json").out)[0]["revoked"] is True
+
+
+def test_a_rerun_after_a_revocation_no_longer_presents_the_revoked_dac_as_an_answer(home: Home, tmp_path: Path) -> None:
+    """GIVEN a folder of two answered CSRs WHEN one DAC is revoked keyCompromise and the same `dac issue` runs again
+    THEN that CSR is answered issue.key_revoked (.err, no .pem; exit 1) exactly as in a fresh folder; the other stays."""
+    folder = tmp_path / "csrs"
+    for i in range(2):
+        write(folder, f"d{i}.csr", crafted.csr(crafted.key()))
+    args = ("dac", "issue", "--pai", "pai-1", "--csr", str(folder), "--format", "json")
+    first = home.run(*args, "--out", str(tmp_path / "out"))
+    assert first.code == 0, first
+    serial = {r["name"]: r["serial"] for r in json.loads(first.out)["results"]}["d0"]
+    assert home.run("revoke", "--serial", serial, "--reason", "keyCompromise").code == 0
+    for out in (tmp_path / "out", tmp_path / "fresh"):
+        run = home.run(*args, "--out", str(out))
+        assert run.code == 1, (out, run)
+        assert not (out / "d0.pem").exists(), out
+        assert json.loads((out / "d0.err").read_text())["code"] == "issue.key_revoked"
+        assert (out / "d1.pem").exists() and not (out / "d1.err").exists()
