@@ -118,17 +118,20 @@ def test_a_key_revoked_while_serving_and_a_pai_revoked_while_serving_issue_nothi
     service: tuple[Pki, Server, dict[str, StationFiles], Home],
 ) -> None:
     """GIVEN a running server WHEN a served DAC is revoked keyCompromise with the CLI, then pai-2 is revoked by the PAA
-    THEN the key's next CSR is refused (issue.key_revoked) and pai-2's next new CSR gets issue.ca_revoked, without a restart."""
+    THEN the key's next CSR, and a station retry of the very first CSR, are refused (issue.key_revoked) and pai-2's next new CSR gets issue.ca_revoked, without a restart."""
     pki, server, stations, cli = service
     k = crafted.key()
+    first_csr = crafted.csr(k)
     with server.client(stations["two"]) as client:
-        first = _post(client, crafted.csr(k), pai="pai-2")
+        first = _post(client, first_csr, pai="pai-2")
         assert first.status_code == 201, first.text
         serial = format(chain_of(first.content)[0].serial_number, "X")
         run = cli.run("revoke", "--serial", serial, "--pai", "pai-2", "--reason", "keyCompromise")
         assert run.code == 0, run
         again = _post(client, crafted.csr(k, cn="again"), pai="pai-2")
         assert again.status_code == 409 and _problem(again) == "issue.key_revoked", again.text
+        retry = _post(client, first_csr, pai="pai-2")
+        assert retry.status_code == 409 and _problem(retry) == "issue.key_revoked", retry.text
         pai_serial = format(x509.load_pem_x509_certificate((pki.home.path / "ca" / "pai-2" / "cert.pem").read_bytes()).serial_number, "X")
         run = cli.run("revoke", "--paa", "--serial", pai_serial, "--reason", "cACompromise")
         assert run.code == 0, run
