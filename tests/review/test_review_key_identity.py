@@ -23,7 +23,8 @@ def _issue(home: Home, csr_path: Path, out: Path, *extra: str, pai: str = "pai-1
 
 
 def _serial(pem_path: Path) -> str:
-    return format(x509.load_pem_x509_certificate(pem_path.read_bytes()).serial_number, "X")
+    text = format(x509.load_pem_x509_certificate(pem_path.read_bytes()).serial_number, "X")
+    return text.zfill(len(text) + len(text) % 2)  # the ledger's form: even-length upper-case hex
 
 
 def _dacs(home: Home) -> list[dict]:

@@ -144,15 +144,17 @@ def test_a_foreign_dac_planted_under_a_csrs_name_is_never_delivered_as_its_answe
 
 
 def test_an_output_folder_inside_the_home_never_replaces_a_ca_key(home: Home, tmp_path: Path) -> None:
-    """GIVEN CSRs named key.csr and cert.csr WHEN `dac issue --out <home>/ca/pai-1` (or the home, or the PAA folder,
-    also through a symlink) and `inbox run --dir <home>` run THEN input.output_in_home, exit 2, and every file of the
-    home is unchanged: a CA key is never replaced by a DAC."""
+    """GIVEN CSRs named key.csr and cert.csr WHEN `dac issue --out <home>/ca/pai-1` (or the home, the PAA folder, also
+    through a symlink, audit/, crl/, serve/) and `inbox run --dir <home>` run THEN input.output_in_home, exit 2, and
+    every file of the home is unchanged: a CA key is never replaced by a DAC. A folder of the operator's own inside
+    the home (the demo's) is allowed."""
     folder = tmp_path / "csrs"
     write(folder, "key.csr", crafted.csr(crafted.key()))
     write(folder, "cert.csr", crafted.csr(crafted.key()))
     before = {p: p.read_bytes() for p in home.path.rglob("*") if p.is_file() and "locks" not in p.parts}
     (tmp_path / "alias").symlink_to(home.path / "ca")
-    for out in (home.path / "ca" / "pai-1", home.path, home.path / "ca" / "paa", tmp_path / "alias" / "pai-1"):
+    for out in (home.path / "ca" / "pai-1", home.path, home.path / "ca" / "paa", tmp_path / "alias" / "pai-1",
+                home.path / "audit", home.path / "crl", home.path / "serve"):
         run = home.run("dac", "issue", "--pai", "pai-1", "--csr", str(folder), "--out", str(out))
         assert run.code == 2 and run.error_code == "input.output_in_home", (out, run)
         run = home.run("dac", "issue", "--pai", "pai-1", "--csr", str(folder / "key.csr"), "--out", str(out))
@@ -163,6 +165,7 @@ def test_an_output_folder_inside_the_home_never_replaces_a_ca_key(home: Home, tm
     changed = [str(p) for p in before if after.get(p) != before[p]]
     assert changed == [], changed
     assert {p for p in after if p not in before and "audit" not in p.parts} == set()
+    assert home.run("dac", "issue", "--pai", "pai-1", "--csr", str(folder), "--out", str(home.path / "demo" / "out")).code == 0
 
 
 def test_a_folder_answered_by_one_pai_is_not_taken_as_answered_by_another(home: Home, tmp_path: Path) -> None:
