@@ -144,12 +144,18 @@ def test_a_key_revoked_while_serving_and_a_pai_revoked_while_serving_issue_nothi
 def test_a_station_cannot_reach_another_stations_pai_or_read_dacs_by_path_tricks(
     service: tuple[Pki, Server, dict[str, StationFiles], Home], tmp_path: Path,
 ) -> None:
-    """GIVEN station one (pai-1) WHEN it posts to pai-2, reads /v1/dacs/ with a traversal or a huge serial
-    THEN 4xx problems, never a 5xx."""
-    _, server, stations, _ = service
+    """GIVEN station one (pai-1) WHEN it posts to pai-2, reads a DAC of pai-2 by serial, reads /v1/dacs/ with a
+    traversal or a huge serial THEN 403 / 404 ledger.serial_unknown / 4xx problems, never a 5xx."""
+    pki, server, stations, _ = service
+    with Ledger(pki.home.ledger_path) as ledger:
+        theirs = [e.serial for e in ledger.entries(kind="dac") if e.ca == "pai-2"]
+    assert theirs, "an earlier test of the module issues through pai-2"
+    serial = theirs[0]
     with server.client(stations["one"]) as client:
         response = _post(client, crafted.csr(crafted.key()), pai="pai-2", pid="8000")
         assert response.status_code == 403, response.text
+        hidden = client.get(f"/v1/dacs/{serial}")
+        assert hidden.status_code == 404 and _problem(hidden) == "ledger.serial_unknown", hidden.text
         for path in ("/v1/dacs/..%2F..%2Fledger.sqlite", "/v1/dacs/" + "F" * 5000, "/v1/dacs/-1", "/v1/dacs/%00"):
             got = client.get(path)
             assert 400 <= got.status_code < 500, (path, got.status_code, got.text)
