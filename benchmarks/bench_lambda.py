@@ -218,7 +218,7 @@ def bench_pure(csrs: int) -> dict[str, float]:
             ca_arn=pai,
             device=d,
             profile=profile,
-            token=dac_token(pai_arn=pai, pid=0x8000, csr_sha256=d.sha256),
+            token=dac_token(pai_arn=pai, pid=0x8000, key_id=d.key_id),
         )
         ders.append((d, pca.fetch(pai, pca.issue(request))))
     t = time.perf_counter()

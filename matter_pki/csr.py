@@ -33,6 +33,16 @@ class DeviceCsr:
     public_key: ec.EllipticCurvePublicKey
     public_point: bytes
 
+    @property
+    def key_id(self) -> str:
+        """The device key id (``key_id_of_point``): the same for every CSR that carries this key."""
+        return key_id_of_point(self.public_point)
+
+
+def key_id_of_point(point: bytes) -> str:
+    """The device key id, the unit of issuance: SHA-256 (hex) of the uncompressed P-256 point."""
+    return hashlib.sha256(point).hexdigest()
+
 
 def _csr_der(data: bytes) -> bytes:
     if not data or not data.strip():

@@ -5,7 +5,7 @@ code, message, request id). The CA id is a PAI ARN in the cloud and a PAI id loc
 checked so that no key can climb out of its folder or collide with a result file. ``CsrKey`` is the
 only place the ``.csr``/``.pem``/``.err`` names are made (cloud, local inbox and ``dac issue``).
 
-The Lambda also keeps one claim per (PAI, PID, CSR digest) under ``claims/`` (``claim_key``): the
+The Lambda also keeps one claim per (PAI, PID, device key) under ``claims/`` (``claim_key``): the
 durable record that makes issuance exactly-once (``matter_pki.pipeline.claims``). Its keys end in
 ``.json``, so the bucket's ``.csr`` notification never fires for them, and ``parse_csr_key``
 refuses them.
@@ -124,11 +124,11 @@ def is_answer(key: str) -> bool:
     return key.endswith((PEM_SUFFIX, ERR_SUFFIX))
 
 
-def claim_key(ca: str, pid: int, csr_sha256: str) -> str:
-    """The claim of one (PAI, PID, CSR digest): ``claims/<PAI ARN>/<PID>/<sha256>.json``."""
-    if len(csr_sha256) != 64 or any(c not in "0123456789abcdef" for c in csr_sha256):
-        raise InputError("key.claim", "a claim is named by the CSR's lower-case hex SHA-256")
-    return f"{CLAIMS_PREFIX}{ca}/{pid:04X}/{csr_sha256}.json"
+def claim_key(ca: str, pid: int, key_id: str) -> str:
+    """The claim of one (PAI, PID, device key): ``claims/<PAI ARN>/<PID>/<key id>.json`` (``csr.key_id_of_point``)."""
+    if len(key_id) != 64 or any(c not in "0123456789abcdef" for c in key_id):
+        raise InputError("key.claim", "a claim is named by the device key id (lower-case hex SHA-256 of its point)")
+    return f"{CLAIMS_PREFIX}{ca}/{pid:04X}/{key_id}.json"
 
 
 def err_record(error: MatterPkiError, *, csr_key: str, request_id: str, time: str, csr_sha256: str | None = None) -> ErrRecord:

@@ -301,7 +301,7 @@ def _head_problem(lines: _Lines, head: Head | None, head_error: str | None, last
         return Problem(
             "audit.head_missing",
             f"audit/{HEAD_NAME} is missing: the tail after the last seal cannot be shown to be complete "
-            "(run `matter-pki audit seal` to sign a log written before heads existed)",
+            "(restore it from a backup; a log written before heads existed: `matter-pki audit seal --adopt-tail REASON`)",
         )
     if head.key != key_fp or not verify_signature(key, head.message(), head.sig):
         return Problem("audit.head_invalid", f"audit/{HEAD_NAME}: signature does not verify with the audit key")

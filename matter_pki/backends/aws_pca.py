@@ -3,7 +3,7 @@
 The profile decides everything (``DacProfile.pca_issue_parts()``): template, subject from the PAI's
 VID and the requested PID, the minimal-DER keyUsage, SHA256WITHECDSA and the validity. This module
 adds the CA ARN, the CSR (our re-encoded PEM, never the uploaded bytes) and an IdempotencyToken
-derived from (PAI, PID, CSR digest), checks what the service model cannot (enums, patterns, base64,
+derived from (PAI, PID, device key), checks what the service model cannot (enums, patterns, base64,
 lengths), calls ``acm-pca`` through an injected boto3 client, and releases a certificate only through
 the release gate (``matter_pki.gate``); a certificate the gate refuses is revoked.
 
@@ -97,14 +97,14 @@ def idempotency_token(*parts: str) -> str:
     return f"mp1-{digest[:32]}"
 
 
-def dac_token(*, pai_arn: str, pid: int, csr_sha256: str) -> str:
-    """Token for one (PAI, PID, CSR): every upload, name and version of the same CSR shares it.
+def dac_token(*, pai_arn: str, pid: int, key_id: str) -> str:
+    """Token for one (PAI, PID, device key): every upload, name, version and re-encoding of its CSR shares it.
 
     Private CA answers calls with the same token within five minutes with the same certificate
     (API reference, IssueCertificate ``IdempotencyToken``); past that window a token protects nothing,
     which is why the pipeline also keeps a durable claim (``matter_pki.pipeline.claims``).
     """
-    return idempotency_token("dac", pai_arn, format_hex16(pid), csr_sha256)
+    return idempotency_token("dac", pai_arn, format_hex16(pid), key_id)
 
 
 # -- request checks -------------------------------------------------------------------------------
@@ -631,7 +631,7 @@ def issue_dac_on_pca(
         ca_arn=ca_arn,
         device=device,
         profile=profile,
-        token=token or dac_token(pai_arn=ca_arn, pid=pid, csr_sha256=device.sha256),
+        token=token or dac_token(pai_arn=ca_arn, pid=pid, key_id=device.key_id),
     )
     cert_arn = pca.issue(request)
     der = pca.fetch(ca_arn, cert_arn)

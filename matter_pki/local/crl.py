@@ -81,7 +81,7 @@ class Revocation:
 def revoke(
     home: PkiHome, *, serial: str, reason: str, ca: str | None = None, now: datetime, secrets: Secrets
 ) -> Revocation:
-    """Mark a DAC (``ca`` = its PAI id) or a PAI (``ca`` = ``paa``) revoked: ledger, then audit log.
+    """Mark a DAC (``ca`` = its PAI id, or None) or a PAI (``ca`` = ``paa``, never None) revoked: ledger, then audit log.
 
     Idempotent: revoking again with the same reason reports the existing revocation (``already``),
     so after any failure the operator simply runs the same command again. A different reason is
@@ -101,6 +101,13 @@ def revoke(
             cas = ", ".join(sorted(e.ca for e in matches))
             raise InputError("ledger.serial_ambiguous", f"serial {number} was issued by several CAs ({cas}); pass --pai or --paa")
         entry = matches[0]
+        if ca is None and entry.kind == "pai":
+            # A PAI's revocation stops everything it issues: never a side effect of a DAC's serial.
+            raise InputError(
+                "input.revoke_scope",
+                f"serial {number} is a PAI's certificate (issued by the PAA): revoking a PAI stops all its issuance; "
+                "pass --paa to mean it",
+            )
         if entry.status == "revoked":
             if entry.revocation_reason != flag.value:
                 raise InputError(

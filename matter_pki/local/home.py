@@ -36,6 +36,8 @@ if TYPE_CHECKING:
 HOME_ENV = "MATTER_PKI_HOME"
 DEFAULT_HOME = "~/.matter-pki"
 HOME_FORMAT = "matter-pki-home/1"
+#: The folders a home keeps its own files in (never an output folder).
+HOME_FOLDERS = ("ca", "audit", "crl", "serve", "locks")
 PAA_ID = "paa"
 _CA_ID_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{0,63}")
 
@@ -163,6 +165,21 @@ class PkiHome:
                 "config.home_missing", f"no PKI home at {str(self.path)!r}: run 'matter-pki init' (or pass --home)"
             )
         return self
+
+    def refuse_inside(self, folder: Path, what: str) -> None:
+        """Refuse a folder the CA writes answers into when it is the home or one of the home's own folders.
+
+        Keys, certificates, CRLs and logs live there under names an answer can take (``key.csr`` is
+        answered as ``key.pem``); a folder of the operator's own inside the home is allowed.
+        """
+        home = Path(os.path.realpath(self.path))
+        where = Path(os.path.realpath(folder))
+        if where == home or any(where == home / name or (home / name) in where.parents for name in HOME_FOLDERS):
+            raise InputError(
+                "input.output_in_home",
+                f"{what} {str(folder)!r} is the PKI home {str(self.path)!r} or one of its own folders "
+                f"({', '.join(HOME_FOLDERS)}): answers there could replace its keys, certificates or logs",
+            )
 
     def prepare(self) -> str:
         """Create the folders (0700) of a new home and return a fresh home id; refuses an existing home."""

@@ -144,6 +144,7 @@ def run_inbox(
 ) -> InboxReport:
     """Answer every unanswered CSR in the inbox; safe to re-run (and to re-run after a crash)."""
     home.require()
+    home.refuse_inside(inbox, "the inbox")
     report = InboxReport()
     root_fd = open_dir(inbox)
     lock_name = "inbox-" + hashlib.sha256(os.path.realpath(inbox).encode()).hexdigest()[:16]

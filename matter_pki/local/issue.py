@@ -54,7 +54,7 @@ from itertools import chain, islice
 from typing import TYPE_CHECKING, Any, Literal
 
 from matter_pki.batch import BatchContext, BatchItem, BatchResult, issue_batch
-from matter_pki.csr import MAX_CSR_BYTES, csr_digest, load_device_csr
+from matter_pki.csr import MAX_CSR_BYTES, csr_digest, key_id_of_point, load_device_csr
 from matter_pki.errors import (
     ConfigError,
     CsrError,
@@ -85,7 +85,6 @@ from matter_pki.local.ledger import (
     Transaction,
     iso,
     key_id_of_der,
-    key_id_of_point,
     serial_hex,
 )
 from matter_pki.local.state import CaState
@@ -242,9 +241,20 @@ class OutputDir:
             raise storage_error(e, repr(filename)) from e
 
     def write_if_changed(self, name: str, data: bytes) -> None:
-        """Write a shared file (chain certificates) unless it already holds exactly ``data``."""
-        if self._read(name) == data:
+        """Write a shared file (chain certificates) unless it already holds exactly ``data``.
+
+        A whole certificate of another CA there means the folder holds another PAI's answers, which
+        the new chain file would break: refused (``input.output_other_ca``). A torn file is rewritten.
+        """
+        current = self._read(name)
+        if current == data:
             return
+        if current is not None and pem_to_der(current) is not None:
+            raise InputError(
+                "input.output_other_ca",
+                f"{name} in the output folder is another CA's certificate: answers of different PAIs never share a "
+                "folder (their chains would break); use another --out",
+            )
         atomic_write_at(self.fd, name, data)
 
 
@@ -687,7 +697,13 @@ class DacIssuer:
             assert item.key_id is not None and item.src.data is not None
             entries = existing.get(item.key_id, [])
             if item.answered_der is not None:
-                if any(e.der == item.answered_der and e.der_intact() for e in entries if e.kind == "dac"):
+                # An answer stands only if it is this run's DAC for the key: same PAI and PID (the chain files
+                # beside it are this PAI's), and the key not revoked since (then it is answered key_revoked);
+                # a DAC of another PAI or PID is foreign here.
+                if item.key_id not in revoked and any(
+                    e.der == item.answered_der and e.der_intact() for e in entries
+                    if e.kind == "dac" and e.ca == self.pai_id and e.pid == self.pid
+                ):
                     out.append(_Pending(item, "skip", entry=next(e for e in entries if e.der == item.answered_der)))
                     continue
                 item.answered_der = None  # torn, emptied or foreign: answered again below
@@ -1118,6 +1134,7 @@ def issue_files(
     every DAC of the batch.
     """
     home.require()
+    home.refuse_inside(out_dir, "the output folder")
     pid = _pid_for(home, pai_id, pid)
     inputs: list[CsrInput] | CsrFiles
     if csr_path.is_dir():

@@ -48,6 +48,7 @@ from typing import TYPE_CHECKING, Any, Literal, TypeVar
 
 from cryptography import x509
 
+from matter_pki.csr import key_id_of_point
 from matter_pki.errors import InputError, LedgerError, StorageError
 from matter_pki.gate import P256_SPKI_PREFIX
 
@@ -194,11 +195,6 @@ def key_tag(key_id: str) -> int:
 def serial_tag(ca: str, serial: str) -> int:
     """The indexed (unique) integer of a (CA, serial) pair: 8 bytes of SHA-256, signed."""
     return int.from_bytes(hashlib.sha256(f"{ca}|{serial}".encode()).digest()[:8], "big", signed=True)
-
-
-def key_id_of_point(point: bytes) -> str:
-    """The device key id: SHA-256 (hex) of the uncompressed P-256 point."""
-    return hashlib.sha256(point).hexdigest()
 
 
 def key_id_of_der(der: bytes) -> str:

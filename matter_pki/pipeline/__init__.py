@@ -1,4 +1,4 @@
-"""The S3 → SQS → Lambda DAC-signing pipeline: exactly one released DAC per (PAI, PID, CSR).
+"""The S3 → SQS → Lambda DAC-signing pipeline: exactly one released DAC per (PAI, PID, device key).
 
 A manufacturer uploads ``<PAI ARN>/<PID>/<name>.csr``; the bucket notifies SQS; the Lambda handler
 (``lambdas/dac_signer/handler.py``) hands each SQS record to this package. For each object:
@@ -12,7 +12,7 @@ A manufacturer uploads ``<PAI ARN>/<PID>/<name>.csr``; the bucket notifies SQS; 
    (``aws_pca.check_pca_intake``: no subjectAltName);
 4. the PAI chain (cached per container), the validity policy fitted under the PAI (a policy that
    does not fit is a configuration error: the record goes to the DLQ, no ``.err``), the profile;
-5. the claim (``claims``): the one durable record per (PAI, PID, CSR) that decides whether to call
+5. the claim (``claims``): the one durable record per (PAI, PID, device key) that decides whether to call
    ``IssueCertificate``, with which token and request, or which certificate already exists;
 6. ``GetCertificate`` polled with bounded waits until issued (its first success is the answer);
 7. the release gate (``matter_pki.gate``); a refused certificate is revoked, recorded in the claim
@@ -32,8 +32,9 @@ alarm; their log lines carry ``operator_action: true`` for a faster alarm.
   only the version read (S3 user guide, "Conditional requests"); S3's strong read-after-write
   consistency; bucket versioning (an event names the version it is about).
 * Private CA's IdempotencyToken: the same token within five minutes returns the same certificate
-  (API reference, IssueCertificate). The token is derived from (PAI, PID, CSR digest), so every
-  upload, name and version of one CSR shares it. A call whose outcome is unknown (a timeout, a 5xx,
+  (API reference, IssueCertificate). The token is derived from (PAI, PID, device key), so every
+  upload, name and version of one CSR, and every other CSR of the same key (re-signed, its ECDSA
+  signature flipped from s to n - s), shares it. A call whose outcome is unknown (a timeout, a 5xx,
   a crash) is only repeated while the claim's oldest uncertain attempt is younger than
   ``claim_window_seconds`` (default 240 s = 5 min − 60 s margin); past that the record goes to the
   DLQ for reconciliation (``pipeline.reconcile``) rather than risk a second certificate.

@@ -1,6 +1,6 @@
-"""Claims: the durable record that makes DAC issuance exactly-once per (PAI, PID, CSR).
+"""Claims: the durable record that makes DAC issuance exactly-once per (PAI, PID, device key).
 
-One S3 object per (PAI, PID, CSR SHA-256) under ``claims/`` (``layout.claim_key``), JSON, written
+One S3 object per (PAI, PID, device key id) under ``claims/`` (``layout.claim_key``), JSON, written
 only with S3 conditional writes: created with ``If-None-Match: *``, replaced with ``If-Match:
 <ETag it was read with>``. Every write carries a fresh ``writer`` id, so two writes never share an
 ETag. States:
@@ -74,7 +74,7 @@ class Attempt:
 
 @dataclass(frozen=True, slots=True)
 class Claim:
-    """The claim of one (PAI, PID, CSR): what was requested and what became of it."""
+    """The claim of one (PAI, PID, device key): what was requested and what became of it."""
 
     pai_arn: str
     pid: int

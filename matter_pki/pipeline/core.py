@@ -212,7 +212,7 @@ class Pipeline:
         check_pca_intake(device)
         deadline.check("get_certificate_authority_certificate")
         chain = self.pca.ca_chain(ca)
-        name = claim_key(ca, csr_key.pid, device.sha256)
+        name = claim_key(ca, csr_key.pid, device.key_id)
         arn, claim = self._certificate(ref, csr_key, chain, device, name, fields, deadline)
         profile = self._profile(chain, claim)
         deadline.check("get_certificate")
@@ -249,7 +249,7 @@ class Pipeline:
             pai_arn=csr_key.ca,
             pid=csr_key.pid,
             csr_sha256=device.sha256,
-            token=dac_token(pai_arn=csr_key.ca, pid=csr_key.pid, csr_sha256=device.sha256),
+            token=dac_token(pai_arn=csr_key.ca, pid=csr_key.pid, key_id=device.key_id),
             not_before=int(validity.not_before.timestamp()),
             not_after=int(validity.not_after.timestamp()),
             common_name=self.config.common_name,
@@ -266,7 +266,7 @@ class Pipeline:
         fields: dict[str, object],
         deadline: Deadline,
     ) -> tuple[str, Claim]:
-        """The certificate ARN for this (PAI, PID, CSR): from its claim, or from one IssueCertificate under it."""
+        """The certificate ARN for this (PAI, PID, device key): from its claim, or from one IssueCertificate under it."""
         bucket = ref.bucket
         fresh: Claim | None = None
         found: tuple[Claim, str] | None = None

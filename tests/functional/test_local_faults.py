@@ -33,8 +33,7 @@ def check_home(home: Path, env: dict[str, str]) -> None:
 
 def check_answers(out: Path, csrs: Path, home: Path) -> None:
     """Exactly one whole answer per CSR; every .pem is the ledger's DAC for that CSR's key."""
-    from matter_pki.csr import load_device_csr
-    from matter_pki.local.ledger import key_id_of_point
+    from matter_pki.csr import key_id_of_point, load_device_csr
 
     db = sqlite3.connect(home / "ledger.sqlite")
     by_key = {k: d for k, d in db.execute("SELECT key_id, der FROM certificates WHERE kind = 'dac'")}

@@ -100,7 +100,7 @@ def test_issue_request_is_exactly_the_dac_profile_and_validates_against_the_serv
     client = raw_client()
     pca = PrivateCa(client, waiter_delay=0)
     device = load_device_csr(p256_csr(cn="copied-by-the-aws-sample"))
-    token = dac_token(pai_arn=arn, pid=0x8000, csr_sha256=device.sha256)
+    token = dac_token(pai_arn=arn, pid=0x8000, key_id=device.key_id)
     with Stubber(client) as stub:
         stub.add_response(
             "get_certificate_authority_certificate", ca_response(fake, arn), {"CertificateAuthorityArn": arn}
@@ -144,13 +144,13 @@ def test_issue_request_is_exactly_the_dac_profile_and_validates_against_the_serv
     assert base64.b64decode("AwIHgA==") == bytes.fromhex("03020780")
 
 
-def test_idempotency_token_is_one_per_pai_pid_and_csr_and_never_constant() -> None:
-    # GIVEN the same CSR digest under different PAIs and PIDs, and different CSRs
-    base = {"pai_arn": "arn:a", "pid": 0x8000, "csr_sha256": "00" * 32}
-    variants = [base, {**base, "pai_arn": "arn:b"}, {**base, "pid": 0x8001}, {**base, "csr_sha256": "11" * 32}]
+def test_idempotency_token_is_one_per_pai_pid_and_device_key_and_never_constant() -> None:
+    # GIVEN the same device key id under different PAIs and PIDs, and different keys
+    base = {"pai_arn": "arn:a", "pid": 0x8000, "key_id": "00" * 32}
+    variants = [base, {**base, "pai_arn": "arn:b"}, {**base, "pid": 0x8001}, {**base, "key_id": "11" * 32}]
     # WHEN tokens are derived
     tokens = [dac_token(**v) for v in variants]  # type: ignore[arg-type]
-    # THEN they differ, are stable (every upload, name and version of one CSR shares one), fit the API
+    # THEN they differ, are stable (every upload, name, version and re-encoding of one key's CSR shares one), fit the API
     # (<= 36 chars, pattern) and are not the sample's "1234"
     assert len(set(tokens)) == len(tokens)
     assert dac_token(**base) == tokens[0]  # type: ignore[arg-type]
