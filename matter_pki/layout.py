@@ -131,6 +131,13 @@ def claim_key(ca: str, pid: int, key_id: str) -> str:
     return f"{CLAIMS_PREFIX}{ca}/{pid:04X}/{key_id}.json"
 
 
+def key_binding_key(key_id: str) -> str:
+    """Where a device key's first (PAI, PID) is recorded: ``claims/keys/<key id>.json`` (no PAI ARN starts with ``keys``)."""
+    if len(key_id) != 64 or any(c not in "0123456789abcdef" for c in key_id):
+        raise InputError("key.claim", "a claim is named by the device key id (lower-case hex SHA-256 of its point)")
+    return f"{CLAIMS_PREFIX}keys/{key_id}.json"
+
+
 def err_record(error: MatterPkiError, *, csr_key: str, request_id: str, time: str, csr_sha256: str | None = None) -> ErrRecord:
     """The ``.err`` content for a refused CSR."""
     record: ErrRecord = {

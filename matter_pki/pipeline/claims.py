@@ -38,7 +38,8 @@ from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any, Literal
 
-from matter_pki.errors import ConfigError, OperatorError
+from matter_pki.errors import ConfigError, OperatorError, TransientError
+from matter_pki.layout import key_binding_key
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -200,3 +201,24 @@ class ClaimStore:
         """True when a new attempt may repeat the claim's token (rule 2)."""
         since = claim.uncertain_since()
         return since is None or self.now() - since < self.window
+
+    def bind_key(self, bucket: str, key_id: str, pai_arn: str, pid: int) -> tuple[str, int]:
+        """The (PAI ARN, PID) a device key is bound to: its first, written once with ``If-None-Match``.
+
+        The device-key rule of the local CA (one key, one PAI and PID) held across deliveries,
+        names and Lambda instances: a key bound elsewhere is refused by the caller (``issue.key_reused``).
+        """
+        name = key_binding_key(key_id)
+        body = json.dumps({"format": 1, "pai_arn": pai_arn, "pid": pid}, sort_keys=True).encode()
+        for _round in range(3):
+            if self.store.write(bucket, name, body, content_type="application/json") is not None:
+                return pai_arn, pid
+            found = self.store.read(bucket, name, version_id=None, limit=MAX_CLAIM_BYTES)
+            if found is None:
+                continue  # removed between the two calls: write it again
+            try:
+                bound = json.loads(found.body)
+                return str(bound["pai_arn"]), int(bound["pid"])
+            except (ValueError, KeyError, TypeError) as e:
+                raise OperatorError("pipeline.claim_corrupt", f"key binding {name} cannot be read: {e}") from e
+        raise TransientError("pipeline.claim_contention", f"key binding {name} kept changing; the record is retried later")

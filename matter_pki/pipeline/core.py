@@ -26,6 +26,7 @@ from matter_pki.errors import (
     ConfigError,
     CsrError,
     InputError,
+    IssuanceError,
     MatterPkiError,
     OperatorError,
     StorageError,
@@ -212,6 +213,7 @@ class Pipeline:
         check_pca_intake(device)
         deadline.check("get_certificate_authority_certificate")
         chain = self.pca.ca_chain(ca)
+        self._check_key_binding(ref.bucket, ca, csr_key.pid, device, deadline)
         name = claim_key(ca, csr_key.pid, device.key_id)
         arn, claim = self._certificate(ref, csr_key, chain, device, name, fields, deadline)
         profile = self._profile(chain, claim)
@@ -231,6 +233,18 @@ class Pipeline:
             self._record_refusal(ref.bucket, name, refused, deadline)
             raise
         return self._publish(ref, csr_key, der, serial, arn, device, fields, deadline)
+
+    def _check_key_binding(self, bucket: str, ca: str, pid: int, device: DeviceCsr, deadline: Deadline) -> None:
+        """One device key, one (PAI, PID), as on the local CA: another PAI or PID is ``issue.key_reused``."""
+        deadline.check("claim")
+        bound = self.claims.bind_key(bucket, device.key_id, ca, pid)
+        if bound != (ca, pid):
+            raise IssuanceError(
+                "issue.key_reused",
+                f"device key {device.key_id[:16]}… is already bound to PID {bound[1]:04X} under {bound[0]}: one device "
+                "key gets DACs under one PAI and PID only",
+                key_id=device.key_id,
+            )
 
     def _profile(self, chain: CaChain, claim: Claim) -> DacProfile:
         """The profile the claim requested (the same request on every delivery)."""

@@ -112,7 +112,12 @@ class Harness:
 
     def claims(self) -> dict[str, dict[str, Any]]:
         """The signer's claims, parsed, by key."""
-        return {k: json.loads(self.read(k)) for k in self.all_keys() if k.startswith(CLAIMS_PREFIX)}
+        bindings = f"{CLAIMS_PREFIX}keys/"
+        return {k: json.loads(self.read(k)) for k in self.all_keys() if k.startswith(CLAIMS_PREFIX) and not k.startswith(bindings)}
+
+    def key_bindings(self) -> dict[str, dict[str, Any]]:
+        """The signer's device-key bindings (first PAI and PID of each key), parsed, by key."""
+        return {k: json.loads(self.read(k)) for k in self.all_keys() if k.startswith(f"{CLAIMS_PREFIX}keys/")}
 
     def read(self, key: str) -> bytes:
         """An object's bytes."""

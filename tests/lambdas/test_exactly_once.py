@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 from cryptography import x509
+from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 
 from matter_pki.pipeline import PipelineConfig
@@ -82,6 +83,33 @@ def test_the_same_csr_uploaded_twice_gives_one_certificate(aws_env: None) -> Non
     h.upload(f"{pai}/8000/twice.csr", csr)
     h.drain()
     assert len(h.pca.certificates) == 1
+
+
+def test_one_device_key_under_a_second_pid_or_pai_is_refused_key_reused(aws_env: None) -> None:
+    # GIVEN a device key certified under PAI 1 / PID 8000 (the local CA's rule: one key, one PAI and PID)
+    h = make_harness()
+    paa = h.pca.add_paa()
+    pai = h.pca.add_pai(paa)
+    other_pai = h.pca.add_pai(paa)
+    h.drain()
+    key = ec.generate_private_key(ec.SECP256R1())
+    h.upload(f"{pai}/8000/first.csr", p256_csr(key))
+    h.drain()
+    assert len(h.pca.certificates) == 1
+    # WHEN new CSRs of the same key arrive for another PID and under another PAI, each delivered twice
+    h.upload(f"{pai}/8001/second-pid.csr", p256_csr(key, cn="again"))
+    h.upload(f"{other_pai}/8000/second-pai.csr", p256_csr(key, der=True))
+    h.drain(duplicate=True)
+    # THEN each is answered .err issue.key_reused, Private CA issued nothing more, one binding names the first
+    for name in (f"{pai}/8001/second-pid", f"{other_pai}/8000/second-pai"):
+        assert h.err(f"{name}.err")["code"] == "issue.key_reused"
+        assert f"{name}.pem" not in h.keys()
+    assert len(h.pca.certificates) == 1
+    assert [(b["pai_arn"], b["pid"]) for b in h.key_bindings().values()] == [(pai, 0x8000)]
+    # AND a new CSR of the key under its own PAI and PID gets the same certificate again
+    h.upload(f"{pai}/8000/again.csr", p256_csr(key, cn="third"))
+    h.drain()
+    assert h.read(f"{pai}/8000/again.pem") == h.read(f"{pai}/8000/first.pem") and len(h.pca.certificates) == 1
 
 
 def test_an_overwritten_csr_gives_one_dac_for_the_current_object(aws_env: None, capsys: pytest.CaptureFixture[str]) -> None:
