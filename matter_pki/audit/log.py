@@ -162,7 +162,7 @@ def _encode(body: dict[str, Any]) -> bytes:
 
 def _integer(value: object) -> str:
     if value.__class__ is int:
-        return int.__repr__(value)  # type: ignore[arg-type]
+        return int.__repr__(value)
     raise TypeError("not a plain int or str")
 
 

@@ -48,11 +48,12 @@ import os
 import stat
 import uuid
 from collections import deque
+from concurrent.futures import Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from itertools import chain, islice
 from typing import TYPE_CHECKING, Any, Literal
 
-from matter_pki.batch import BatchContext, BatchItem, BatchResult, issue_batch
+from matter_pki.batch import DEFAULT_CHUNK, BatchContext, BatchItem, BatchResult, issue_batch
 from matter_pki.csr import MAX_CSR_BYTES, csr_digest, load_device_csr
 from matter_pki.errors import (
     ConfigError,
@@ -478,6 +479,8 @@ class DacIssuer:
             )
         self._out: OutputDir | None = None
         self._bundle: Bundle | None = None
+        self._writer: ThreadPoolExecutor | None = None
+        self._delivery: Future[None] | None = None
         self._emit: Callable[[Outcome], None] = lambda _o: None
 
     @classmethod
@@ -564,9 +567,26 @@ class DacIssuer:
             callback(outcome)
 
         self._out, self._bundle, self._emit = out, bundle, emit
-        for _ in self._pipeline(inputs):
-            pass
+        # Each group's files are written (and made durable) by one thread while this one collects the
+        # next group; a group is committed only once the previous one is delivered (see ``_commit``).
+        self._writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="matter-pki-deliver")
+        try:
+            for _ in self._pipeline(inputs):
+                pass
+            self._delivered()
+        finally:
+            delivery, self._delivery = self._delivery, None
+            if delivery is not None:
+                wait([delivery])  # nothing is written once the run returns or fails
+            self._writer.shutdown(wait=True)
+            self._writer = None
         return totals
+
+    def _delivered(self) -> None:
+        """Wait for the previous group's delivery; its failure (a full disk) stops the run here."""
+        delivery, self._delivery = self._delivery, None
+        if delivery is not None:
+            delivery.result()
 
     # -- the pipeline --------------------------------------------------------------------------
     def _pipeline(self, inputs: Iterable[CsrInput]) -> Iterator[None]:
@@ -600,11 +620,13 @@ class DacIssuer:
             first = next(stream, None)
             if first is not None:
                 batch = items(chain([first], stream))
+                # Enough chunks in flight that the workers keep signing while a whole group commits.
+                window = 2 * (self.jobs or os.cpu_count() or 1) + -(-self.group_size // DEFAULT_CHUNK)
                 if attempt == 1 and self.serials is not None:
-                    results = issue_batch(batch, self.ctx, jobs=self.jobs, serials=self.serials)
+                    results = issue_batch(batch, self.ctx, jobs=self.jobs, serials=self.serials, window=window)
                 else:
                     # The batch engine's own serial source (random, drawn where the DAC is signed).
-                    results = issue_batch(batch, self.ctx, jobs=self.jobs if attempt == 1 else 1)
+                    results = issue_batch(batch, self.ctx, jobs=self.jobs if attempt == 1 else 1, window=window)
                 for result in results:
                     item = to_sign.popleft()
                     if result.name != item.src.name:
@@ -732,6 +754,7 @@ class DacIssuer:
         """Ledger transaction + audit append for the group, then its answers with one barrier."""
         retry: list[_Item] = []
         time_text = iso(self.now)
+        self._delivered()  # a delivery that failed stops the run before anything more is committed
 
         def write(txn: Transaction, session: AuditSession) -> Records:
             self.state.check_can_issue(self.pai_id, self.now)
@@ -776,7 +799,10 @@ class DacIssuer:
 
         self.state.commit("issue", write, now=self.now)
         self._group_limit = min(self._group_limit * 2, self.group_size)
-        self._deliver(group)
+        if self._writer is not None:
+            self._delivery = self._writer.submit(self._deliver, group)
+        else:
+            self._deliver(group)
         return retry
 
     def _withhold(self, txn: Transaction, group: list[_Pending], at: str) -> Records:
