@@ -481,6 +481,8 @@ class DacIssuer:
         self._bundle: Bundle | None = None
         self._writer: ThreadPoolExecutor | None = None
         self._delivery: Future[None] | None = None
+        #: The batch engine has started its worker processes: delivering in a thread is safe from here on.
+        self._started = False
         self._emit: Callable[[Outcome], None] = lambda _o: None
 
     @classmethod
@@ -588,6 +590,18 @@ class DacIssuer:
         if delivery is not None:
             delivery.result()
 
+    def _before_fork(self) -> None:
+        """Deliver what is pending and stop the delivery thread: the batch engine forks its workers next.
+
+        A process with one thread forks (the workers start fast and copy no lock another thread
+        holds); deliveries go back to a thread once the workers answer (``_started``).
+        """
+        self._delivered()
+        self._started = False
+        if self._writer is not None:
+            self._writer.shutdown(wait=True)
+            self._writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="matter-pki-deliver")
+
     # -- the pipeline --------------------------------------------------------------------------
     def _pipeline(self, inputs: Iterable[CsrInput]) -> Iterator[None]:
         pending: list[_Pending] = []
@@ -620,6 +634,7 @@ class DacIssuer:
             first = next(stream, None)
             if first is not None:
                 batch = items(chain([first], stream))
+                self._before_fork()
                 # Enough chunks in flight that the workers keep signing while a whole group commits.
                 window = 2 * (self.jobs or os.cpu_count() or 1) + -(-self.group_size // DEFAULT_CHUNK)
                 if attempt == 1 and self.serials is not None:
@@ -628,6 +643,7 @@ class DacIssuer:
                     # The batch engine's own serial source (random, drawn where the DAC is signed).
                     results = issue_batch(batch, self.ctx, jobs=self.jobs if attempt == 1 else 1, window=window)
                 for result in results:
+                    self._started = True
                     item = to_sign.popleft()
                     if result.name != item.src.name:
                         raise IssuanceError("issue.batch_order", "the batch engine returned results out of order")
@@ -799,7 +815,7 @@ class DacIssuer:
 
         self.state.commit("issue", write, now=self.now)
         self._group_limit = min(self._group_limit * 2, self.group_size)
-        if self._writer is not None:
+        if self._writer is not None and self._started:
             self._delivery = self._writer.submit(self._deliver, group)
         else:
             self._deliver(group)

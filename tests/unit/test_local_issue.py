@@ -161,3 +161,75 @@ def test_a_certificate_the_release_gate_withholds_is_recorded_announced_and_name
     rebuild_ledger(pki.home, sources=[tmp_path / "out"], secrets=pki.secrets, reason="test")
     with Ledger(tmp_path / "home" / "ledger.sqlite") as ledger:
         assert dict(ledger.db.execute("SELECT serial, code FROM withheld WHERE ca = 'pai-1'").fetchall()) == withheld
+
+
+def test_workers_fork_from_a_single_thread_while_groups_are_delivered_by_a_thread(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # GIVEN a folder with 40 CSRs answered by an earlier run and 300 new ones (more than one chunk)
+    import multiprocessing
+    import threading
+
+    from matter_pki import batch
+
+    pki = make_pki(tmp_path / "home")
+    write_csrs(tmp_path / "csrs", 40)
+    issue_files(pki.home, pai_id=pki.pai_id, csr_path=tmp_path / "csrs", out_dir=tmp_path / "out",
+                secrets=pki.secrets, now=datetime.now(UTC))
+    write_csrs(tmp_path / "csrs", 300, prefix="new-")
+    forks: list[tuple[str | None, list[str]]] = []
+
+    class Spy:
+        @staticmethod
+        def get_context(method: str | None = None) -> object:
+            forks.append((method, [t.name for t in threading.enumerate()]))
+            return multiprocessing.get_context(method)
+
+    monkeypatch.setattr(batch, "multiprocessing", Spy)
+    # WHEN issued with two workers and small groups (the earlier answers re-checked first)
+    report = issue_files(pki.home, pai_id=pki.pai_id, csr_path=tmp_path / "csrs", out_dir=tmp_path / "out",
+                         secrets=pki.secrets, now=datetime.now(UTC), jobs=2, group_size=32)
+    # THEN the workers were forked by a process running one thread (no delivery thread alive)
+    assert forks == [("fork", ["MainThread"])]
+    # AND every CSR has its DAC, each recorded and announced once
+    assert (report.count("issued"), report.count("skipped")) == (300, 40)
+    pems = sorted(p.name for p in (tmp_path / "out").glob("*.pem") if p.name not in ("pai.pem", "paa.pem"))
+    assert len(pems) == 340
+    assert verify_log(tmp_path / "home" / "audit").ok
+    assert (tmp_path / "home" / "audit" / "audit.log").read_text().count('"event":"dac.issued"') == 340
+
+
+def test_a_failed_delivery_stops_the_run_before_the_next_commit(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # GIVEN 200 CSRs and an output folder whose third group of files cannot be written
+    from matter_pki.errors import StorageError
+    from matter_pki.local import issue
+
+    pki = make_pki(tmp_path / "home")
+    write_csrs(tmp_path / "csrs", 200)
+    calls: list[int] = []
+    real = issue.OutputDir.write_pems
+
+    def failing(self: issue.OutputDir, dacs: list[tuple[str, bytes]]) -> None:
+        calls.append(len(dacs))
+        if len(calls) == 3:
+            raise StorageError("storage.disk_full", "no space left")
+        real(self, dacs)
+
+    monkeypatch.setattr(issue.OutputDir, "write_pems", failing)
+    # WHEN issued in groups of 16, 32, 64, ...
+    with pytest.raises(StorageError) as err:
+        issue_files(pki.home, pai_id=pki.pai_id, csr_path=tmp_path / "csrs", out_dir=tmp_path / "out",
+                    secrets=pki.secrets, now=datetime.now(UTC), group_size=64)
+    # THEN the run fails with the delivery's error, and nothing was committed after the failed group
+    assert err.value.code == "storage.disk_full"
+    assert calls == [16, 32, 64]
+    announced = (tmp_path / "home" / "audit" / "audit.log").read_text().count('"event":"dac.issued"')
+    assert announced == 16 + 32 + 64
+    assert len([p for p in (tmp_path / "out").glob("dev-*.pem")]) == 16 + 32
+    # AND a re-run delivers the recorded DACs and issues the rest
+    monkeypatch.setattr(issue.OutputDir, "write_pems", real)
+    report = issue_files(pki.home, pai_id=pki.pai_id, csr_path=tmp_path / "csrs", out_dir=tmp_path / "out",
+                         secrets=pki.secrets, now=datetime.now(UTC))
+    assert report.count("issued") + report.count("reused") + report.count("skipped") == 200
+    assert len(list((tmp_path / "out").glob("dev-*.pem"))) == 200
+    assert (tmp_path / "home" / "audit" / "audit.log").read_text().count('"event":"dac.issued"') == 200
