@@ -569,8 +569,8 @@ class DacIssuer:
             callback(outcome)
 
         self._out, self._bundle, self._emit = out, bundle, emit
-        # Each group's files are written (and made durable) by one thread while this one collects the
-        # next group; a group is committed only once the previous one is delivered (see ``_commit``).
+        # Each group's files are written (and made durable) by one thread while this one collects and
+        # commits the next group; at most one group waits for its files (see ``_commit``).
         self._writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="matter-pki-deliver")
         try:
             for _ in self._pipeline(inputs):
@@ -770,7 +770,6 @@ class DacIssuer:
         """Ledger transaction + audit append for the group, then its answers with one barrier."""
         retry: list[_Item] = []
         time_text = iso(self.now)
-        self._delivered()  # a delivery that failed stops the run before anything more is committed
 
         def write(txn: Transaction, session: AuditSession) -> Records:
             self.state.check_can_issue(self.pai_id, self.now)
@@ -815,6 +814,9 @@ class DacIssuer:
 
         self.state.commit("issue", write, now=self.now)
         self._group_limit = min(self._group_limit * 2, self.group_size)
+        # The previous group's files were being written meanwhile; its failure (a full disk) stops the
+        # run here. This group is recorded and announced: a re-run delivers it, as after a kill.
+        self._delivered()
         if self._writer is not None and self._started:
             self._delivery = self._writer.submit(self._deliver, group)
         else:
