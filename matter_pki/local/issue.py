@@ -777,18 +777,20 @@ class DacIssuer:
             if news:
                 self._settle_new(txn, news, retry)
             records: Records = []
-            announced: list[_Pending] = []
-            news = [p for p in group if p.kind == "new"]
-            for p in news:
+            announced: list[tuple[_Pending, str]] = []
+            for p in group:
+                if p.kind != "new":
+                    continue
                 assert p.result is not None and p.result.serial is not None and p.item.key_id is not None
+                dac_sha = hashlib.sha256(p.result.dac_der or b"").hexdigest()  # once: the record and the row
                 records.append(("dac.issued", {
                     "ca": self.pai_id, "serial": p.serial, "pid": self._pid_text,
                     "csr": p.item.src.key, "csr_sha256": p.item.sha, "key_id": p.item.key_id,
-                    "dac_sha256": hashlib.sha256(p.result.dac_der or b"").hexdigest(),
+                    "dac_sha256": dac_sha,
                     "reissue_reason": self.reissue_reason if p.entry is not None else None,
                     "request_id": self.request_id,
                 }))
-                announced.append(p)
+                announced.append((p, dac_sha))
             for p in group:
                 if p.kind == "refuse":
                     assert p.error is not None
@@ -800,12 +802,12 @@ class DacIssuer:
             # The announcements come first in the append: their seqs are known before it is written.
             seqs = session.seqs_for(len(announced))
             rows = []
-            for p, seq in zip(announced, seqs, strict=True):
+            for (p, dac_sha), seq in zip(announced, seqs, strict=True):
                 assert p.result is not None and p.result.serial is not None and p.item.key_id is not None
                 rows.append(CertRow(
                     "dac", self.pai_id, p.serial, self.subject, self.pid, p.item.key_id, p.item.sha,
                     p.result.dac_der or b"", self.not_before, self.not_after, time_text, self.state.operator,
-                    self.reissue_reason if p.entry is not None else None, seq,
+                    self.reissue_reason if p.entry is not None else None, seq, known_sha256=dac_sha,
                 ))
             if rows:
                 txn.add_certs(rows)
