@@ -379,6 +379,16 @@ class _Pending:
     withheld: tuple[int, ...] = ()
 
 
+@dataclass(slots=True)
+class _Written:
+    """A group whose answers are written, waiting for its barrier before it is reported."""
+
+    outcomes: list[Outcome]
+    bundle_rows: list[tuple[str, str, int | None, str | None, bytes]]
+    stale: list[str]
+    barrier: Future[None] | None = None
+
+
 @dataclass
 class RunTotals:
     """Counts of one run and its first refusals (memory stays bounded)."""
@@ -480,7 +490,7 @@ class DacIssuer:
         self._out: OutputDir | None = None
         self._bundle: Bundle | None = None
         self._writer: ThreadPoolExecutor | None = None
-        self._delivery: Future[None] | None = None
+        self._waiting: _Written | None = None
         #: The batch engine has started its worker processes: delivering in a thread is safe from here on.
         self._started = False
         self._emit: Callable[[Outcome], None] = lambda _o: None
@@ -569,38 +579,40 @@ class DacIssuer:
             callback(outcome)
 
         self._out, self._bundle, self._emit = out, bundle, emit
-        # Each group's files are written (and made durable) by one thread while this one collects and
-        # commits the next group; at most one group waits for its files (see ``_commit``).
-        self._writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="matter-pki-deliver")
+        # A group's barrier (``syncfs``) runs in a thread while this one collects and commits the next
+        # group; the group is reported once its barrier returned (see ``_deliver``).
+        self._writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="matter-pki-barrier")
         try:
             for _ in self._pipeline(inputs):
                 pass
             self._delivered()
         finally:
-            delivery, self._delivery = self._delivery, None
-            if delivery is not None:
-                wait([delivery])  # nothing is written once the run returns or fails
+            waiting, self._waiting = self._waiting, None
+            if waiting is not None and waiting.barrier is not None:
+                wait([waiting.barrier])  # no barrier outlives the run
             self._writer.shutdown(wait=True)
             self._writer = None
         return totals
 
     def _delivered(self) -> None:
-        """Wait for the previous group's delivery; its failure (a full disk) stops the run here."""
-        delivery, self._delivery = self._delivery, None
-        if delivery is not None:
-            delivery.result()
+        """Wait for the previous group's barrier (its failure stops the run here), then report that group."""
+        waiting, self._waiting = self._waiting, None
+        if waiting is not None:
+            if waiting.barrier is not None:
+                waiting.barrier.result()
+            self._complete(waiting)
 
     def _before_fork(self) -> None:
-        """Deliver what is pending and stop the delivery thread: the batch engine forks its workers next.
+        """Finish the pending barrier and stop its thread: the batch engine forks its workers next.
 
         A process with one thread forks (the workers start fast and copy no lock another thread
-        holds); deliveries go back to a thread once the workers answer (``_started``).
+        holds); barriers go back to a thread once the workers answer (``_started``).
         """
         self._delivered()
         self._started = False
         if self._writer is not None:
             self._writer.shutdown(wait=True)
-            self._writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="matter-pki-deliver")
+            self._writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="matter-pki-barrier")
 
     # -- the pipeline --------------------------------------------------------------------------
     def _pipeline(self, inputs: Iterable[CsrInput]) -> Iterator[None]:
@@ -816,13 +828,10 @@ class DacIssuer:
 
         self.state.commit("issue", write, now=self.now)
         self._group_limit = min(self._group_limit * 2, self.group_size)
-        # The previous group's files were being written meanwhile; its failure (a full disk) stops the
-        # run here. This group is recorded and announced: a re-run delivers it, as after a kill.
+        # The previous group's barrier ran meanwhile; a failure (a full disk) stops the run here, with
+        # this group recorded and announced but not delivered: a re-run delivers it, as after a kill.
         self._delivered()
-        if self._writer is not None and self._started:
-            self._delivery = self._writer.submit(self._deliver, group)
-        else:
-            self._deliver(group)
+        self._deliver(group)
         return retry
 
     def _withhold(self, txn: Transaction, group: list[_Pending], at: str) -> Records:
@@ -883,7 +892,7 @@ class DacIssuer:
             fresh[p.item.key_id] = p
 
     def _deliver(self, group: list[_Pending]) -> None:
-        """Write the group's answers (one barrier), then report them."""
+        """Write the group's answers and start their barrier; the group is reported once it returned."""
         errs: list[tuple[str, bytes]] = []
         pems: list[tuple[str, bytes]] = []
         outcomes: list[Outcome] = []
@@ -929,15 +938,26 @@ class DacIssuer:
                 stale.append(CsrKey.named(src.name).err)
             outcomes.append(Outcome(src.name, src.key, status, serial=serial, der=der))
             bundle_rows.append((src.name, serial, pid, csr_sha, der))
+        written = _Written(outcomes, bundle_rows, stale)
         if self._out is not None:
             self._out.write_errs(errs)
             self._out.write_pems(pems)
+            if self._writer is not None and self._started:
+                # Nothing is written in this folder until the barrier returned (``_delivered`` first).
+                written.barrier = self._writer.submit(self._out.barrier)
+                self._waiting = written
+                return
             self._out.barrier()
-            for filename in stale:
+        self._complete(written)
+
+    def _complete(self, written: _Written) -> None:
+        """After the group's barrier: drop superseded answers, add the bundle rows, report the outcomes."""
+        if self._out is not None:
+            for filename in written.stale:
                 self._out.remove(filename)
-        if self._bundle is not None and bundle_rows:
-            self._bundle.add(bundle_rows)
-        for outcome in outcomes:
+        if self._bundle is not None and written.bundle_rows:
+            self._bundle.add(written.bundle_rows)
+        for outcome in written.outcomes:
             self._emit(outcome)
 
 

@@ -199,37 +199,42 @@ def test_workers_fork_from_a_single_thread_while_groups_are_delivered_by_a_threa
     assert (tmp_path / "home" / "audit" / "audit.log").read_text().count('"event":"dac.issued"') == 340
 
 
-def test_a_failed_delivery_stops_the_run(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    # GIVEN 200 CSRs and an output folder whose third group of files cannot be written
+def test_a_failed_barrier_stops_the_run_and_a_rerun_delivers_what_was_recorded(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # GIVEN 200 CSRs and an output folder whose third barrier fails (it runs while the next group commits)
     from matter_pki.errors import StorageError
     from matter_pki.local import issue
 
     pki = make_pki(tmp_path / "home")
     write_csrs(tmp_path / "csrs", 200)
     calls: list[int] = []
-    real = issue.OutputDir.write_pems
+    real = issue.OutputDir.barrier
 
-    def failing(self: issue.OutputDir, dacs: list[tuple[str, bytes]]) -> None:
-        calls.append(len(dacs))
+    def failing(self: issue.OutputDir) -> None:
+        calls.append(1)
         if len(calls) == 3:
             raise StorageError("storage.disk_full", "no space left")
-        real(self, dacs)
+        real(self)
 
-    monkeypatch.setattr(issue.OutputDir, "write_pems", failing)
-    # WHEN issued in groups of 16, 32, 64, ...
+    monkeypatch.setattr(issue.OutputDir, "barrier", failing)
+    reported: list[Outcome] = []
+    # WHEN issued in groups of 16, 32, 64, 64, ...
     with pytest.raises(StorageError) as err:
         issue_files(pki.home, pai_id=pki.pai_id, csr_path=tmp_path / "csrs", out_dir=tmp_path / "out",
-                    secrets=pki.secrets, now=datetime.now(UTC), group_size=64)
-    # THEN the run fails with the delivery's error, at the latest after the next group's commit
+                    secrets=pki.secrets, now=datetime.now(UTC), group_size=64, on_result=reported.append)
+    # THEN the run fails with the barrier's error once the fourth group is committed (never written)
     assert err.value.code == "storage.disk_full"
-    assert calls == [16, 32, 64]
+    assert len(calls) == 3
     announced = (tmp_path / "home" / "audit" / "audit.log").read_text().count('"event":"dac.issued"')
-    assert announced == 16 + 32 + 64 + 64  # the fourth group was committed while the third was being written
-    assert len([p for p in (tmp_path / "out").glob("dev-*.pem")]) == 16 + 32
-    # AND a re-run delivers the recorded DACs and issues the rest
-    monkeypatch.setattr(issue.OutputDir, "write_pems", real)
+    assert announced == 16 + 32 + 64 + 64
+    assert len(list((tmp_path / "out").glob("dev-*.pem"))) == 16 + 32 + 64
+    # AND only the groups whose barrier returned were reported
+    assert len(reported) == 16 + 32
+    # AND a re-run delivers the recorded DACs (the same ones) and issues the rest
+    monkeypatch.setattr(issue.OutputDir, "barrier", real)
     report = issue_files(pki.home, pai_id=pki.pai_id, csr_path=tmp_path / "csrs", out_dir=tmp_path / "out",
                          secrets=pki.secrets, now=datetime.now(UTC))
-    assert report.count("issued") + report.count("reused") + report.count("skipped") == 200
+    assert (report.count("skipped"), report.count("reused"), report.count("issued")) == (112, 64, 24)
     assert len(list((tmp_path / "out").glob("dev-*.pem"))) == 200
     assert (tmp_path / "home" / "audit" / "audit.log").read_text().count('"event":"dac.issued"') == 200
