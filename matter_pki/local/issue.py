@@ -40,20 +40,30 @@ from __future__ import annotations
 
 import base64
 import binascii
+import contextlib
 import csv
 import hashlib
 import io
 import json
+import multiprocessing
 import os
+import signal
 import stat
+import threading
 import uuid
 from collections import deque
-from concurrent.futures import Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from itertools import chain, islice
 from typing import TYPE_CHECKING, Any, Literal
 
-from matter_pki.batch import DEFAULT_CHUNK, BatchContext, BatchItem, BatchResult, issue_batch
+from matter_pki.batch import (
+    DEFAULT_CHUNK,
+    BatchContext,
+    BatchItem,
+    BatchResult,
+    _exit_with_parent,
+    issue_batch,
+)
 from matter_pki.csr import MAX_CSR_BYTES, csr_digest, load_device_csr
 from matter_pki.errors import (
     ConfigError,
@@ -106,6 +116,7 @@ from matter_pki.storage.local import (
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterable, Iterator
     from datetime import datetime
+    from multiprocessing.connection import Connection
     from pathlib import Path
 
     from cryptography.hazmat.primitives.asymmetric import ec
@@ -217,13 +228,13 @@ class OutputDir:
     def write_pems(self, dacs: list[tuple[str, bytes]]) -> None:
         """Put DACs in place as ``<name>.pem`` (each whole or absent; durable at the next ``barrier``)."""
         if dacs:
-            write_unsynced_at(self.fd, [(CsrKey.named(name).pem, der_to_pem(der)) for name, der in dacs])
+            write_answers(self.fd, [], dacs)
             self._dirty = True
 
     def write_errs(self, refusals: list[tuple[str, bytes]]) -> None:
         """Put refusals in place as ``<name>.err`` (each whole or absent; durable at the next ``barrier``)."""
         if refusals:
-            write_unsynced_at(self.fd, [(CsrKey.named(name).err, data) for name, data in refusals])
+            write_answers(self.fd, refusals, [])
             self._dirty = True
 
     def barrier(self) -> None:
@@ -246,6 +257,97 @@ class OutputDir:
         if self._read(name) == data:
             return
         atomic_write_at(self.fd, name, data)
+
+
+def write_answers(dir_fd: int, refusals: list[tuple[str, bytes]], dacs: list[tuple[str, bytes]]) -> None:
+    """``<name>.err`` per (name, refusal) and ``<name>.pem`` per (name, DAC DER), each whole or absent, unsynced."""
+    files = [(CsrKey.named(name).err, data) for name, data in refusals]
+    files += [(CsrKey.named(name).pem, der_to_pem(der)) for name, der in dacs]
+    write_unsynced_at(dir_fd, files)
+
+
+class _Writer:
+    """A process that writes each group's answer files and runs the group's barrier, off the issuing process.
+
+    Forked (from a process running one thread) before the signing workers, it inherits the open
+    output folder. One group at a time: ``submit`` after the group's commit, ``result`` before the
+    next group's answers are reported or written. A killed parent leaves it without work: it exits.
+    """
+
+    def __init__(self, out: OutputDir) -> None:
+        context = multiprocessing.get_context("fork")
+        self._conn, child = context.Pipe()
+        self._process = context.Process(
+            target=_write_loop, args=(child, out, os.getpid()), name="matter-pki-writer", daemon=True
+        )
+        self._process.start()
+        child.close()
+        self._busy = False
+
+    def submit(self, refusals: list[tuple[str, bytes]], dacs: list[tuple[str, bytes]]) -> None:
+        """Write these answers and make them durable (one barrier)."""
+        self._conn.send((refusals, dacs))
+        self._busy = True
+
+    def result(self) -> None:
+        """Wait for the submitted group; its failure is raised here."""
+        if not self._busy:
+            return
+        self._busy = False
+        try:
+            reply = self._conn.recv()
+        except (EOFError, OSError) as e:
+            raise StorageError("storage.write_failed", "the process writing the answers stopped") from e
+        except Exception as e:  # an exception that does not unpickle
+            raise StorageError("storage.write_failed", f"writing the answers failed: {e}") from e
+        if isinstance(reply, tuple):
+            cls, code, message = reply
+            try:
+                error = cls(code, message)
+            except TypeError:  # a constructor that wants more than (code, message)
+                error = StorageError(code, message)
+            raise error
+        if reply is not None:
+            raise reply  # whatever stopped the writer stops the run, as if it had happened here
+
+    def close(self) -> None:
+        """Wait for the submitted group (without raising) and stop the process."""
+        with contextlib.suppress(Exception):
+            self.result()
+        with contextlib.suppress(OSError):
+            self._conn.send(None)
+        self._conn.close()
+        self._process.join(timeout=10)
+        if self._process.is_alive():
+            self._process.kill()
+            self._process.join()
+
+
+def _write_loop(conn: Connection, out: OutputDir, parent: int) -> None:
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C stops the parent, which stops this process
+    threading.Thread(target=_exit_with_parent, args=(parent,), daemon=True).start()
+    while True:
+        try:
+            job = conn.recv()
+        except (EOFError, OSError):
+            return
+        if job is None:
+            return
+        refusals, dacs = job
+        try:
+            out.write_errs(refusals)
+            out.write_pems(dacs)
+            out.barrier()
+        except MatterPkiError as e:
+            conn.send((type(e), e.code, e.message))
+        except BaseException as e:  # noqa: BLE001 - handed to the issuing process, which raises it
+            try:
+                conn.send(e)
+            except Exception:  # noqa: BLE001 - it does not pickle: say what it was
+                conn.send((StorageError, "storage.write_failed", f"writing the answers failed: {e!r}"))
+            return
+        else:
+            conn.send(None)
 
 
 def err_code(data: bytes | None) -> str | None:
@@ -386,7 +488,6 @@ class _Written:
     outcomes: list[Outcome]
     bundle_rows: list[tuple[str, str, int | None, str | None, bytes]]
     stale: list[str]
-    barrier: Future[None] | None = None
 
 
 @dataclass
@@ -489,10 +590,8 @@ class DacIssuer:
             )
         self._out: OutputDir | None = None
         self._bundle: Bundle | None = None
-        self._writer: ThreadPoolExecutor | None = None
+        self._writer: _Writer | None = None
         self._waiting: _Written | None = None
-        #: The batch engine has started its worker processes: delivering in a thread is safe from here on.
-        self._started = False
         self._emit: Callable[[Outcome], None] = lambda _o: None
 
     @classmethod
@@ -579,40 +678,30 @@ class DacIssuer:
             callback(outcome)
 
         self._out, self._bundle, self._emit = out, bundle, emit
-        # A group's barrier (``syncfs``) runs in a thread while this one collects and commits the next
-        # group; the group is reported once its barrier returned (see ``_deliver``).
-        self._writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="matter-pki-barrier")
         try:
             for _ in self._pipeline(inputs):
                 pass
             self._delivered()
         finally:
-            waiting, self._waiting = self._waiting, None
-            if waiting is not None and waiting.barrier is not None:
-                wait([waiting.barrier])  # no barrier outlives the run
-            self._writer.shutdown(wait=True)
-            self._writer = None
+            self._waiting = None
+            if self._writer is not None:
+                self._writer.close()  # no write outlives the run
+                self._writer = None
         return totals
 
     def _delivered(self) -> None:
-        """Wait for the previous group's barrier (its failure stops the run here), then report that group."""
+        """Wait for the previous group's files and barrier (a failure stops the run here), then report that group."""
         waiting, self._waiting = self._waiting, None
         if waiting is not None:
-            if waiting.barrier is not None:
-                waiting.barrier.result()
+            if self._writer is not None:
+                self._writer.result()
             self._complete(waiting)
 
-    def _before_fork(self) -> None:
-        """Finish the pending barrier and stop its thread: the batch engine forks its workers next.
-
-        A process with one thread forks (the workers start fast and copy no lock another thread
-        holds); barriers go back to a thread once the workers answer (``_started``).
-        """
+    def _start_writer(self) -> None:
+        """Fork the process that writes the answers (once, before the signing workers; only from one thread)."""
         self._delivered()
-        self._started = False
-        if self._writer is not None:
-            self._writer.shutdown(wait=True)
-            self._writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="matter-pki-barrier")
+        if self._writer is None and self._out is not None and threading.active_count() == 1:
+            self._writer = _Writer(self._out)
 
     # -- the pipeline --------------------------------------------------------------------------
     def _pipeline(self, inputs: Iterable[CsrInput]) -> Iterator[None]:
@@ -646,7 +735,7 @@ class DacIssuer:
             first = next(stream, None)
             if first is not None:
                 batch = items(chain([first], stream))
-                self._before_fork()
+                self._start_writer()
                 # Enough chunks in flight that the workers keep signing while a whole group commits.
                 window = 2 * (self.jobs or os.cpu_count() or 1) + -(-self.group_size // DEFAULT_CHUNK)
                 if attempt == 1 and self.serials is not None:
@@ -655,7 +744,6 @@ class DacIssuer:
                     # The batch engine's own serial source (random, drawn where the DAC is signed).
                     results = issue_batch(batch, self.ctx, jobs=self.jobs if attempt == 1 else 1, window=window)
                 for result in results:
-                    self._started = True
                     item = to_sign.popleft()
                     if result.name != item.src.name:
                         raise IssuanceError("issue.batch_order", "the batch engine returned results out of order")
@@ -939,14 +1027,15 @@ class DacIssuer:
             outcomes.append(Outcome(src.name, src.key, status, serial=serial, der=der))
             bundle_rows.append((src.name, serial, pid, csr_sha, der))
         written = _Written(outcomes, bundle_rows, stale)
+        if self._writer is not None:
+            # Written and made durable by the writer process while this one collects and commits the
+            # next group; reported (and superseded answers removed) once that returned (``_delivered``).
+            self._writer.submit(errs, pems)
+            self._waiting = written
+            return
         if self._out is not None:
             self._out.write_errs(errs)
             self._out.write_pems(pems)
-            if self._writer is not None and self._started:
-                # Nothing is written in this folder until the barrier returned (``_delivered`` first).
-                written.barrier = self._writer.submit(self._out.barrier)
-                self._waiting = written
-                return
             self._out.barrier()
         self._complete(written)
 
