@@ -20,6 +20,10 @@
    measured by a fresh wrapper process with ``getrusage(RUSAGE_CHILDREN)``.
 
 The last lines are ``key=value``: ``e2e_ratio`` (CLI DACs/s / (cores x raw bound)),
+``e2e_ceiling`` (raw bound's µs per DAC / the CLI's CPU µs per DAC: the ``e2e_ratio`` the CLI would
+reach with every core busy all the time), ``cli_cpu_us_parent`` / ``cli_cpu_us_children`` (CPU per
+DAC of the issuing process and of its workers and writer, from ``getrusage``), ``cli_core_use``
+(that CPU time / (cores x wall time)),
 ``peer_ratio`` (CLI DACs/s / peer DACs/s), ``redelivery_ratio`` (re-delivery / issuing),
 ``csr_generate_per_s``, ``rss_<n>_mib`` and ``rss_ratio`` (largest / smallest size).
 Output folders are kept until the end of the run (deleting many files slows the next creations
@@ -56,6 +60,21 @@ PEER_VERSION = "1.0.29"
 PEER_VENV = CACHE / f"{PEER}-{PEER_VERSION}"
 PASSPHRASE = "bench passphrase"
 DEVICE_PASSPHRASE = "bench device passphrase"
+# Runs the CLI in this process (as the ``matter-pki`` script does) and reports its CPU time on stderr:
+# the issuing process (RUSAGE_SELF) and its workers and writer (RUSAGE_CHILDREN, all waited for).
+_CPU_WRAPPER = (
+    "import resource, sys\n"
+    "from matter_pki.cli import main\n"
+    "try:\n"
+    "    main(sys.argv[1:])\n"
+    "except SystemExit as e:\n"
+    "    code = e.code\n"
+    "else:\n"
+    "    code = 0\n"
+    "me, kids = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)\n"
+    "print('CPU', me.ru_utime, me.ru_stime, kids.ru_utime, kids.ru_stime, file=sys.stderr)\n"
+    "sys.exit(code)\n"
+)
 _RSS_WRAPPER = (
     "import resource, subprocess, sys\n"
     "done = subprocess.run(sys.argv[1:], capture_output=True)\n"
@@ -116,6 +135,19 @@ def dac_issue(home: Path, csr_dir: Path, out: Path, jobs: int) -> float:
     args = ["dac", "issue", "--home", str(home), "--pai", "pai-1", "--csr", str(csr_dir), "--out", str(out), "--jobs", str(jobs)]
     elapsed, _ = run([*cli_command(), *args], "dac issue")
     return elapsed
+
+
+def dac_issue_cpu(home: Path, csr_dir: Path, out: Path, jobs: int) -> tuple[float, float, float]:
+    """Wall seconds of ``dac issue`` (process start included) and the CPU seconds of its process and of its children."""
+    args = ["dac", "issue", "--home", str(home), "--pai", "pai-1", "--csr", str(csr_dir), "--out", str(out), "--jobs", str(jobs)]
+    start = time.perf_counter()
+    done = subprocess.run([sys.executable, "-c", _CPU_WRAPPER, *args], capture_output=True, text=True, env=cli_env(), check=False)
+    elapsed = time.perf_counter() - start
+    lines = [line.split() for line in done.stderr.splitlines() if line.startswith("CPU ")]
+    if done.returncode != 0 or not lines:
+        raise SystemExit(f"dac issue failed (exit {done.returncode}):\n{done.stdout[-2000:]}\n{done.stderr[-2000:]}")
+    user, system, child_user, child_system = map(float, lines[-1][1:])
+    return elapsed, user + system, child_user + child_system
 
 
 def check_dacs(out: Path, names: list[str], samples: int) -> None:
@@ -248,10 +280,13 @@ def phases(args: argparse.Namespace, work: Path, cores: int, rss_sizes: list[int
     say(f"[3/7] CLI dac issue on {n} fresh CSRs (fresh home, fresh folder, --jobs {cores}) ...")
     csr_dir = write_csr_folder(work / f"csrs-{n}", csrs[:n])
     home = fresh_home(work, "e2e")
-    cli_s = dac_issue(home, csr_dir, work / "out-1", cores)
+    cli_s, parent_cpu, children_cpu = dac_issue_cpu(home, csr_dir, work / "out-1", cores)
     cli = n / cli_s
     check_dacs(work / "out-1", names, args.samples)
-    say(f"  {cli:,.0f} DACs/s ({cli_s:.1f} s)")
+    parent_us, children_us = parent_cpu / n * 1e6, children_cpu / n * 1e6
+    core_use = (parent_cpu + children_cpu) / (cores * cli_s)
+    say(f"  {cli:,.0f} DACs/s ({cli_s:.1f} s); CPU per DAC: issuing process {parent_us:.0f} µs, workers and writer "
+        f"{children_us:.0f} µs; the cores were {core_use:.0%} busy with it")
 
     say(f"[4/7] CLI re-delivering the same {n} from the ledger into a new folder ...")
     again_s = dac_issue(home, csr_dir, work / "out-2", cores)
@@ -293,12 +328,19 @@ def phases(args: argparse.Namespace, work: Path, cores: int, rss_sizes: list[int
     say(f"raw bound per core (CSR verify + ECDSA sign, cryptography): {raw:,.0f}/s; x {cores} cores = {cores * raw:,.0f}/s")
     say(f"issue_batch, {cores} cores: {batch:,.0f} DACs/s ({batch / (cores * raw):.3f} of the bound)")
     say(f"matter-pki dac issue --jobs {cores}, {n} fresh CSRs, end to end: {cli:,.0f} DACs/s")
+    ceiling = (1e6 / raw) / (parent_us + children_us)
+    say(f"  CPU per DAC {parent_us + children_us:.0f} µs (issuing process {parent_us:.0f}, workers and writer {children_us:.0f}) "
+        f"against {1e6 / raw:.0f} µs for the raw bound: e2e_ratio <= {ceiling:.2f} with every core busy all the time")
     say(f"matter-pki dac issue, re-delivery of the same {n} into a new folder: {again:,.0f} DACs/s")
     say(f"matter-pki csr generate --count {n}: {gen:,.0f} CSRs/s")
     say(f"{PEER} {PEER_VERSION} (--no-bin --enable-dynamic-passcode, one process), {n}: {peer_line}")
     say("peak RSS of dac issue: " + ", ".join(f"{s} CSRs {rss[s]:.1f} MiB" for s in rss_sizes))
     summary = {
         "e2e_ratio": f"{cli / (cores * raw):.3f}",
+        "e2e_ceiling": f"{ceiling:.3f}",
+        "cli_cpu_us_parent": f"{parent_us:.0f}",
+        "cli_cpu_us_children": f"{children_us:.0f}",
+        "cli_core_use": f"{core_use:.2f}",
         "peer_ratio": peer_value,
         "redelivery_ratio": f"{again / cli:.2f}",
         "csr_generate_per_s": f"{gen:.0f}",
