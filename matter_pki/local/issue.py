@@ -22,9 +22,10 @@ Group commit (durability is a property of a group of answers, not of a file). Pe
 2. one audit append announcing the group (one ``dac.issued`` per DAC, one ``dac.refused`` per
    refusal) and naming the ledger milestone (``matter_pki.local.state``);
 3. the group's ``.pem`` / ``.err`` files put in place by rename, without fsync, then one barrier
-   (``syncfs``) for all of them. With an output folder and a worker pool, a writer process does this
-   step while this process collects and commits the next group; the group is reported once its
-   barrier returned, and the next group's files are written only after that.
+   (``syncfs``) for all of them. With an output folder, a writer process (forked before the signing
+   workers, when this process runs one thread) does this step while this process collects and
+   commits the next group; the group is reported once its barrier returned, and the next group's
+   files are written only after that.
 
 A DAC therefore reaches an output only once it is recorded and announced. After a kill or a power
 loss at any point, a re-run of the same command re-checks every existing answer against the ledger
