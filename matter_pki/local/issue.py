@@ -50,6 +50,7 @@ import io
 import json
 import multiprocessing
 import os
+import pickle
 import signal
 import stat
 import threading
@@ -337,20 +338,24 @@ def _write_loop(conn: Connection, out: OutputDir, parent: int) -> None:
         if job is None:
             return
         refusals, dacs = job
+        reply: object = None
         try:
             out.write_errs(refusals)
             out.write_pems(dacs)
             out.barrier()
         except MatterPkiError as e:
-            conn.send((type(e), e.code, e.message))
+            reply = (type(e), e.code, e.message)
         except BaseException as e:  # noqa: BLE001 - handed to the issuing process, which raises it
+            reply = e
+        try:
             try:
-                conn.send(e)
-            except Exception:  # noqa: BLE001 - it does not pickle: say what it was
-                conn.send((StorageError, "storage.write_failed", f"writing the answers failed: {e!r}"))
+                conn.send(reply)
+            except (TypeError, AttributeError, pickle.PicklingError):  # an exception that does not pickle: what it was
+                conn.send((StorageError, "storage.write_failed", f"writing the answers failed: {reply!r}"))
+        except OSError:
+            return  # the issuing process is gone (killed, or interrupted and no longer waiting)
+        if isinstance(reply, BaseException):
             return
-        else:
-            conn.send(None)
 
 
 def err_code(data: bytes | None) -> str | None:
