@@ -20,6 +20,10 @@
    measured by a fresh wrapper process with ``getrusage(RUSAGE_CHILDREN)``.
 
 The last lines are ``key=value``: ``e2e_ratio`` (CLI DACs/s / (cores x raw bound)),
+``e2e_ceiling`` (the raw bound's CPU µs per DAC / the CLI's CPU µs per DAC: the ``e2e_ratio`` the
+CLI would reach with every core busy all the time), ``cli_cpu_us_parent`` / ``cli_cpu_us_children`` (CPU per
+DAC of the issuing process and of its workers and writer, from ``getrusage``), ``cli_core_use``
+(that CPU time / (cores x wall time)),
 ``peer_ratio`` (CLI DACs/s / peer DACs/s), ``redelivery_ratio`` (re-delivery / issuing),
 ``csr_generate_per_s``, ``rss_<n>_mib`` and ``rss_ratio`` (largest / smallest size).
 Output folders are kept until the end of the run (deleting many files slows the next creations
@@ -44,6 +48,8 @@ sys.path.insert(0, str(ROOT / "benchmarks"))
 
 from bench_issue import PID, PemKey, load_csrs, make_chain, raw_bound, run_batch  # noqa: E402
 from cryptography import x509  # noqa: E402
+from cryptography.hazmat.primitives import hashes  # noqa: E402
+from cryptography.hazmat.primitives.asymmetric import ec  # noqa: E402
 from cryptography.hazmat.primitives.serialization import Encoding, NoEncryption, PrivateFormat  # noqa: E402
 
 from matter_pki.batch import BatchContext  # noqa: E402
@@ -54,8 +60,24 @@ CACHE = ROOT / ".cache" / "bench"
 PEER = "esp-matter-mfg-tool"
 PEER_VERSION = "1.0.29"
 PEER_VENV = CACHE / f"{PEER}-{PEER_VERSION}"
+ECDSA = ec.ECDSA(hashes.SHA256())
 PASSPHRASE = "bench passphrase"
 DEVICE_PASSPHRASE = "bench device passphrase"
+# Runs the CLI in this process (as the ``matter-pki`` script does) and reports its CPU time on stderr:
+# the issuing process (RUSAGE_SELF) and its workers and writer (RUSAGE_CHILDREN, all waited for).
+_CPU_WRAPPER = (
+    "import resource, sys\n"
+    "from matter_pki.cli import main\n"
+    "try:\n"
+    "    main(sys.argv[1:])\n"
+    "except SystemExit as e:\n"
+    "    code = e.code\n"
+    "else:\n"
+    "    code = 0\n"
+    "me, kids = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)\n"
+    "print('CPU', me.ru_utime, me.ru_stime, kids.ru_utime, kids.ru_stime, file=sys.stderr)\n"
+    "sys.exit(code)\n"
+)
 _RSS_WRAPPER = (
     "import resource, subprocess, sys\n"
     "done = subprocess.run(sys.argv[1:], capture_output=True)\n"
@@ -103,6 +125,21 @@ def fresh_home(work: Path, tag: str) -> Path:
     return home
 
 
+def raw_cpu(csrs: list[bytes], key: ec.EllipticCurvePrivateKey, tbs: bytes) -> float:
+    """CPU µs (this process) per CSR of the raw bound's loop: the same work as ``raw_bound``, timed in CPU, not wall, time."""
+    work = []
+    for data in csrs:
+        csr = x509.load_pem_x509_csr(data)
+        public = csr.public_key()
+        assert isinstance(public, ec.EllipticCurvePublicKey)
+        work.append((public, csr.signature, csr.tbs_certrequest_bytes))
+    start = time.process_time()
+    for public, signature, info in work:
+        public.verify(signature, info, ECDSA)
+        key.sign(tbs, ECDSA)
+    return (time.process_time() - start) / len(work) * 1e6
+
+
 def write_csr_folder(folder: Path, csrs: list[bytes]) -> Path:
     """One ``<name>.csr`` per CSR (not timed)."""
     folder.mkdir(parents=True)
@@ -116,6 +153,20 @@ def dac_issue(home: Path, csr_dir: Path, out: Path, jobs: int) -> float:
     args = ["dac", "issue", "--home", str(home), "--pai", "pai-1", "--csr", str(csr_dir), "--out", str(out), "--jobs", str(jobs)]
     elapsed, _ = run([*cli_command(), *args], "dac issue")
     return elapsed
+
+
+def dac_issue_cpu(home: Path, csr_dir: Path, out: Path, jobs: int) -> tuple[float, float, float, float]:
+    """Wall seconds of ``dac issue`` (process start included), the CPU seconds of its process and of its children,
+    and the part of both spent in the kernel."""
+    args = ["dac", "issue", "--home", str(home), "--pai", "pai-1", "--csr", str(csr_dir), "--out", str(out), "--jobs", str(jobs)]
+    start = time.perf_counter()
+    done = subprocess.run([sys.executable, "-c", _CPU_WRAPPER, *args], capture_output=True, text=True, env=cli_env(), check=False)
+    elapsed = time.perf_counter() - start
+    lines = [line.split() for line in done.stderr.splitlines() if line.startswith("CPU ")]
+    if done.returncode != 0 or not lines:
+        raise SystemExit(f"dac issue failed (exit {done.returncode}):\n{done.stdout[-2000:]}\n{done.stderr[-2000:]}")
+    user, system, child_user, child_system = map(float, lines[-1][1:])
+    return elapsed, user + system, child_user + child_system, system + child_system
 
 
 def check_dacs(out: Path, names: list[str], samples: int) -> None:
@@ -240,18 +291,24 @@ def phases(args: argparse.Namespace, work: Path, cores: int, rss_sizes: list[int
     ref_tbs = sign(DacProfile.for_issuer(pai, pid=PID, validity=validity).builder(ref_key.public_key(), serial=1, issuer=pai),
                    pai_key).tbs_certificate_bytes
     raw = batch = 0.0
+    raw_cpu_us = float("inf")
     for r in range(args.rounds):
-        raw = max(raw, raw_bound(csrs[r * args.raw_n % n :][: args.raw_n] or csrs[: args.raw_n], pai_key, ref_tbs))
+        sample = csrs[r * args.raw_n % n :][: args.raw_n] or csrs[: args.raw_n]
+        raw = max(raw, raw_bound(sample, pai_key, ref_tbs))
+        raw_cpu_us = min(raw_cpu_us, raw_cpu(sample, pai_key, ref_tbs))
         batch = max(batch, run_batch(csrs[:n], ctx, cores, None)[0])
         say(f"  round {r + 1}: raw bound {raw:,.0f}/s per core, issue_batch {batch:,.0f} DACs/s on {cores} cores")
 
     say(f"[3/7] CLI dac issue on {n} fresh CSRs (fresh home, fresh folder, --jobs {cores}) ...")
     csr_dir = write_csr_folder(work / f"csrs-{n}", csrs[:n])
     home = fresh_home(work, "e2e")
-    cli_s = dac_issue(home, csr_dir, work / "out-1", cores)
+    cli_s, parent_cpu, children_cpu, kernel_cpu = dac_issue_cpu(home, csr_dir, work / "out-1", cores)
     cli = n / cli_s
     check_dacs(work / "out-1", names, args.samples)
-    say(f"  {cli:,.0f} DACs/s ({cli_s:.1f} s)")
+    parent_us, children_us = parent_cpu / n * 1e6, children_cpu / n * 1e6
+    core_use = (parent_cpu + children_cpu) / (cores * cli_s)
+    say(f"  {cli:,.0f} DACs/s ({cli_s:.1f} s); CPU per DAC: issuing process {parent_us:.0f} µs, workers and writer "
+        f"{children_us:.0f} µs ({kernel_cpu / n * 1e6:.0f} µs of both in the kernel); the cores were {core_use:.0%} busy with it")
 
     say(f"[4/7] CLI re-delivering the same {n} from the ledger into a new folder ...")
     again_s = dac_issue(home, csr_dir, work / "out-2", cores)
@@ -293,12 +350,19 @@ def phases(args: argparse.Namespace, work: Path, cores: int, rss_sizes: list[int
     say(f"raw bound per core (CSR verify + ECDSA sign, cryptography): {raw:,.0f}/s; x {cores} cores = {cores * raw:,.0f}/s")
     say(f"issue_batch, {cores} cores: {batch:,.0f} DACs/s ({batch / (cores * raw):.3f} of the bound)")
     say(f"matter-pki dac issue --jobs {cores}, {n} fresh CSRs, end to end: {cli:,.0f} DACs/s")
+    ceiling = raw_cpu_us / (parent_us + children_us)
+    say(f"  CPU per DAC {parent_us + children_us:.0f} µs (issuing process {parent_us:.0f}, workers and writer {children_us:.0f}) "
+        f"against {raw_cpu_us:.0f} µs of CPU for the raw bound: e2e_ratio <= {ceiling:.2f} with every core busy all the time")
     say(f"matter-pki dac issue, re-delivery of the same {n} into a new folder: {again:,.0f} DACs/s")
     say(f"matter-pki csr generate --count {n}: {gen:,.0f} CSRs/s")
     say(f"{PEER} {PEER_VERSION} (--no-bin --enable-dynamic-passcode, one process), {n}: {peer_line}")
     say("peak RSS of dac issue: " + ", ".join(f"{s} CSRs {rss[s]:.1f} MiB" for s in rss_sizes))
     summary = {
         "e2e_ratio": f"{cli / (cores * raw):.3f}",
+        "e2e_ceiling": f"{ceiling:.3f}",
+        "cli_cpu_us_parent": f"{parent_us:.0f}",
+        "cli_cpu_us_children": f"{children_us:.0f}",
+        "cli_core_use": f"{core_use:.2f}",
         "peer_ratio": peer_value,
         "redelivery_ratio": f"{again / cli:.2f}",
         "csr_generate_per_s": f"{gen:.0f}",

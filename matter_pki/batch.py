@@ -14,8 +14,8 @@ The results are those of ``issue_dac`` for every item: same DER fields, same err
 returned passed the release gate (``matter_pki.gate``); a certificate the gate withheld is reported
 in ``BatchResult.withheld`` for the caller's ledger and audit log.
 
-Streaming: items are read lazily in chunks of ``chunk_size``; at most ``2 * jobs`` chunks are in
-flight, so memory does not grow with the batch. Results come back in input order, one per item.
+Streaming: items are read lazily in chunks of ``chunk_size``; at most ``window`` chunks (by default
+``2 * jobs``) are in flight, so memory does not grow with the batch. Results come back in input order, one per item.
 
 Serial numbers: by default ``fastpath.random_dac_serial`` (20 octets, 159 random bits from
 ``os.urandom``) drawn in the worker that signs, which is safe after fork; two equal serials among
@@ -122,17 +122,20 @@ def issue_batch(
     now: datetime | None = None,
     chunk_size: int = DEFAULT_CHUNK,
     start_method: str | None = None,
+    window: int = 0,
 ) -> Iterator[BatchResult]:
     """Issue a DAC per item, in input order; ``now`` is the instant each DAC must be valid at.
 
     ``jobs``: worker processes (0: one per available core). ``start_method``: ``fork`` or
     ``spawn``; by default ``fork`` when this process runs a single thread, else ``spawn``.
+    ``window``: chunks in flight (0: ``2 * jobs``); a caller that stops consuming for a while (a
+    group commit) gives a larger one, so that the workers keep signing meanwhile.
     Errors opening the key (``signer_factory``) are raised; every other refusal is a result.
     """
-    if jobs < 0 or chunk_size < 1:
-        raise ValueError("jobs must be >= 0 and chunk_size >= 1")
+    if jobs < 0 or chunk_size < 1 or window < 0:
+        raise ValueError("jobs and window must be >= 0 and chunk_size >= 1")
     jobs = jobs or len(os.sched_getaffinity(0))
-    return _stream(iter(items), ctx, jobs, serials, now, chunk_size, start_method)
+    return _stream(iter(items), ctx, jobs, serials, now, chunk_size, start_method, max(window or 2 * jobs, jobs))
 
 
 def _stream(
@@ -143,6 +146,7 @@ def _stream(
     now: datetime | None,
     chunk_size: int,
     start_method: str | None,
+    window: int,
 ) -> Iterator[BatchResult]:
     first = list(islice(items, chunk_size))
     if jobs == 1 or len(first) < chunk_size:
@@ -165,7 +169,7 @@ def _stream(
             # Names stay here; workers get the CSRs (and serials drawn here, if any).
             drawn = None if local_serials else [serials() for _ in chunk]
             pending.append((pool.submit(_worker_run, [i.csr for i in chunk], drawn), [i.name for i in chunk]))
-            if len(pending) >= 2 * jobs:
+            if len(pending) >= window:
                 yield from _collect(*pending.popleft())
             chunk = list(islice(items, chunk_size))
         while pending:

@@ -44,6 +44,8 @@ import os
 import stat
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from json.encoder import encode_basestring_ascii as _escape
+from operator import itemgetter
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -132,10 +134,36 @@ def _operator() -> str:
 
 
 _ENCODER = json.JSONEncoder(sort_keys=True, separators=(",", ":"))
+#: Per set of keys (in insertion order): a getter of the values in sorted key order, and the line's format.
+_FORMATS: dict[tuple[str, ...], tuple[Callable[[dict[str, Any]], tuple[Any, ...]], str]] = {}
 
 
 def _encode(body: dict[str, Any]) -> bytes:
-    return _ENCODER.encode(body).encode() + b"\n"
+    """One record line: exactly ``_ENCODER.encode(body)`` and a newline.
+
+    Records of one kind repeat the same keys, so their sorted order and the line's skeleton are
+    computed once per key set; string values go through the JSON encoder's own escaping function
+    and integers through ``int.__repr__``, as the encoder does. Anything else (a bool, a float, a
+    nested value, a non-string key) takes the encoder itself.
+    """
+    keys = tuple(body)
+    shape = _FORMATS.get(keys)
+    if shape is None:
+        if len(keys) < 2 or len(_FORMATS) > 256 or not all(type(k) is str for k in keys):
+            return _ENCODER.encode(body).encode() + b"\n"
+        order = sorted(keys)
+        shape = _FORMATS[keys] = (itemgetter(*order), "{" + ",".join(_escape(k).replace("%", "%%") + ":%s" for k in order) + "}\n")
+    get, skeleton = shape
+    try:
+        return (skeleton % tuple([_escape(v) if v.__class__ is str else _integer(v) for v in get(body)])).encode()
+    except TypeError:
+        return _ENCODER.encode(body).encode() + b"\n"
+
+
+def _integer(value: object) -> str:
+    if value.__class__ is int:
+        return int.__repr__(value)
+    raise TypeError("not a plain int or str")
 
 
 def _timestamp(now: datetime | None) -> str:

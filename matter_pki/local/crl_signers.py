@@ -29,12 +29,12 @@ from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 
 from matter_pki.backends.keyfile import FileKeySigner, generate_key_file
 from matter_pki.backends.pkcs11 import Pkcs11SignerFactory, generate_keypair
+from matter_pki.csr import key_id_of_point
 from matter_pki.errors import CertificateError, ConfigError, InputError, IssuanceError
 from matter_pki.findings import Severity
 from matter_pki.local.ca import start_under
 from matter_pki.local.home import PAA_ID, KeyRef, PkiHome, check_ca_id
 from matter_pki.local.keys import KEY_FILE, Secrets, pkcs11_config, signer_factory
-from matter_pki.csr import key_id_of_point
 from matter_pki.local.ledger import Ledger, SignerRow, iso
 from matter_pki.profiles import Validity, default_serial, sign
 from matter_pki.revocation.lint import lint_crl_signer

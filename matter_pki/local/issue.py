@@ -23,7 +23,10 @@ Group commit (durability is a property of a group of answers, not of a file). Pe
 2. one audit append announcing the group (one ``dac.issued`` per DAC, one ``dac.refused`` per
    refusal) and naming the ledger milestone (``matter_pki.local.state``);
 3. the group's ``.pem`` / ``.err`` files put in place by rename, without fsync, then one barrier
-   (``syncfs``) for all of them.
+   (``syncfs``) for all of them. With an output folder, a writer process (forked before the signing
+   workers, when this process runs one thread) does this step while this process collects and
+   commits the next group; the group is reported once its barrier returned, and the next group's
+   files are written only after that.
 
 A DAC therefore reaches an output only once it is recorded and announced. After a kill or a power
 loss at any point, a re-run of the same command re-checks every existing answer against the ledger
@@ -41,19 +44,31 @@ from __future__ import annotations
 
 import base64
 import binascii
+import contextlib
 import csv
 import hashlib
 import io
 import json
+import multiprocessing
 import os
+import pickle
+import signal
 import stat
+import threading
 import uuid
 from collections import deque
 from dataclasses import dataclass, field
 from itertools import chain, islice
 from typing import TYPE_CHECKING, Any, Literal
 
-from matter_pki.batch import BatchContext, BatchItem, BatchResult, issue_batch
+from matter_pki.batch import (
+    DEFAULT_CHUNK,
+    BatchContext,
+    BatchItem,
+    BatchResult,
+    _exit_with_parent,
+    issue_batch,
+)
 from matter_pki.csr import MAX_CSR_BYTES, csr_digest, key_id_of_point, load_device_csr
 from matter_pki.errors import (
     ConfigError,
@@ -105,6 +120,7 @@ from matter_pki.storage.local import (
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterable, Iterator
     from datetime import datetime
+    from multiprocessing.connection import Connection
     from pathlib import Path
 
     from cryptography.hazmat.primitives.asymmetric import ec
@@ -216,13 +232,13 @@ class OutputDir:
     def write_pems(self, dacs: list[tuple[str, bytes]]) -> None:
         """Put DACs in place as ``<name>.pem`` (each whole or absent; durable at the next ``barrier``)."""
         if dacs:
-            write_unsynced_at(self.fd, [(CsrKey.named(name).pem, der_to_pem(der)) for name, der in dacs])
+            write_answers(self.fd, [], dacs)
             self._dirty = True
 
     def write_errs(self, refusals: list[tuple[str, bytes]]) -> None:
         """Put refusals in place as ``<name>.err`` (each whole or absent; durable at the next ``barrier``)."""
         if refusals:
-            write_unsynced_at(self.fd, [(CsrKey.named(name).err, data) for name, data in refusals])
+            write_answers(self.fd, refusals, [])
             self._dirty = True
 
     def barrier(self) -> None:
@@ -256,6 +272,101 @@ class OutputDir:
                 "folder (their chains would break); use another --out",
             )
         atomic_write_at(self.fd, name, data)
+
+
+def write_answers(dir_fd: int, refusals: list[tuple[str, bytes]], dacs: list[tuple[str, bytes]]) -> None:
+    """``<name>.err`` per (name, refusal) and ``<name>.pem`` per (name, DAC DER), each whole or absent, unsynced."""
+    files = [(CsrKey.named(name).err, data) for name, data in refusals]
+    files += [(CsrKey.named(name).pem, der_to_pem(der)) for name, der in dacs]
+    write_unsynced_at(dir_fd, files)
+
+
+class _Writer:
+    """A process that writes each group's answer files and runs the group's barrier, off the issuing process.
+
+    Forked (from a process running one thread) before the signing workers, it inherits the open
+    output folder. One group at a time: ``submit`` after the group's commit, ``result`` before the
+    next group's answers are reported or written. A killed parent leaves it without work: it exits.
+    """
+
+    def __init__(self, out: OutputDir) -> None:
+        context = multiprocessing.get_context("fork")
+        self._conn, child = context.Pipe()
+        self._process = context.Process(
+            target=_write_loop, args=(child, out, os.getpid()), name="matter-pki-writer", daemon=True
+        )
+        self._process.start()
+        child.close()
+        self._busy = False
+
+    def submit(self, refusals: list[tuple[str, bytes]], dacs: list[tuple[str, bytes]]) -> None:
+        """Write these answers and make them durable (one barrier)."""
+        self._conn.send((refusals, dacs))
+        self._busy = True
+
+    def result(self) -> None:
+        """Wait for the submitted group; its failure is raised here."""
+        if not self._busy:
+            return
+        self._busy = False
+        try:
+            reply = self._conn.recv()
+        except (EOFError, OSError) as e:
+            raise StorageError("storage.write_failed", "the process writing the answers stopped") from e
+        except Exception as e:  # an exception that does not unpickle
+            raise StorageError("storage.write_failed", f"writing the answers failed: {e}") from e
+        if isinstance(reply, tuple):
+            cls, code, message = reply
+            try:
+                error = cls(code, message)
+            except TypeError:  # a constructor that wants more than (code, message)
+                error = StorageError(code, message)
+            raise error
+        if reply is not None:
+            raise reply  # whatever stopped the writer stops the run, as if it had happened here
+
+    def close(self) -> None:
+        """Wait for the submitted group (without raising) and stop the process."""
+        with contextlib.suppress(Exception):
+            self.result()
+        with contextlib.suppress(OSError):
+            self._conn.send(None)
+        self._conn.close()
+        self._process.join(timeout=10)
+        if self._process.is_alive():
+            self._process.kill()
+            self._process.join()
+
+
+def _write_loop(conn: Connection, out: OutputDir, parent: int) -> None:
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C stops the parent, which stops this process
+    threading.Thread(target=_exit_with_parent, args=(parent,), daemon=True).start()
+    while True:
+        try:
+            job = conn.recv()
+        except (EOFError, OSError):
+            return
+        if job is None:
+            return
+        refusals, dacs = job
+        reply: object = None
+        try:
+            out.write_errs(refusals)
+            out.write_pems(dacs)
+            out.barrier()
+        except MatterPkiError as e:
+            reply = (type(e), e.code, e.message)
+        except BaseException as e:  # noqa: BLE001 - handed to the issuing process, which raises it
+            reply = e
+        try:
+            try:
+                conn.send(reply)
+            except (TypeError, AttributeError, pickle.PicklingError):  # an exception that does not pickle: what it was
+                conn.send((StorageError, "storage.write_failed", f"writing the answers failed: {reply!r}"))
+        except OSError:
+            return  # the issuing process is gone (killed, or interrupted and no longer waiting)
+        if isinstance(reply, BaseException):
+            return
 
 
 def err_code(data: bytes | None) -> str | None:
@@ -389,6 +500,15 @@ class _Pending:
     withheld: tuple[int, ...] = ()
 
 
+@dataclass(slots=True)
+class _Written:
+    """A group whose answers are written, waiting for its barrier before it is reported."""
+
+    outcomes: list[Outcome]
+    bundle_rows: list[tuple[str, str, int | None, str | None, bytes]]
+    stale: list[str]
+
+
 @dataclass
 class RunTotals:
     """Counts of one run and its first refusals (memory stays bounded)."""
@@ -489,6 +609,8 @@ class DacIssuer:
             )
         self._out: OutputDir | None = None
         self._bundle: Bundle | None = None
+        self._writer: _Writer | None = None
+        self._waiting: _Written | None = None
         self._emit: Callable[[Outcome], None] = lambda _o: None
 
     @classmethod
@@ -575,9 +697,30 @@ class DacIssuer:
             callback(outcome)
 
         self._out, self._bundle, self._emit = out, bundle, emit
-        for _ in self._pipeline(inputs):
-            pass
+        try:
+            for _ in self._pipeline(inputs):
+                pass
+            self._delivered()
+        finally:
+            self._waiting = None
+            if self._writer is not None:
+                self._writer.close()  # no write outlives the run
+                self._writer = None
         return totals
+
+    def _delivered(self) -> None:
+        """Wait for the previous group's files and barrier (a failure stops the run here), then report that group."""
+        waiting, self._waiting = self._waiting, None
+        if waiting is not None:
+            if self._writer is not None:
+                self._writer.result()
+            self._complete(waiting)
+
+    def _start_writer(self) -> None:
+        """Fork the process that writes the answers (once, before the signing workers; only from one thread)."""
+        self._delivered()
+        if self._writer is None and self._out is not None and threading.active_count() == 1:
+            self._writer = _Writer(self._out)
 
     # -- the pipeline --------------------------------------------------------------------------
     def _pipeline(self, inputs: Iterable[CsrInput]) -> Iterator[None]:
@@ -611,11 +754,14 @@ class DacIssuer:
             first = next(stream, None)
             if first is not None:
                 batch = items(chain([first], stream))
+                self._start_writer()
+                # Enough chunks in flight that the workers keep signing while a whole group commits.
+                window = 2 * (self.jobs or os.cpu_count() or 1) + -(-self.group_size // DEFAULT_CHUNK)
                 if attempt == 1 and self.serials is not None:
-                    results = issue_batch(batch, self.ctx, jobs=self.jobs, serials=self.serials)
+                    results = issue_batch(batch, self.ctx, jobs=self.jobs, serials=self.serials, window=window)
                 else:
                     # The batch engine's own serial source (random, drawn where the DAC is signed).
-                    results = issue_batch(batch, self.ctx, jobs=self.jobs if attempt == 1 else 1)
+                    results = issue_batch(batch, self.ctx, jobs=self.jobs if attempt == 1 else 1, window=window)
                 for result in results:
                     item = to_sign.popleft()
                     if result.name != item.src.name:
@@ -757,18 +903,20 @@ class DacIssuer:
             if news:
                 self._settle_new(txn, news, retry)
             records: Records = []
-            announced: list[_Pending] = []
-            news = [p for p in group if p.kind == "new"]
-            for p in news:
+            announced: list[tuple[_Pending, str]] = []
+            for p in group:
+                if p.kind != "new":
+                    continue
                 assert p.result is not None and p.result.serial is not None and p.item.key_id is not None
+                dac_sha = hashlib.sha256(p.result.dac_der or b"").hexdigest()  # once: the record and the row
                 records.append(("dac.issued", {
                     "ca": self.pai_id, "serial": p.serial, "pid": self._pid_text,
                     "csr": p.item.src.key, "csr_sha256": p.item.sha, "key_id": p.item.key_id,
-                    "dac_sha256": hashlib.sha256(p.result.dac_der or b"").hexdigest(),
+                    "dac_sha256": dac_sha,
                     "reissue_reason": self.reissue_reason if p.entry is not None else None,
                     "request_id": self.request_id,
                 }))
-                announced.append(p)
+                announced.append((p, dac_sha))
             for p in group:
                 if p.kind == "refuse":
                     assert p.error is not None
@@ -780,12 +928,12 @@ class DacIssuer:
             # The announcements come first in the append: their seqs are known before it is written.
             seqs = session.seqs_for(len(announced))
             rows = []
-            for p, seq in zip(announced, seqs, strict=True):
+            for (p, dac_sha), seq in zip(announced, seqs, strict=True):
                 assert p.result is not None and p.result.serial is not None and p.item.key_id is not None
                 rows.append(CertRow(
                     "dac", self.pai_id, p.serial, self.subject, self.pid, p.item.key_id, p.item.sha,
                     p.result.dac_der or b"", self.not_before, self.not_after, time_text, self.state.operator,
-                    self.reissue_reason if p.entry is not None else None, seq,
+                    self.reissue_reason if p.entry is not None else None, seq, known_sha256=dac_sha,
                 ))
             if rows:
                 txn.add_certs(rows)
@@ -794,6 +942,9 @@ class DacIssuer:
 
         self.state.commit("issue", write, now=self.now)
         self._group_limit = min(self._group_limit * 2, self.group_size)
+        # The previous group's barrier ran meanwhile; a failure (a full disk) stops the run here, with
+        # this group recorded and announced but not delivered: a re-run delivers it, as after a kill.
+        self._delivered()
         self._deliver(group)
         return retry
 
@@ -855,7 +1006,7 @@ class DacIssuer:
             fresh[p.item.key_id] = p
 
     def _deliver(self, group: list[_Pending]) -> None:
-        """Write the group's answers (one barrier), then report them."""
+        """Write the group's answers and start their barrier; the group is reported once it returned."""
         errs: list[tuple[str, bytes]] = []
         pems: list[tuple[str, bytes]] = []
         outcomes: list[Outcome] = []
@@ -901,15 +1052,27 @@ class DacIssuer:
                 stale.append(CsrKey.named(src.name).err)
             outcomes.append(Outcome(src.name, src.key, status, serial=serial, der=der))
             bundle_rows.append((src.name, serial, pid, csr_sha, der))
+        written = _Written(outcomes, bundle_rows, stale)
+        if self._writer is not None:
+            # Written and made durable by the writer process while this one collects and commits the
+            # next group; reported (and superseded answers removed) once that returned (``_delivered``).
+            self._writer.submit(errs, pems)
+            self._waiting = written
+            return
         if self._out is not None:
             self._out.write_errs(errs)
             self._out.write_pems(pems)
             self._out.barrier()
-            for filename in stale:
+        self._complete(written)
+
+    def _complete(self, written: _Written) -> None:
+        """After the group's barrier: drop superseded answers, add the bundle rows, report the outcomes."""
+        if self._out is not None:
+            for filename in written.stale:
                 self._out.remove(filename)
-        if self._bundle is not None and bundle_rows:
-            self._bundle.add(bundle_rows)
-        for outcome in outcomes:
+        if self._bundle is not None and written.bundle_rows:
+            self._bundle.add(written.bundle_rows)
+        for outcome in written.outcomes:
             self._emit(outcome)
 
 

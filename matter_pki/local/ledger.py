@@ -281,11 +281,13 @@ class CertRow:
     operator: str
     reissue_reason: str | None = None
     audit_seq: int | None = None
+    #: SHA-256 (hex) of ``der`` when the caller computed it already (it is not computed twice).
+    known_sha256: str | None = None
 
     @property
     def der_sha256(self) -> str:
         """SHA-256 (hex) of the DER."""
-        return hashlib.sha256(self.der).hexdigest()
+        return self.known_sha256 or hashlib.sha256(self.der).hexdigest()
 
     @classmethod
     def from_der(
@@ -356,12 +358,13 @@ _CERT_LINE_SQL = "'cert' || " + " || ".join(
 ) + " || char(10)"
 
 
-def _cert_line(*values: object) -> str:
-    (kind, ca, serial, subject, pid, key_id, csr, der_sha, not_before, not_after, issued_at, op, reissue, k_tag,
-     s_tag) = ("" if v is None else str(v) for v in values)
+def _cert_line(r: CertRow, der_sha: str, k_tag: int, s_tag: int) -> str:
+    """The canonical line of a certificate row: what ``_CERT_LINE_SQL`` builds from the stored row."""
+    pid = "" if r.pid is None else r.pid
+    reissue, op, subject = r.reissue_reason or "", r.operator, r.subject
     return (
-        f"cert|{kind}|{ca}|{serial}|{len(subject)}:{subject}|{pid}|{key_id}|{csr}|{der_sha}|{not_before}|{not_after}|"
-        f"{issued_at}|{len(op)}:{op}|{len(reissue)}:{reissue}|{k_tag}|{s_tag}\n"
+        f"cert|{r.kind}|{r.ca}|{r.serial}|{len(subject)}:{subject}|{pid}|{r.key_id}|{r.csr_sha256 or ''}|{der_sha}|"
+        f"{r.not_before}|{r.not_after}|{r.issued_at}|{len(op)}:{op}|{len(reissue)}:{reissue}|{k_tag}|{s_tag}\n"
     )
 
 
@@ -425,16 +428,16 @@ class Transaction:
         """Insert certificates (the caller has checked serials and keys in this transaction)."""
         values = []
         lines = []
-        gen = self.gen
+        gen, tags = self.gen, self._tags
         for r in rows:
-            der_sha = hashlib.sha256(r.der).hexdigest()
+            der_sha = r.known_sha256 or hashlib.sha256(r.der).hexdigest()
+            k_tag = key_tag(r.key_id)
+            s_tag = tags.get((r.ca, r.serial)) or serial_tag(r.ca, r.serial)
             values.append((
                 gen, r.kind, r.ca, r.serial, r.subject, r.pid, r.key_id, r.csr_sha256, der_sha, r.not_before,
-                r.not_after, r.issued_at, r.operator, r.reissue_reason, r.der, r.audit_seq, key_tag(r.key_id),
-                self._tags.get((r.ca, r.serial)) or serial_tag(r.ca, r.serial),
+                r.not_after, r.issued_at, r.operator, r.reissue_reason, r.der, r.audit_seq, k_tag, s_tag,
             ))
-            row = values[-1]
-            lines.append(_cert_line(*row[1:10], *row[10:14], row[16], row[17]))
+            lines.append(_cert_line(r, der_sha, k_tag, s_tag))
         self._db.executemany(
             f"INSERT INTO certificates ({_CERT_COLUMNS}) VALUES ({', '.join('?' * 18)})", values
         )
@@ -569,7 +572,8 @@ class Ledger:
             raise LedgerError("ledger.exists", f"{str(path)!r} already exists; refusing to replace a ledger")
         try:
             uri = f"file:{path}?mode={'rwc' if create else 'rw'}"
-            self._db = sqlite3.connect(uri, uri=True, timeout=timeout, isolation_level=None)
+            # One thread at a time: a batch may hand its group commits to a thread of its own.
+            self._db = sqlite3.connect(uri, uri=True, timeout=timeout, isolation_level=None, check_same_thread=False)
             self._db.execute("PRAGMA journal_mode=WAL")
             self._db.execute("PRAGMA synchronous=FULL")
             if create:

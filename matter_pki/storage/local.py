@@ -231,6 +231,23 @@ class _NoTmpfile(Exception):
 _tmpfile_ok = hasattr(os, "O_TMPFILE") and Path("/proc/self/fd").is_dir()
 
 
+def process_umask() -> int | None:
+    """This process's umask, read without changing it (``/proc/self/status``); None when unknown."""
+    global _umask
+    if _umask is False:
+        _umask = None
+        with contextlib.suppress(OSError, ValueError):
+            with open("/proc/self/status", "rb") as status:  # noqa: PTH123 - procfs, not a project path
+                for line in status:
+                    if line.startswith(b"Umask:"):
+                        _umask = int(line.split()[1], 8)
+                        break
+    return _umask
+
+
+_umask: int | None | bool = False  # False: not read yet
+
+
 def _link_tmpfile(dir_fd: int, name: str, data: bytes, mode: int, replace: bool) -> None:
     try:
         fd = os.open(".", os.O_TMPFILE | os.O_WRONLY | _O_CLOEXEC, mode, dir_fd=dir_fd)
@@ -239,7 +256,9 @@ def _link_tmpfile(dir_fd: int, name: str, data: bytes, mode: int, replace: bool)
             raise _NoTmpfile from e
         raise storage_error(e, repr(name)) from e
     try:
-        os.fchmod(fd, mode)
+        umask = process_umask()
+        if umask is None or mode & umask:
+            os.fchmod(fd, mode)  # the umask narrowed the requested mode (or is unknown): set it exactly
         write_all(fd, data)
         source = f"/proc/self/fd/{fd}"
         try:
@@ -306,10 +325,14 @@ def read_regular_at(dir_fd: int, name: str, *, max_bytes: int) -> bytes:
             raise StorageError("storage.symlink", f"{name!r} is a symlink; refused") from e
         raise StorageError("storage.unreadable", f"cannot read {name!r}: {e.strerror}") from e
     try:
-        if not stat.S_ISREG(os.fstat(fd).st_mode):
+        info = os.fstat(fd)
+        if not stat.S_ISREG(info.st_mode):
             raise StorageError("storage.not_regular", f"{name!r} is not a regular file; refused")
-        chunks: list[bytes] = []
-        remaining = max_bytes + 1
+        first = os.read(fd, max_bytes + 1)
+        if len(first) >= info.st_size or len(first) > max_bytes:
+            return first  # the whole file in one read (no second read just to see the end)
+        chunks = [first]
+        remaining = max_bytes + 1 - len(first)
         while remaining > 0:
             chunk = os.read(fd, remaining)
             if not chunk:

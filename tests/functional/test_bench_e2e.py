@@ -26,9 +26,11 @@ def test_smoke_run_prints_every_phase_and_the_ratios(tmp_path: Path) -> None:
         assert f"{phase}/7]" in done.stdout
     summary = dict(line.split("=", 1) for line in done.stdout.splitlines() if re.fullmatch(r"[a-z0-9_]+=.+", line))
     assert set(summary) == {
-        "e2e_ratio", "peer_ratio", "redelivery_ratio", "csr_generate_per_s", "rss_30_mib", "rss_60_mib", "rss_ratio",
+        "e2e_ratio", "e2e_ceiling", "cli_cpu_us_parent", "cli_cpu_us_children", "cli_core_use",
+        "peer_ratio", "redelivery_ratio", "csr_generate_per_s", "rss_30_mib", "rss_60_mib", "rss_ratio",
     }
-    for key in ("e2e_ratio", "redelivery_ratio", "csr_generate_per_s", "rss_30_mib", "rss_60_mib", "rss_ratio"):
+    for key in ("e2e_ratio", "e2e_ceiling", "cli_cpu_us_parent", "cli_cpu_us_children", "cli_core_use",
+                "redelivery_ratio", "csr_generate_per_s", "rss_30_mib", "rss_60_mib", "rss_ratio"):
         assert float(summary[key]) > 0, key
     assert summary["peer_ratio"] == "skipped (--no-peer)"
     assert "every DAC byte-identical to the first delivery" in done.stdout

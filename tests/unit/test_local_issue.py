@@ -5,6 +5,10 @@ from __future__ import annotations
 import csv
 import hashlib
 import json
+import os
+import subprocess
+import sys
+import threading
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
@@ -15,7 +19,7 @@ from matter_pki.audit import verify_log
 from matter_pki.csr import load_device_csr
 from matter_pki.errors import InputError
 from matter_pki.local.issue import DacIssuer, Outcome, der_to_pem, issue_files, pem_to_der
-from tests.unit.test_local_fixtures import BAD_CSRS, good_csr, make_pki, write_csrs
+from tests.unit.test_local_fixtures import BAD_CSRS, REPO, good_csr, make_pki, write_csrs
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -161,3 +165,99 @@ def test_a_certificate_the_release_gate_withholds_is_recorded_announced_and_name
     rebuild_ledger(pki.home, sources=[tmp_path / "out"], secrets=pki.secrets, reason="test")
     with Ledger(tmp_path / "home" / "ledger.sqlite") as ledger:
         assert dict(ledger.db.execute("SELECT serial, code FROM withheld WHERE ca = 'pai-1'").fetchall()) == withheld
+
+
+def _ran_alone(request: pytest.FixtureRequest) -> bool:
+    """True when this test was run again, alone, in a fresh interpreter (and passed there).
+
+    The writer process and the fork of the signing workers need a process running one thread;
+    earlier tests in this process may have left threads behind.
+    """
+    if threading.active_count() == 1:
+        return False
+    assert not os.environ.get("MATTER_PKI_TEST_ALONE"), "a fresh interpreter runs more than one thread"
+    done = subprocess.run(
+        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", request.node.nodeid],
+        cwd=REPO, env={**os.environ, "MATTER_PKI_TEST_ALONE": "1"}, capture_output=True, text=True, timeout=600, check=False,
+    )
+    assert done.returncode == 0, done.stdout[-4000:] + done.stderr[-2000:]
+    return True
+
+
+def test_workers_fork_from_a_single_thread_and_every_answer_is_written(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, request: pytest.FixtureRequest
+) -> None:
+    if _ran_alone(request):
+        return
+    # GIVEN a folder with 40 CSRs answered by an earlier run and 300 new ones (more than one chunk)
+    import multiprocessing
+
+    from matter_pki import batch
+
+    pki = make_pki(tmp_path / "home")
+    write_csrs(tmp_path / "csrs", 40)
+    issue_files(pki.home, pai_id=pki.pai_id, csr_path=tmp_path / "csrs", out_dir=tmp_path / "out",
+                secrets=pki.secrets, now=datetime.now(UTC))
+    write_csrs(tmp_path / "csrs", 300, prefix="new-")
+    forks: list[tuple[str | None, list[str]]] = []
+
+    class Spy:
+        @staticmethod
+        def get_context(method: str | None = None) -> object:
+            forks.append((method, [t.name for t in threading.enumerate()]))
+            return multiprocessing.get_context(method)
+
+    monkeypatch.setattr(batch, "multiprocessing", Spy)
+    # WHEN issued with two workers and small groups (the earlier answers re-checked first)
+    report = issue_files(pki.home, pai_id=pki.pai_id, csr_path=tmp_path / "csrs", out_dir=tmp_path / "out",
+                         secrets=pki.secrets, now=datetime.now(UTC), jobs=2, group_size=32)
+    # THEN the run started no thread before the workers: they are forked from a process running one thread
+    assert forks == [("fork", ["MainThread"])]
+    # AND every CSR has its DAC, each recorded and announced once
+    assert (report.count("issued"), report.count("skipped")) == (300, 40)
+    pems = sorted(p.name for p in (tmp_path / "out").glob("*.pem") if p.name not in ("pai.pem", "paa.pem"))
+    assert len(pems) == 340
+    assert verify_log(tmp_path / "home" / "audit").ok
+    assert (tmp_path / "home" / "audit" / "audit.log").read_text().count('"event":"dac.issued"') == 340
+
+
+def test_a_failed_barrier_stops_the_run_and_a_rerun_delivers_what_was_recorded(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, request: pytest.FixtureRequest
+) -> None:
+    if _ran_alone(request):
+        return
+    # GIVEN 200 CSRs and an output folder whose third barrier fails (it runs while the next group commits)
+    from matter_pki.errors import StorageError
+    from matter_pki.local import issue
+
+    pki = make_pki(tmp_path / "home")
+    write_csrs(tmp_path / "csrs", 200)
+    calls: list[int] = []
+    real = issue.sync_filesystem
+
+    def failing(fd: int) -> None:
+        calls.append(fd)  # counted in the process that runs the barriers
+        if len(calls) == 3:
+            raise StorageError("storage.disk_full", "no space left")
+        real(fd)
+
+    monkeypatch.setattr(issue, "sync_filesystem", failing)
+    reported: list[Outcome] = []
+    # WHEN issued in groups of 16, 32, 64, 64, ...
+    with pytest.raises(StorageError) as err:
+        issue_files(pki.home, pai_id=pki.pai_id, csr_path=tmp_path / "csrs", out_dir=tmp_path / "out",
+                    secrets=pki.secrets, now=datetime.now(UTC), group_size=64, on_result=reported.append)
+    # THEN the run fails with the barrier's error once the fourth group is committed (never written)
+    assert err.value.code == "storage.disk_full"
+    announced = (tmp_path / "home" / "audit" / "audit.log").read_text().count('"event":"dac.issued"')
+    assert announced == 16 + 32 + 64 + 64
+    assert len(list((tmp_path / "out").glob("dev-*.pem"))) == 16 + 32 + 64
+    # AND only the groups whose barrier returned were reported
+    assert len(reported) == 16 + 32
+    # AND a re-run delivers the recorded DACs (the same ones) and issues the rest
+    monkeypatch.setattr(issue, "sync_filesystem", real)
+    report = issue_files(pki.home, pai_id=pki.pai_id, csr_path=tmp_path / "csrs", out_dir=tmp_path / "out",
+                         secrets=pki.secrets, now=datetime.now(UTC))
+    assert (report.count("skipped"), report.count("reused"), report.count("issued")) == (112, 64, 24)
+    assert len(list((tmp_path / "out").glob("dev-*.pem"))) == 200
+    assert (tmp_path / "home" / "audit" / "audit.log").read_text().count('"event":"dac.issued"') == 200
