@@ -157,23 +157,29 @@ def _progress(label: str, enabled: bool) -> Iterator[tuple[Callable[[int], None]
     progress = Progress(
         TextColumn(f"[bold]{label}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
         console=console, disable=not console.is_terminal, transient=False,
+        # No refresh thread: the issuing process must stay single-threaded so its signing workers and its
+        # writer are forked (a thread would make them spawn and turn the writer off); the bar is redrawn per group.
+        auto_refresh=False,
     )
     task: list[Any] = []
     pending = [0]
 
     def start(total: int) -> None:
         task.append(progress.add_task(label, total=total))
+        progress.refresh()
 
     def advance(done: int) -> None:
         pending[0] += done
         if task and pending[0] >= 256:  # the bar moves per group of answers, not per answer (it costs)
             progress.advance(task[0], pending[0])
+            progress.refresh()
             pending[0] = 0
 
     with progress:
         yield start, advance
         if task and pending[0]:
             progress.advance(task[0], pending[0])
+            progress.refresh()
 
 
 class _Results:
