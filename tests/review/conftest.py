@@ -59,6 +59,8 @@ def make_home(path: Path, tmp: Path) -> Home:
     state.mkdir(exist_ok=True)
     env = {
         "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
+        # the suite's one key-derivation knob (tests/kdf_shim), so homes made here and in-process agree
+        "PYTHONPATH": os.environ.get("PYTHONPATH", ""),
         "HOME": str(tmp),
         "MATTER_PKI_HOME": str(path),
         "MATTER_PKI_PASSPHRASE": PASSPHRASE,

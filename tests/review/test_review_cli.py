@@ -116,7 +116,7 @@ def _expired_home(tmp_path: Path) -> Home:
     ca_ops.create_pai(home, pid=0x8000, validity_days=30, secrets=secrets, now=long_ago)
     ca_ops.create_pai(home, pid=0x8001, secrets=secrets, now=datetime.now(UTC) - timedelta(days=1))
     (tmp_path / "state").mkdir()
-    return Home(path, {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "HOME": str(tmp_path), "MATTER_PKI_HOME": str(path),
+    return Home(path, {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "PYTHONPATH": os.environ.get("PYTHONPATH", ""), "HOME": str(tmp_path), "MATTER_PKI_HOME": str(path),
                        "MATTER_PKI_PASSPHRASE": PASSPHRASE, "MATTER_PKI_LOG_DIR": str(tmp_path / "state")})
 
 

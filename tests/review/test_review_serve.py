@@ -36,7 +36,7 @@ def service(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Pki, Ser
         "two": make_station(pki, root, "two", pai="pai-2", pids=(0x8000, 0x8001)),
     }
     (root / "state").mkdir()
-    cli = Home(pki.home.path, {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "HOME": str(root), "MATTER_PKI_HOME": str(pki.home.path),
+    cli = Home(pki.home.path, {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "PYTHONPATH": os.environ.get("PYTHONPATH", ""), "HOME": str(root), "MATTER_PKI_HOME": str(pki.home.path),
                                "MATTER_PKI_PASSPHRASE": PASSPHRASE, "MATTER_PKI_LOG_DIR": str(root / "state")})
     assert CLI
     server = start_server(pki.home, root / "serve.log")
