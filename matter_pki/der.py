@@ -7,6 +7,7 @@ pre-encoded parts on the batch path.
 
 from __future__ import annotations
 
+import base64
 from dataclasses import dataclass
 
 SEQUENCE = 0x30
@@ -195,6 +196,14 @@ class Element:
     def encoded(self, buf: bytes) -> bytes:
         """The whole element as it appears in ``buf``."""
         return buf[self.start : self.end]
+
+
+def pem_encode(label: str, der: bytes) -> bytes:
+    """An RFC 7468 PEM block: ``-----BEGIN <label>-----``, base64 in 64-character lines, ``-----END <label>-----``."""
+    body = base64.b64encode(der)
+    lines = b"\n".join(body[i : i + 64] for i in range(0, len(body), 64))
+    tag = label.encode("ascii")
+    return b"-----BEGIN " + tag + b"-----\n" + lines + b"\n-----END " + tag + b"-----\n"
 
 
 def read_element(buf: bytes, offset: int = 0, limit: int | None = None, depth: int = 0) -> Element:

@@ -141,12 +141,12 @@ def parse_csr_skeleton(data: bytes) -> CsrSkeleton | None:
     except Exception:  # ValueError, InvalidVersion: whatever the reference path turns into csr.malformed
         return None
     try:
-        info = _header_end(body, 0)
-        info_start = _header_end(body, info)
-        info_end = info + _element_length(body, info)
+        info = header_end(body, 0)
+        info_start = header_end(body, info)
+        info_end = info + element_length(body, info)
         if body[info_start : info_start + 3] != b"\x02\x01\x00":  # version v1(0)
             return None
-        spki = info_start + 3 + _element_length(body, info_start + 3)
+        spki = info_start + 3 + element_length(body, info_start + 3)
         bits = info_end + len(ECDSA_SHA256_ALGID)
         if (
             not body.startswith(P256_SPKI_PREFIX, spki)
@@ -162,13 +162,13 @@ def parse_csr_skeleton(data: bytes) -> CsrSkeleton | None:
     return CsrSkeleton(body, body[info:info_end], body[point : point + 65], body[bits + 3 :])
 
 
-def _header_end(buf: bytes, pos: int) -> int:
+def header_end(buf: bytes, pos: int) -> int:
     """Offset of the content of the (strict DER) element at ``pos``."""
     first = buf[pos + 1]
     return pos + 2 if first < 0x80 else pos + 2 + (first & 0x7F)
 
 
-def _element_length(buf: bytes, pos: int) -> int:
+def element_length(buf: bytes, pos: int) -> int:
     """Total length, header included, of the (strict DER) element at ``pos``."""
     first = buf[pos + 1]
     if first < 0x80:

@@ -37,7 +37,7 @@ if TYPE_CHECKING:
 
     from botocore.client import BaseClient
 
-    from matter_pki.backends.aws_pca import IssueRequest, PrivateCa
+    from matter_pki.backends.aws_pca import PrivateCa
     from matter_pki.backends.kms import KmsEcPrivateKey
     from matter_pki.profiles import Validity
     from matter_pki.revocation.setgen import PointReport
@@ -164,17 +164,9 @@ def issue_kms_crl_signer(
     chain = pca.ca_chain(pai_arn)
     profile = CrlSignerProfile.for_issuer(chain.pai, validity=validity, common_name=common_name)
     csr = x509.CertificateSigningRequestBuilder().subject_name(profile.subject()).sign(key, hashes.SHA256())
-    parts = profile.pca_issue_parts()
-    request: IssueRequest = {
-        "CertificateAuthorityArn": pai_arn,
-        "Csr": csr.public_bytes(Encoding.PEM),
-        "TemplateArn": parts["TemplateArn"],
-        "SigningAlgorithm": parts["SigningAlgorithm"],
-        "ApiPassthrough": parts["ApiPassthrough"],
-        "Validity": parts["Validity"],
-        "ValidityNotBefore": parts["ValidityNotBefore"],
-        "IdempotencyToken": token,
-    }
+    from matter_pki.backends.aws_pca import issue_request
+
+    request = issue_request(ca_arn=pai_arn, csr=csr.public_bytes(Encoding.PEM), parts=profile.pca_issue_parts(), token=token)
     certificate_arn = pca.issue(request)
     der = pca.fetch(pai_arn, certificate_arn)
     cert = x509.load_der_x509_certificate(der)

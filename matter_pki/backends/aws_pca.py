@@ -22,7 +22,6 @@ attempt (botocore retries included) was answered with a 4xx, i.e. certainly issu
 
 from __future__ import annotations
 
-import base64
 import hashlib
 import re
 import threading
@@ -35,6 +34,7 @@ from cryptography.hazmat.primitives.serialization import Encoding
 
 from matter_pki.aws_errors import classify_aws_error, stop_retrying_quota_errors, wrap_aws_error
 from matter_pki.csr import load_device_csr
+from matter_pki.der import pem_encode
 from matter_pki.errors import BackendError, CsrError, MatterPkiError, OperatorError, TransientError
 from matter_pki.findings import Severity
 from matter_pki.gate import ReleaseRefused, gate_for
@@ -44,6 +44,7 @@ from matter_pki.profiles import (
     DacProfile,
     PaiProfile,
     PcaApiPassthrough,
+    PcaIssueParts,
     PcaValidity,
     Role,
     Validity,
@@ -191,21 +192,14 @@ def check_issue_request(request: Mapping[str, object]) -> None:
 
 def csr_pem(device: DeviceCsr) -> bytes:
     """The accepted CSR re-encoded as PEM (what Private CA is sent, never the uploaded bytes)."""
-    body = base64.encodebytes(device.der).replace(b"\n", b"")
-    lines = [body[i : i + 64] for i in range(0, len(body), 64)]
-    return (
-        b"-----BEGIN CERTIFICATE REQUEST-----\n"
-        + b"\n".join(lines)
-        + b"\n-----END CERTIFICATE REQUEST-----\n"
-    )
+    return pem_encode("CERTIFICATE REQUEST", device.der)
 
 
-def build_dac_request(*, ca_arn: str, device: DeviceCsr, profile: DacProfile, token: str) -> IssueRequest:
-    """The full, checked ``IssueCertificate`` request for one DAC."""
-    parts = profile.pca_issue_parts()
-    request: IssueRequest = {
+def issue_request(*, ca_arn: str, csr: bytes, parts: PcaIssueParts, token: str) -> IssueRequest:
+    """An ``IssueCertificate`` request: the CA, the CSR (PEM), a profile's parts and the idempotency token."""
+    return {
         "CertificateAuthorityArn": ca_arn,
-        "Csr": csr_pem(device),
+        "Csr": csr,
         "TemplateArn": parts["TemplateArn"],
         "SigningAlgorithm": parts["SigningAlgorithm"],
         "ApiPassthrough": parts["ApiPassthrough"],
@@ -213,6 +207,11 @@ def build_dac_request(*, ca_arn: str, device: DeviceCsr, profile: DacProfile, to
         "ValidityNotBefore": parts["ValidityNotBefore"],
         "IdempotencyToken": token,
     }
+
+
+def build_dac_request(*, ca_arn: str, device: DeviceCsr, profile: DacProfile, token: str) -> IssueRequest:
+    """The full, checked ``IssueCertificate`` request for one DAC."""
+    request = issue_request(ca_arn=ca_arn, csr=csr_pem(device), parts=profile.pca_issue_parts(), token=token)
     check_issue_request(request)
     return request
 

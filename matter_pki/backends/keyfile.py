@@ -40,7 +40,9 @@ from matter_pki.storage.local import atomic_write
 
 KEY_MODE = 0o600
 MAX_KEY_FILE_BYTES = 64 * 1024
-ENCRYPTED_PEM_LABEL = b"-----BEGIN ENCRYPTED PRIVATE KEY-----"
+_PEM_TYPE = b"ENCRYPTED PRIVATE KEY"
+ENCRYPTED_PEM_LABEL = b"-----BEGIN " + _PEM_TYPE + b"-----"
+_PEM_END = b"-----END " + _PEM_TYPE + b"-----"
 #: PBKDF2-HMAC-SHA256 iterations for every key file written (OWASP Password Storage Cheat Sheet, 2023).
 PBKDF2_ITERATIONS = 600_000
 #: Key files with fewer PBKDF2 iterations (SHA-2 PRF) are refused on load (``key.kdf_weak``).
@@ -64,7 +66,7 @@ _PRFS = {
     "1.2.840.113549.2.11": "hmacWithSHA512",
 }
 _STRONG_PRFS = frozenset({"hmacWithSHA256", "hmacWithSHA384", "hmacWithSHA512"})
-_PEM_BLOCK = re.compile(rb"-----BEGIN ENCRYPTED PRIVATE KEY-----\s*(.*?)-----END ENCRYPTED PRIVATE KEY-----", re.S)
+_PEM_BLOCK = re.compile(re.escape(ENCRYPTED_PEM_LABEL) + rb"\s*(.*?)" + re.escape(_PEM_END), re.S)
 
 
 @dataclass(frozen=True, slots=True)
@@ -156,9 +158,7 @@ def encrypt_key(key: ec.EllipticCurvePrivateKey, passphrase: bytes) -> bytes:
     pbkdf2 = seq(der.encode_oid(_OID_PBKDF2), seq(der.encode_tlv(der.OCTET_STRING, salt), der.encode_integer(PBKDF2_ITERATIONS), prf))
     cipher = seq(der.encode_oid(_OID_AES256_CBC), der.encode_tlv(der.OCTET_STRING, iv))
     info = seq(seq(der.encode_oid(_OID_PBES2), seq(pbkdf2, cipher)), der.encode_tlv(der.OCTET_STRING, ciphertext))
-    body = base64.encodebytes(info).replace(b"\n", b"")
-    lines = b"\n".join(body[i : i + 64] for i in range(0, len(body), 64))
-    return ENCRYPTED_PEM_LABEL + b"\n" + lines + b"\n-----END ENCRYPTED PRIVATE KEY-----\n"
+    return der.pem_encode(_PEM_TYPE.decode(), info)
 
 
 def write_key(path: str | Path, key: ec.EllipticCurvePrivateKey, passphrase: bytes) -> None:

@@ -29,7 +29,7 @@ from matter_pki.certparse import parse_certificate
 from matter_pki.errors import InputError
 from matter_pki.local.home import PAA_ID
 from matter_pki.local.keys import Secrets, signer_factory
-from matter_pki.local.ledger import LedgerEntry, Transaction, iso, parse_serial, serial_hex
+from matter_pki.local.ledger import LedgerEntry, SignerRow, Transaction, iso, parse_serial, serial_hex
 from matter_pki.profiles import issuer_subject_key_id, require_utc
 from matter_pki.revocation import crl as core
 from matter_pki.revocation import setgen
@@ -70,6 +70,15 @@ def parse_reason(text: str) -> x509.ReasonFlags:
     return flag
 
 
+def already_revoked(what: str, row: LedgerEntry | SignerRow, flag: x509.ReasonFlags) -> bool:
+    """Revoking again: True when ``row`` is revoked for ``flag`` already (nothing to do); another reason is refused."""
+    if row.status != "revoked":
+        return False
+    if row.revocation_reason != flag.value:
+        raise InputError("ledger.already_revoked", f"{what} was revoked at {row.revoked_at} ({row.revocation_reason})")
+    return True
+
+
 @dataclass(frozen=True, slots=True)
 class Revocation:
     """Outcome of ``revoke``: the entry, and whether it was already revoked with that reason."""
@@ -108,12 +117,7 @@ def revoke(
                 f"serial {number} is a PAI's certificate (issued by the PAA): revoking a PAI stops all its issuance; "
                 "pass --paa to mean it",
             )
-        if entry.status == "revoked":
-            if entry.revocation_reason != flag.value:
-                raise InputError(
-                    "ledger.already_revoked",
-                    f"certificate {number} of {entry.ca!r} was revoked at {entry.revoked_at} ({entry.revocation_reason})",
-                )
+        if already_revoked(f"certificate {number} of {entry.ca!r}", entry, flag):
             return Revocation(entry, already=True)
         at = iso(now)
 

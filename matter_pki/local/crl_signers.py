@@ -277,19 +277,14 @@ def revoke_crl_signer(home: PkiHome, signer_id: str, *, reason: str, now: dateti
     Idempotent like ``revoke``: the same reason again reports the existing revocation (``already``);
     a different one is ``ledger.already_revoked``.
     """
-    from matter_pki.local.crl import parse_reason
+    from matter_pki.local.crl import already_revoked, parse_reason
     from matter_pki.local.state import CaState
 
     home.require()
     flag = parse_reason(reason)
     with home.lock(), CaState.open(home, secrets) as state:
         row = _row(state.ledger, signer_id)
-        if row.status == "revoked":
-            if row.revocation_reason != flag.value:
-                raise InputError(
-                    "ledger.already_revoked",
-                    f"CRL signer {signer_id!r} was revoked at {row.revoked_at} ({row.revocation_reason})",
-                )
+        if already_revoked(f"CRL signer {signer_id!r}", row, flag):
             return SignerRevocation(row, already=True)
         at = iso(now)
 

@@ -70,6 +70,7 @@ from matter_pki.batch import (
     issue_batch,
 )
 from matter_pki.csr import MAX_CSR_BYTES, csr_digest, key_id_of_point, load_device_csr
+from matter_pki.der import pem_encode
 from matter_pki.errors import (
     ConfigError,
     CsrError,
@@ -79,7 +80,7 @@ from matter_pki.errors import (
     MatterPkiError,
     StorageError,
 )
-from matter_pki.fastpath import csr_der
+from matter_pki.fastpath import csr_der, element_length, header_end
 from matter_pki.gate import P256_SPKI_PREFIX
 from matter_pki.layout import (
     CSR_SUFFIX,
@@ -173,9 +174,7 @@ class Outcome:
 
 def der_to_pem(der: bytes) -> bytes:
     """PEM ``CERTIFICATE`` block of a DER certificate."""
-    body = base64.b64encode(der)
-    lines = [body[i : i + 64] for i in range(0, len(body), 64)]
-    return b"-----BEGIN CERTIFICATE-----\n" + b"\n".join(lines) + b"\n-----END CERTIFICATE-----\n"
+    return pem_encode("CERTIFICATE", der)
 
 
 def pem_to_der(pem: bytes) -> bytes | None:
@@ -1117,10 +1116,10 @@ def _csr_identity(data: bytes) -> tuple[str, str]:
     body = csr_der(data)
     if body is not None:
         try:
-            info = _content(body, 0)
-            version = _content(body, info)
+            info = header_end(body, 0)
+            version = header_end(body, info)
             name = version + 3
-            spki = name + _element_length(body, name)
+            spki = name + element_length(body, name)
             if body[version : version + 3] == b"\x02\x01\x00" and body.startswith(P256_SPKI_PREFIX, spki):
                 point = body[spki + len(P256_SPKI_PREFIX) - 1 : spki + len(P256_SPKI_PREFIX) + 64]
                 if len(point) == 65:
@@ -1130,20 +1129,6 @@ def _csr_identity(data: bytes) -> tuple[str, str]:
     sha = csr_digest(data)  # the envelope refusals (empty, size, multiple, PEM)
     device = load_device_csr(data)
     return sha, key_id_of_point(device.public_point)
-
-
-def _content(buf: bytes, pos: int) -> int:
-    """Offset of the content of the DER element at ``pos`` (definite lengths only)."""
-    first = buf[pos + 1]
-    return pos + 2 if first < 0x80 else pos + 2 + (first & 0x7F)
-
-
-def _element_length(buf: bytes, pos: int) -> int:
-    first = buf[pos + 1]
-    if first < 0x80:
-        return 2 + first
-    count = first & 0x7F
-    return 2 + count + int.from_bytes(buf[pos + 2 : pos + 2 + count], "big")
 
 
 def _blocks(source: Iterator[CsrInput], size: int) -> Iterator[list[CsrInput]]:
